@@ -1,0 +1,249 @@
+"""MusicLIME from Python: factorize a song, perturb it, predict, fit, explain.
+
+>>> from musiclime import MusicLIME, ExplainerConfig, load_song
+>>> song = load_song("song.wav", "song.txt", separator, sample_rate=clf.sample_rate)
+>>> explanation = MusicLIME(clf, ExplainerConfig(num_samples=1000)).explain(song)
+
+The stages are also exposed one by one (:func:`make_masks`, :func:`predict_masks`,
+:func:`fit_explanation`) for the Snakemake workflow, which stores each stage's output in a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import load_audio
+from .classifier import as_classifier, classifier_device
+from .composition import WaveformComposer
+from .errors import ConfigError
+from .explanation import Explanation
+from .factorization import RESIDUAL_MODES, AudioFactorization
+from .features import FeatureTable
+from .inference import Predictions, predict_masks
+from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units
+from .masks import MODALITIES, MaskLayout, is_exhaustive, sample_masks
+from .surrogate import FEATURE_SELECTIONS, fit_lime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExplainerConfig:
+    """Explainer settings (the ``explainer`` config group). See docs/configuration.md."""
+
+    num_samples: int = 1000
+    kernel_width: float = 0.25
+    distance_scale: float = 1.0
+    modality: str = "both"
+    temporal_segments: int = 10
+    segment_boundaries: Any = None  # list of seconds; overrides temporal_segments
+    lyrics_unit: str = "line"
+    residual: str = "keep"
+    seed: int = 0
+    labels: Any = None  # None: the predicted label; else a list of indices or class names
+    feature_selection: str = "none"
+    num_features: int = 10  # features listed in top_features (all weights are always kept)
+    ridge_alpha: float = 1.0
+    batch_size: int = 0  # 0: chosen from memory
+    exhaustive: bool = True
+    deduplicate: bool = True
+    listen_top_k: int = 3
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(key, value, why):
+            raise ConfigError(f"explainer.{key}={value!r}: {why}")
+
+        if not isinstance(self.num_samples, int) or self.num_samples < 2:
+            bad("num_samples", self.num_samples, "must be an integer >= 2")
+        if not (isinstance(self.kernel_width, (int, float)) and self.kernel_width > 0):
+            bad("kernel_width", self.kernel_width, "must be a number > 0")
+        if not (isinstance(self.distance_scale, (int, float)) and self.distance_scale > 0):
+            bad("distance_scale", self.distance_scale, "must be a number > 0")
+        if self.modality not in MODALITIES:
+            bad("modality", self.modality, f"must be one of {', '.join(MODALITIES)}")
+        if self.segment_boundaries is None and (
+                not isinstance(self.temporal_segments, int) or self.temporal_segments < 1):
+            bad("temporal_segments", self.temporal_segments, "must be an integer >= 1")
+        if self.lyrics_unit not in LYRICS_UNITS:
+            bad("lyrics_unit", self.lyrics_unit, f"must be one of {', '.join(LYRICS_UNITS)}")
+        if self.residual not in RESIDUAL_MODES:
+            bad("residual", self.residual, f"must be one of {', '.join(RESIDUAL_MODES)}")
+        if self.feature_selection not in FEATURE_SELECTIONS:
+            bad("feature_selection", self.feature_selection,
+                f"must be one of {', '.join(FEATURE_SELECTIONS)}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            bad("seed", self.seed, "must be a non-negative integer")
+        if not isinstance(self.batch_size, int) or self.batch_size < 0:
+            bad("batch_size", self.batch_size, "must be an integer >= 0 (0 = automatic)")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        if d["segment_boundaries"] is not None:
+            d["segment_boundaries"] = [float(x) for x in d["segment_boundaries"]]
+        if d["labels"] is not None:
+            d["labels"] = list(d["labels"])
+        return d
+
+
+@dataclass
+class Song:
+    """A factorized song: the audio factorization and the lyric units."""
+
+    song_id: str
+    audio: AudioFactorization
+    lyrics: LyricsUnits
+    info: dict = field(default_factory=dict)
+
+    @property
+    def feature_table(self) -> FeatureTable:
+        return FeatureTable.build(self.audio, self.lyrics)
+
+
+def factorize(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, lyrics: str,
+              config: ExplainerConfig, song_id: str = "song", info: dict | None = None) -> Song:
+    fac = AudioFactorization.from_stems(mix, stems, sample_rate,
+                                        segments=config.temporal_segments,
+                                        boundaries=config.segment_boundaries,
+                                        residual=config.residual)
+    return Song(song_id=song_id, audio=fac, lyrics=make_lyrics_units(lyrics, config.lyrics_unit),
+                info=dict(info or {}))
+
+
+def load_song(audio_path: str | os.PathLike, lyrics_path: str | os.PathLike | None, separator,
+              sample_rate: int, config: ExplainerConfig | None = None,
+              song_id: str | None = None, stems_dir: str | os.PathLike | None = None) -> Song:
+    """Decode, separate and factorize one song at ``sample_rate`` (the classifier's rate)."""
+    config = config or ExplainerConfig()
+    mix, rate = load_audio(audio_path, sample_rate)
+    text = Path(lyrics_path).read_text(encoding="utf-8") if lyrics_path else ""
+    if stems_dir is not None:
+        stems = separator.separate(mix, rate, stems_dir=stems_dir)
+    else:
+        stems = separator.separate(mix, rate)
+    return factorize(mix, stems, rate, text, config, song_id=song_id or Path(audio_path).stem,
+                     info={"audio_path": str(audio_path),
+                           "lyrics_path": str(lyrics_path) if lyrics_path else None})
+
+
+def make_masks(table: FeatureTable, config: ExplainerConfig,
+               num_samples: int | None = None) -> tuple[np.ndarray, MaskLayout]:
+    layout = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
+    masks = sample_masks(layout.n_columns, num_samples or config.num_samples, config.seed,
+                         exhaustive=config.exhaustive)
+    return masks, layout
+
+
+def resolve_labels(spec, prediction: np.ndarray, class_names: list[str]) -> list[int]:
+    """``None``/``"predicted"``: the predicted label; else indices or class names."""
+    if spec is None or spec == "predicted" or spec == ["predicted"]:
+        return [int(np.argmax(prediction))]
+    if isinstance(spec, (int, str)):
+        spec = [spec]
+    labels = []
+    for item in spec:
+        if isinstance(item, str) and not item.lstrip("-").isdigit():
+            if item == "predicted":
+                labels.append(int(np.argmax(prediction)))
+                continue
+            if item not in class_names:
+                raise ConfigError(f"explainer.labels: unknown class {item!r}; classes are "
+                                  f"{class_names}")
+            labels.append(class_names.index(item))
+        else:
+            i = int(item)
+            if not 0 <= i < len(prediction):
+                raise ConfigError(f"explainer.labels: label {i} is out of range for "
+                                  f"{len(prediction)} classes")
+            labels.append(i)
+    return list(dict.fromkeys(labels))
+
+
+def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks: np.ndarray,
+                    probs: np.ndarray, class_names: list[str], config: ExplainerConfig,
+                    timings: dict | None = None, song_info: dict | None = None,
+                    num_samples: int | None = None) -> Explanation:
+    """Fit the surrogate on the first ``num_samples`` rows (prefix property) and build the record."""
+    n = num_samples or masks.shape[0]
+    if is_exhaustive(layout.n_columns, n, config.exhaustive):
+        n = min(n, masks.shape[0])
+    masks, probs = masks[:n], probs[:n]
+    t0 = time.perf_counter()
+    labels = resolve_labels(config.labels, probs[0], class_names)
+    fits, stats = fit_lime(masks, probs, labels, kernel_width=config.kernel_width,
+                           distance_scale=config.distance_scale,
+                           feature_selection=config.feature_selection,
+                           ridge_alpha=config.ridge_alpha, random_state=config.seed)
+    timings = dict(timings or {})
+    timings["fit_s"] = time.perf_counter() - t0
+    if stats.weight_max - stats.weight_min < 1e-3:
+        log.warning("%s: the kernel is flat (weights %.5f..%.5f): width %.3g on distances "
+                    "scaled by %.3g treats every sample alike; lower kernel_width or raise "
+                    "distance_scale", song_id, stats.weight_min, stats.weight_max,
+                    config.kernel_width, config.distance_scale)
+    params = config.as_dict()
+    params.pop("num_samples")
+    params.pop("modality")
+    params["exhaustive_enumeration"] = is_exhaustive(layout.n_columns, config.num_samples,
+                                                     config.exhaustive)
+    return Explanation(song_id=song_id, class_names=list(class_names), modality=layout.modality,
+                       features=table, columns=[int(c) for c in layout.feature_indices()],
+                       fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
+                       kernel=stats.as_dict(), params=params, timings=timings,
+                       song_info=dict(song_info or {}))
+
+
+class MusicLIME:
+    """The explainer: a classifier plus settings.
+
+    Parameters
+    ----------
+    classifier: follows :class:`musiclime.classifier.Classifier`, or a seed-style
+        ``predict_fn(texts, audios)`` (then pass ``sample_rate`` and ``class_names``).
+    config: :class:`ExplainerConfig`; keyword arguments override its fields.
+    """
+
+    def __init__(self, classifier, config: ExplainerConfig | None = None, *,
+                 sample_rate: int | None = None, class_names: list[str] | None = None,
+                 progress: bool = True, **overrides):
+        self.classifier = as_classifier(classifier, sample_rate=sample_rate,
+                                        class_names=class_names)
+        base = asdict(config) if config is not None else {}
+        base.update(overrides)
+        self.config = ExplainerConfig(**base)
+        self.progress = progress
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.classifier.sample_rate)
+
+    def predict(self, song: Song, masks: np.ndarray, layout: MaskLayout) -> Predictions:
+        composer = WaveformComposer(song.audio, device=classifier_device(self.classifier))
+        return predict_masks(self.classifier, composer, song.lyrics, masks, layout,
+                             batch_size=self.config.batch_size, progress=self.progress,
+                             deduplicate=self.config.deduplicate)
+
+    def explain(self, song: Song) -> Explanation:
+        cfg = self.config
+        t0 = time.perf_counter()
+        table = song.feature_table
+        masks, layout = make_masks(table, cfg)
+        t_masks = time.perf_counter() - t0
+        log.info("%s: %d audio components, %d lyric units (%s), modality %s, %d masks",
+                 song.song_id, table.n_audio, table.n_lyrics, table.lyrics_unit, cfg.modality,
+                 masks.shape[0])
+        preds = self.predict(song, masks, layout)
+        timings = {"masks_s": t_masks, **preds.timings}
+        exp = fit_explanation(song.song_id, table, layout, masks, preds.probs,
+                              preds.class_names, cfg, timings=timings, song_info=song.info)
+        exp.timings["total_s"] = time.perf_counter() - t0
+        return exp

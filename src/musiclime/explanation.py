@@ -1,0 +1,175 @@
+"""The explanation record: what one song's MusicLIME explanation is, saved as JSON.
+
+The JSON is a superset of the reference explainer's ``save_to_json`` output: the same
+``metadata`` (timestamp, song_info, model_info, explanation_params) and ``explanations``
+(``label_<i>``: prediction_label, intercept, score, local_prediction, top_features) keys, plus
+all feature weights, the kernel's weight spread, the prediction, the parameters and timings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .features import FeatureTable
+from .fileio import read_json, write_json
+from .surrogate import LabelFit
+
+
+@dataclass
+class Explanation:
+    """One song's explanation: per-label surrogate fits over the perturbed features."""
+
+    song_id: str
+    class_names: list[str]
+    modality: str
+    features: FeatureTable
+    columns: list[int]  # feature index of every mask column
+    fits: dict[int, LabelFit]
+    prediction: list[float]  # the unperturbed prediction (row 0)
+    num_samples: int
+    kernel: dict
+    params: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    song_info: dict = field(default_factory=dict)
+    timestamp: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    # --- queries ------------------------------------------------------------------------------
+    @property
+    def predicted_label(self) -> int:
+        return int(np.argmax(self.prediction))
+
+    @property
+    def labels(self) -> list[int]:
+        return list(self.fits)
+
+    def label_name(self, label: int) -> str:
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+
+    def weights(self, label: int | None = None) -> dict[int, float]:
+        """``{feature index: weight}`` for every perturbed feature."""
+        label = self.predicted_label if label is None else label
+        fit = self.fits[label]
+        return {int(f): float(w) for f, w in zip(self.columns, fit.weights, strict=True)}
+
+    def ranked(self, label: int | None = None) -> list[tuple[int, float]]:
+        """``(feature index, weight)`` sorted by |weight|, largest first (lime's order)."""
+        items = list(self.weights(label).items())
+        return sorted(items, key=lambda kv: (-abs(kv[1]), kv[0]))
+
+    def get_explanation(self, label: int, num_features: int = 10) -> list[dict]:
+        """The reference's list of ``{"type", "feature", "weight"}`` for the top features."""
+        if label not in self.fits:
+            return []
+        out = []
+        for idx, w in self.ranked(label)[:num_features]:
+            f = self.features[idx]
+            out.append({"type": "audio" if f.kind == "audio" else "lyrics",
+                        "feature": f.name, "weight": w})
+        return out
+
+    def top_features(self, label: int | None = None, k: int = 10, kind: str | None = None,
+                     positive_only: bool = False) -> list[tuple[str, float]]:
+        out = []
+        for idx, w in self.ranked(label):
+            f = self.features[idx]
+            if (kind and f.kind != kind) or (positive_only and w <= 0):
+                continue
+            out.append((f.name, w))
+            if len(out) == k:
+                break
+        return out
+
+    def audio_weight_grid(self, label: int | None = None) -> np.ndarray:
+        """(stems, segments) grid of audio weights; NaN for audio left unperturbed."""
+        grid = np.full((len(self.features.stems), self.features.n_segments), np.nan)
+        for idx, w in self.weights(label).items():
+            f = self.features[idx]
+            if f.kind == "audio":
+                grid[self.features.stems.index(f.stem), f.segment] = w
+        return grid
+
+    # --- JSON ---------------------------------------------------------------------------------
+    def to_dict(self, num_features: int = 10) -> dict:
+        n_audio, n_lyrics = self.features.n_audio, self.features.n_lyrics
+        explanations = {}
+        for label, fit in self.fits.items():
+            top = self.get_explanation(label, num_features)
+            explanations[f"label_{label}"] = {
+                "prediction_label": self.label_name(label),
+                "intercept": fit.intercept,
+                "score": fit.score,
+                "local_prediction": fit.local_pred,
+                "top_features": [
+                    {"rank": i + 1, "type": t["type"], "feature": t["feature"],
+                     "weight": float(t["weight"])} for i, t in enumerate(top)],
+                # musiclime additions
+                "label": label,
+                "weights": [{"index": idx, "feature": self.features[idx].name,
+                             "type": "audio" if self.features[idx].kind == "audio" else "lyrics",
+                             "weight": w} for idx, w in self.weights(label).items()],
+            }
+        return {
+            "metadata": {
+                "timestamp": self.timestamp,
+                "song_info": self.song_info,
+                "model_info": {
+                    "total_audio_components": n_audio,
+                    "total_text_lines": n_lyrics,
+                    "total_features": n_audio + n_lyrics,
+                    "class_names": self.class_names,
+                },
+                "explanation_params": {
+                    "num_samples": self.num_samples,
+                    "num_features_shown": num_features,
+                    "modality": self.modality,
+                    **self.params,
+                },
+                "musiclime_version": __version__,
+                "song_id": self.song_id,
+                "prediction": {
+                    "probabilities": [float(p) for p in self.prediction],
+                    "predicted_label": self.predicted_label,
+                    "predicted_class": self.label_name(self.predicted_label),
+                },
+                "kernel": self.kernel,
+                "timings": self.timings,
+            },
+            "explanations": explanations,
+            "features": self.features.to_dict(),
+            "columns": [int(c) for c in self.columns],
+        }
+
+    def save_json(self, path: str | os.PathLike, num_features: int = 10) -> Path:
+        """Write the JSON (atomically) to exactly ``path``."""
+        return write_json(path, self.to_dict(num_features))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Explanation:
+        meta = d["metadata"]
+        fits = {}
+        for entry in d["explanations"].values():
+            label = int(entry["label"])
+            weights = np.array([w["weight"] for w in entry["weights"]], dtype=np.float64)
+            fits[label] = LabelFit(label=label, intercept=entry["intercept"], weights=weights,
+                                   score=entry["score"], local_pred=entry["local_prediction"])
+        params = dict(meta["explanation_params"])
+        for key in ("num_samples", "num_features_shown", "modality"):
+            params.pop(key, None)
+        return cls(song_id=meta["song_id"], class_names=meta["model_info"]["class_names"],
+                   modality=meta["explanation_params"]["modality"],
+                   features=FeatureTable.from_dict(d["features"]), columns=d["columns"],
+                   fits=fits, prediction=meta["prediction"]["probabilities"],
+                   num_samples=meta["explanation_params"]["num_samples"],
+                   kernel=meta["kernel"], params=params, timings=meta.get("timings", {}),
+                   song_info=meta.get("song_info", {}), timestamp=meta["timestamp"])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Explanation:
+        return cls.from_dict(read_json(path))

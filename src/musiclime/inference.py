@@ -1,0 +1,181 @@
+"""Streaming inference over perturbation masks.
+
+Masks are consumed in batches: each batch's waveforms are composed on the classifier's device
+(:mod:`musiclime.composition`), its texts are built from the kept lyric units, the classifier
+predicts, and only the probability rows are kept. Nothing ever holds all perturbed waveforms,
+so peak memory is set by the batch size, not by num_samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .classifier import classifier_device, validate_probabilities
+from .composition import WaveformComposer
+from .errors import SampleRateError
+from .lyrics import LyricsUnits
+from .masks import MaskLayout
+
+log = logging.getLogger(__name__)
+
+#: Waveform bytes one batch may take when the batch size is chosen automatically.
+DEFAULT_BATCH_BYTES = 256 * 2**20
+
+
+@dataclass
+class Predictions:
+    """Classifier output for every mask row, plus where the time went."""
+
+    probs: np.ndarray  # (rows, classes) float64
+    class_names: list[str]
+    batch_size: int
+    device: str
+    timings: dict[str, float] = field(default_factory=dict)
+    unique_rows: int = 0
+
+
+def auto_batch_size(n_samples: int, device: torch.device, max_batch: int = 64,
+                    budget_bytes: int | None = None) -> int:
+    """Largest batch whose composed waveforms (x3 for the classifier's working copies) fit the
+    budget: 256 MiB on the CPU, a quarter of the free memory on a GPU."""
+    if budget_bytes is None:
+        budget_bytes = DEFAULT_BATCH_BYTES
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            budget_bytes = max(budget_bytes, free // 4)
+    per_row = max(1, n_samples * 4 * 3)
+    return int(max(1, min(max_batch, budget_bytes // per_row)))
+
+
+def _has_encoders(model) -> bool:
+    return all(hasattr(model, name) for name in
+               ("encode_audio", "encode_lyrics", "predict_from_embeddings"))
+
+
+def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
+                  masks: np.ndarray, layout: MaskLayout, batch_size: int = 0,
+                  progress: bool = True, deduplicate: bool = True,
+                  reuse_constant_modality: bool = True) -> Predictions:
+    """Predict class probabilities for every mask row.
+
+    Parameters
+    ----------
+    classifier: follows :class:`musiclime.classifier.Classifier`.
+    composer: composes audio masks into waveforms (at ``classifier.sample_rate``).
+    lyrics: the song's lyric units.
+    masks: ``(rows, layout.n_columns)`` uint8.
+    batch_size: rows per classifier call; 0 chooses it from memory.
+    deduplicate: predict each distinct mask row once (identical rows give identical inputs).
+    reuse_constant_modality: when the classifier exposes ``encode_audio``/``encode_lyrics``/
+        ``predict_from_embeddings``, encode the modality that is kept whole only once.
+    """
+    t_start = time.perf_counter()
+    rate = int(classifier.sample_rate)
+    if rate != composer.factorization.sample_rate:
+        raise SampleRateError(
+            f"the classifier works at {rate} Hz but the stems are at "
+            f"{composer.factorization.sample_rate} Hz; decode and separate at the classifier's "
+            "rate (musiclime does this when the working rate is left to it)"
+        )
+    masks = np.asarray(masks, dtype=np.uint8)
+    if masks.ndim != 2 or masks.shape[1] != layout.n_columns:
+        raise ValueError(f"masks must be (rows, {layout.n_columns}), got {masks.shape}")
+    device = composer.device
+    if batch_size is None or int(batch_size) <= 0:
+        batch_size = auto_batch_size(composer.n_samples, device)
+    batch_size = int(batch_size)
+
+    if deduplicate:
+        uniq, first, inverse = np.unique(masks, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # keep first-occurrence order
+        rows = uniq[order]
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        inverse = rank[np.asarray(inverse).reshape(-1)]
+    else:
+        rows, inverse = masks, np.arange(masks.shape[0])
+
+    audio_masks, lyric_masks = layout.split(rows)
+    full_text = lyrics.full_text()
+    use_encoders = reuse_constant_modality and layout.modality != "both" and _has_encoders(
+        classifier)
+    const_emb = None
+    if use_encoders:
+        with torch.inference_mode():
+            if layout.modality == "lyrical":
+                const_emb = classifier.encode_audio(composer.original(1))
+            else:
+                const_emb = classifier.encode_lyrics([full_text])
+
+    n_classes = None
+    if hasattr(type(classifier), "class_names") or "class_names" in getattr(classifier,
+                                                                              "__dict__", {}):
+        try:
+            n_classes = len(classifier.class_names)
+        except AttributeError:
+            n_classes = None
+    out = []
+    t_compose = t_model = t_text = 0.0
+    bar = tqdm(total=rows.shape[0], desc="predict", unit="mask", disable=not progress,
+               leave=False)
+    with torch.inference_mode():
+        for lo in range(0, rows.shape[0], batch_size):
+            hi = min(lo + batch_size, rows.shape[0])
+            b = hi - lo
+            t0 = time.perf_counter()
+            if lyric_masks is not None:
+                texts = [lyrics.compose(row) for row in lyric_masks[lo:hi]]
+            else:
+                texts = [full_text] * b
+            t1 = time.perf_counter()
+            if audio_masks is not None:
+                audio = composer.compose(torch.from_numpy(audio_masks[lo:hi]))
+            elif not use_encoders:
+                audio = composer.original(b)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t2 = time.perf_counter()
+            if use_encoders and layout.modality == "lyrical":
+                probs = classifier.predict_from_embeddings(
+                    const_emb.expand(b, -1), classifier.encode_lyrics(texts))
+            elif use_encoders:
+                probs = classifier.predict_from_embeddings(
+                    classifier.encode_audio(audio), const_emb.expand(b, -1))
+            else:
+                probs = classifier.predict_proba(texts, audio)
+            probs = validate_probabilities(probs, b, n_classes,
+                                           where=f"{type(classifier).__name__}.predict_proba")
+            t3 = time.perf_counter()
+            t_text += t1 - t0
+            t_compose += t2 - t1
+            t_model += t3 - t2
+            out.append(probs)
+            bar.update(b)
+    bar.close()
+    probs = np.concatenate(out, axis=0)[inverse]
+    total = time.perf_counter() - t_start
+    try:
+        names = list(classifier.class_names)
+    except AttributeError:
+        names = [f"class_{i}" for i in range(probs.shape[1])]
+    timings = {
+        "predict_total_s": total,
+        "compose_s": t_compose,
+        "classifier_s": t_model,
+        "lyrics_compose_s": t_text,
+        "samples_per_s": masks.shape[0] / total if total > 0 else float("inf"),
+    }
+    log.info("predicted %d masks (%d distinct) in %.2fs on %s (batch %d; classifier %.2fs)",
+             masks.shape[0], rows.shape[0], total, device, batch_size, t_model)
+    return Predictions(probs=probs, class_names=names, batch_size=batch_size,
+                       device=str(device), timings=timings, unique_rows=int(rows.shape[0]))
+
+
+def resolve_device(classifier) -> torch.device:
+    return classifier_device(classifier)

@@ -1,0 +1,138 @@
+"""Lyrics factorization: the interpretable text units LIME switches on and off.
+
+Two unit kinds:
+
+- ``line`` (the reference explainer's ``LineIndexedString``): one unit per non-empty line,
+  skipping lines that are wholly ``[...]`` (section headers such as ``[Chorus]``) or wholly
+  ``(...)`` (ad-libs). Removing units drops those lines; kept lines are joined with newlines.
+- ``word`` (the MusicLIME paper, after lime's ``IndexedString(bow=True)``): one unit per
+  distinct lower-cased word (``\\w+`` tokens); removing a unit removes every occurrence of it
+  and keeps the rest of the text, punctuation and line breaks included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_METADATA_LINE = re.compile(r"^\s*(\[[^\]]*\]|\([^)]*\))\s*$")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+LYRICS_UNITS = ("line", "word")
+
+
+def is_metadata_line(line: str) -> bool:
+    """True for lines that are wholly ``[...]`` or ``(...)``."""
+    return bool(_METADATA_LINE.match(line))
+
+
+class LyricsUnits:
+    """Base class: ``len(units)`` units, each with a text, and text reconstruction."""
+
+    kind: str = ""
+
+    def __init__(self, text: str):
+        self.text = text if text is not None else ""
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    @property
+    def units(self) -> list[str]:
+        raise NotImplementedError
+
+    def unit(self, index: int) -> str:
+        return self.units[index]
+
+    def compose(self, active: Sequence[bool] | np.ndarray) -> str:
+        """Text with only the units whose ``active`` entry is true."""
+        active = np.asarray(active, dtype=bool)
+        if active.shape != (len(self),):
+            raise ValueError(f"mask has {active.shape} entries; {len(self)} lyric units exist")
+        return self._compose(active)
+
+    def remove(self, indices: Iterable[int]) -> str:
+        """Text with the units at ``indices`` removed."""
+        active = np.ones(len(self), dtype=bool)
+        idx = np.asarray(list(indices), dtype=int)
+        if idx.size:
+            active[idx] = False
+        return self._compose(active)
+
+    def full_text(self) -> str:
+        return self._compose(np.ones(len(self), dtype=bool))
+
+    def _compose(self, active: np.ndarray) -> str:
+        raise NotImplementedError
+
+
+class LineUnits(LyricsUnits):
+    """One unit per sung line (the reference explainer's behaviour)."""
+
+    kind = "line"
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._lines: list[str] = [
+            line for line in self.text.split("\n")
+            if line.strip() and not is_metadata_line(line)
+        ]
+
+    @property
+    def units(self) -> list[str]:
+        return self._lines
+
+    def _compose(self, active: np.ndarray) -> str:
+        return "\n".join(line for line, on in zip(self._lines, active, strict=True) if on)
+
+
+@dataclass
+class _Token:
+    text: str
+    vocab_index: int | None  # None for separators (spaces, punctuation, newlines)
+
+
+class WordUnits(LyricsUnits):
+    """One unit per distinct lower-cased word, in order of first occurrence (bag of words)."""
+
+    kind = "word"
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._vocab: list[str] = []
+        index: dict[str, int] = {}
+        self._tokens: list[_Token] = []
+        pos = 0
+        for match in _WORD.finditer(self.text):
+            if match.start() > pos:
+                self._tokens.append(_Token(self.text[pos:match.start()], None))
+            word = match.group(0)
+            key = word.lower()
+            if key not in index:
+                index[key] = len(self._vocab)
+                self._vocab.append(key)
+            self._tokens.append(_Token(word, index[key]))
+            pos = match.end()
+        if pos < len(self.text):
+            self._tokens.append(_Token(self.text[pos:], None))
+
+    @property
+    def units(self) -> list[str]:
+        return self._vocab
+
+    def _compose(self, active: np.ndarray) -> str:
+        return "".join(
+            tok.text for tok in self._tokens if tok.vocab_index is None or active[tok.vocab_index]
+        )
+
+
+def make_lyrics_units(text: str, unit: str = "line") -> LyricsUnits:
+    """Factorize ``text`` into ``unit`` units (``line`` or ``word``)."""
+    if unit == "line":
+        return LineUnits(text)
+    if unit == "word":
+        return WordUnits(text)
+    raise ValueError(f"lyrics unit must be one of {LYRICS_UNITS}, got {unit!r}")
