@@ -2,11 +2,13 @@
 
 A perturbed waveform is ``base - sum_{s,t} (1 - mask[t, s]) * stem_s[segment t]``: the mix (or,
 under ``residual=drop``, the sum of stems) minus the switched-off components. Segments do not
-overlap, so one batch is a single ``einsum('bts,stl->btl')`` of the inverted masks with a
-``(stems, segments, samples-per-segment)`` tensor. Subtracting from the mix rather than adding
-up components makes the all-ones row reproduce the mix bit for bit.
+overlap, so one batch is a single batched matrix product (``einsum('tbs,tsl->tbl')``, run as
+``torch.bmm``) of the inverted masks with a ``(segments, stems, samples-per-segment)`` tensor,
+followed by one in-place subtraction per segment. Subtracting from the mix rather than adding up
+components makes the all-ones row reproduce the mix bit for bit.
 
-Only one batch of waveforms exists at a time, so memory does not grow with num_samples.
+Only one batch of waveforms exists at a time (and, with ``reuse=True``, in buffers allocated
+once), so memory does not grow with num_samples.
 """
 
 from __future__ import annotations
@@ -29,39 +31,44 @@ class WaveformComposer:
         self.n_stems = len(fac.feature_stem_names)
         self.n_segments = fac.n_segments
         self.n_samples = fac.n_samples
-        lengths = [e - s for s, e in fac.bounds]
-        self.seg_len = max(lengths)
-        self.start = fac.bounds[0][0]
-        self.end = fac.bounds[-1][1]
-        contiguous = all(fac.bounds[i][1] == fac.bounds[i + 1][0] for i in range(len(lengths) - 1))
-        if not contiguous:
-            raise ValueError("segments must be contiguous")
+        self.bounds = list(fac.bounds)
+        self.lengths = [e - s for s, e in self.bounds]
+        self.seg_len = max(self.lengths)
         feats = fac.feature_stems
-        seg = np.zeros((self.n_stems, self.n_segments, self.seg_len), dtype=np.float32)
-        for t, (s, e) in enumerate(fac.bounds):
-            seg[:, t, : e - s] = feats[:, s:e]
-        self.segments = torch.from_numpy(seg).to(self.device, dtype)
+        seg = np.zeros((self.n_segments, self.n_stems, self.seg_len), dtype=np.float32)
+        for t, (s, e) in enumerate(self.bounds):
+            seg[t, :, : e - s] = feats[:, s:e]
+        self.segments = torch.from_numpy(seg).to(self.device, dtype)  # (T, S, L)
         self.base = torch.from_numpy(fac.base.copy()).to(self.device, dtype)
-        # positions of real (unpadded) samples in the flattened (segments x seg_len) layout
-        if all(n == self.seg_len for n in lengths):
-            self.gather = None
-        else:
-            idx = np.concatenate([t * self.seg_len + np.arange(n) for t, n in enumerate(lengths)])
-            self.gather = torch.from_numpy(idx).to(self.device)
+        self._bufs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def compose(self, masks: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """``(B, n_components)`` masks -> ``(B, n_samples)`` waveforms on ``self.device``."""
-        m = torch.as_tensor(masks, device=self.device)
+    def _buffers(self, batch: int, reuse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if reuse and batch in self._bufs:
+            return self._bufs[batch]
+        bufs = (torch.empty((self.n_segments, batch, self.seg_len), device=self.device,
+                            dtype=self.dtype),
+                torch.empty((batch, self.n_samples), device=self.device, dtype=self.dtype))
+        if reuse:
+            self._bufs = {batch: bufs}  # keep one size: the last batch may be smaller
+        return bufs
+
+    def compose(self, masks: np.ndarray | torch.Tensor, reuse: bool = False) -> torch.Tensor:
+        """``(B, n_components)`` masks -> ``(B, n_samples)`` waveforms on ``self.device``.
+
+        With ``reuse=True`` the result lives in a buffer that the next call overwrites.
+        """
+        m = torch.as_tensor(masks).to(self.device, non_blocking=True)
         if m.ndim != 2 or m.shape[1] != self.n_segments * self.n_stems:
             raise ValueError(
                 f"audio masks must be (batch, {self.n_segments * self.n_stems}), got {tuple(m.shape)}"
             )
-        off = (1 - m.to(self.dtype)).reshape(-1, self.n_segments, self.n_stems)
-        removed = torch.einsum("bts,stl->btl", off, self.segments).reshape(m.shape[0], -1)
-        if self.gather is not None:
-            removed = removed.index_select(1, self.gather)
-        out = self.base.expand(m.shape[0], -1).clone()
-        out[:, self.start:self.end] -= removed
+        b = m.shape[0]
+        off = (1 - m.to(self.dtype)).reshape(b, self.n_segments, self.n_stems).transpose(0, 1)
+        removed, out = self._buffers(b, reuse)
+        torch.bmm(off, self.segments, out=removed)  # (T, B, L)
+        out.copy_(self.base.expand(b, -1))
+        for t, (s, e) in enumerate(self.bounds):
+            out[:, s:e].sub_(removed[t, :, : e - s])
         return out
 
     def original(self, batch: int = 1) -> torch.Tensor:

@@ -135,7 +135,7 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
                 texts = [full_text] * b
             t1 = time.perf_counter()
             if audio_masks is not None:
-                audio = composer.compose(torch.from_numpy(audio_masks[lo:hi]))
+                audio = composer.compose(torch.from_numpy(audio_masks[lo:hi]), reuse=True)
             elif not use_encoders:
                 audio = composer.original(b)
             if device.type == "cuda":

@@ -5,8 +5,11 @@ row 0 is all ones, the unperturbed instance. Each entry consumes exactly one dou
 PCG64 stream in row-major order, so the first ``n`` rows of a draw of ``N`` equal the draw of
 ``n`` (the prefix property): a num_samples sweep fits on prefixes of one prediction run.
 
-When ``2**features <= num_samples`` every mask is enumerated once instead (exhaustive): random
-draws would only repeat rows.
+For few features (``F <= 16``) masks are drawn *without replacement* instead: row 0 is all
+ones, the other rows follow a seeded random permutation of the other ``2**F - 1`` masks. Each row
+is still uniform over masks (every feature on with probability 1/2), no mask is predicted twice,
+and when ``2**F <= num_samples`` all masks are enumerated exactly once (exhaustive). The mode
+depends on ``F`` alone, never on ``num_samples``, so the prefix property holds in both modes.
 
 Modality (the reference explainer's semantics): ``both`` perturbs audio components and lyric
 units, ``audio`` keeps the lyrics whole, ``lyrical`` keeps the audio whole. Masks cover only the
@@ -67,32 +70,42 @@ class MaskLayout:
         return a, t
 
 
+#: Up to this many features, masks are drawn without replacement (and enumerated exhaustively
+#: once num_samples reaches 2**F).
+EXHAUSTIVE_MAX_FEATURES = 16
+
+
 def sample_masks(n_features: int, num_samples: int, seed: int,
                  exhaustive: bool = True) -> np.ndarray:
     """``uint8`` masks of shape ``(rows, n_features)``; row 0 is all ones.
 
-    ``rows == num_samples`` unless ``exhaustive`` and ``2**n_features <= num_samples``, in which
-    case all ``2**n_features`` masks are returned once, all-ones first.
+    ``rows == num_samples``, except that with ``exhaustive`` and ``2**n_features <= num_samples``
+    every one of the ``2**n_features`` masks is returned once.
     """
     if n_features < 1:
         raise ValueError("there are no features to perturb (no audio components and no lyric "
                          "units for this modality)")
     if num_samples < 2:
         raise ValueError(f"num_samples must be at least 2, got {num_samples}")
-    if exhaustive and n_features < 63 and 2 ** n_features <= num_samples:
-        return enumerate_masks(n_features)
     rng = np.random.Generator(np.random.PCG64(int(seed)))
+    if exhaustive and n_features <= EXHAUSTIVE_MAX_FEATURES:
+        full = (1 << n_features) - 1
+        rows = min(int(num_samples), full + 1)
+        # a permutation of all other codes; its prefix is a sample without replacement
+        others = rng.permutation(full)[: rows - 1]  # codes 0 .. full-1 (all but all-ones)
+        codes = np.concatenate([[full], others]).astype(np.int64)
+        return _codes_to_bits(codes, n_features)
     masks = (rng.random((int(num_samples), int(n_features))) < 0.5).astype(np.uint8)
     masks[0, :] = 1
     return masks
 
 
-def enumerate_masks(n_features: int) -> np.ndarray:
-    """All ``2**n_features`` masks, counting down from all ones (row 0)."""
-    codes = np.arange(2 ** n_features - 1, -1, -1, dtype=np.int64)
+def _codes_to_bits(codes: np.ndarray, n_features: int) -> np.ndarray:
     bits = (codes[:, None] >> np.arange(n_features - 1, -1, -1)) & 1
     return bits.astype(np.uint8)
 
 
 def is_exhaustive(n_features: int, num_samples: int, exhaustive: bool = True) -> bool:
-    return bool(exhaustive and n_features < 63 and 2 ** n_features <= num_samples)
+    """True when every one of the ``2**n_features`` masks is predicted."""
+    return bool(exhaustive and n_features <= EXHAUSTIVE_MAX_FEATURES
+                and 2 ** n_features <= num_samples)

@@ -1,0 +1,28 @@
+# musiclime workflow: decode -> separate -> segment -> masks -> predict -> fit -> aggregate -> track
+#
+#   musiclime run [overrides]              # compose with Hydra, plan, run this workflow
+#   musiclime run -m explainer.kernel_width=0.1,0.25,1 explainer.num_samples=500,1000
+#   snakemake --cores 2                    # the default configuration, planned here
+#
+# Stage outputs live under <results_root>/<stage>/<name~value path parts>/ (see
+# src/musiclime/workflow/plan.py), so a sweep rebuilds only what its changed parameters touch.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+include: "workflow/rules/common.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),
+
+
+include: "workflow/rules/audio.smk"
+include: "workflow/rules/explain.smk"
+include: "workflow/rules/global.smk"

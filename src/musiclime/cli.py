@@ -1,0 +1,123 @@
+"""The ``musiclime`` command.
+
+    musiclime explain AUDIO [--lyrics LYRICS.txt] [--stems DIR] [--out DIR] [overrides ...]
+    musiclime run [-m] [--cores N] [overrides ...]
+    musiclime config [overrides ...]
+
+Overrides are Hydra's: ``explainer.num_samples=2000 separator=oracle model=demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import MusicLimeError
+
+log = logging.getLogger("musiclime")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_config(args) -> int:
+    from .config import compose, to_yaml
+
+    print(to_yaml(compose(args.overrides)))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .config import build_classifier, build_separator, compose, explainer_config, to_yaml
+    from .fileio import atomic_path
+    from .separation import OracleSeparator
+
+    cfg = compose(args.overrides)
+    econf = explainer_config(cfg)
+    audio = Path(args.audio)
+    song_id = args.song_id or audio.stem
+    out = Path(args.out) if args.out else Path(cfg.results_root) / "explain" / song_id
+    separator = build_separator(cfg)
+    stems_dir = None
+    if isinstance(separator, OracleSeparator):
+        stems_dir = Path(args.stems) if args.stems else audio.with_suffix(".stems")
+        if not stems_dir.is_dir():
+            raise MusicLimeError(f"separator=oracle needs ground-truth stems: {stems_dir} is not "
+                                 "a folder; pass --stems DIR (vocals.wav, drums.wav, ...)")
+    classifier = build_classifier(cfg)
+    from .pipeline import explain_file
+
+    exp, files = explain_file(audio, args.lyrics, classifier, separator, econf, out,
+                              song_id=song_id, stems_dir=stems_dir,
+                              working_rate=cfg.working_sample_rate, progress=not args.quiet)
+    with atomic_path(out / "config.yaml", ".yaml") as tmp:
+        tmp.write_text(to_yaml(cfg))
+    label = exp.predicted_label
+    print(f"{song_id}: predicted {exp.label_name(label)} "
+          f"(p={exp.prediction[label]:.3f}); surrogate R^2={exp.fits[label].score:.3f}; "
+          f"kernel weights {exp.kernel['weight_min']:.3f}..{exp.kernel['weight_max']:.3f}")
+    for name, w in exp.top_features(label, k=5):
+        print(f"  {w:+.4f}  {name}")
+    print(f"wrote {files.json}, {files.heatmap.name}, {files.lyrics.name}, {files.listen.name} "
+          f"in {out}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .workflow.runner import run_workflow
+
+    return run_workflow(args.overrides, multirun=args.multirun, cores=args.cores,
+                        dry_run=args.dry_run, extra=args.snakemake_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="musiclime", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("explain", help="explain one song (JSON, heatmap, lyrics chart, WAV)")
+    e.add_argument("audio", help="audio file (wav, flac, ogg, mp3; any rate, mono or stereo)")
+    e.add_argument("--lyrics", help="lyrics text file (one line per sung line)")
+    e.add_argument("--stems", help="ground-truth stems folder (separator=oracle)")
+    e.add_argument("--out", help="output folder (default <results_root>/explain/<song_id>)")
+    e.add_argument("--song-id")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. explainer.num_samples=500")
+    e.set_defaults(func=cmd_explain)
+
+    r = sub.add_parser("run", help="run the Snakemake workflow for a config or a sweep")
+    r.add_argument("-m", "--multirun", action="store_true",
+                   help="sweep: every comma-separated override value is a sweep axis")
+    r.add_argument("--cores", type=int, default=2)
+    r.add_argument("-n", "--dry-run", action="store_true")
+    r.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[],
+                   help="passed to snakemake unchanged (must come last)")
+    r.add_argument("overrides", nargs="*", help="Hydra overrides")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("config", help="print the composed, validated config")
+    c.add_argument("overrides", nargs="*")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except MusicLimeError as exc:
+        print(f"musiclime: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"musiclime: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Hydra composition, validation and object building.
+
+The config tree lives in the repo's ``config/`` (or ``$MUSICLIME_CONFIG_DIR``). Composition
+always uses ``version_base="1.3"`` through Hydra's compose API, so Hydra never changes the working
+directory or creates timestamped output folders: every result goes under ``results_root``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError
+from .explainer import ExplainerConfig
+
+#: Top-level groups and keys a config may hold; anything else is a typo.
+ROOT_KEYS = {"dataset", "separator", "model", "explainer", "tracking", "sweep", "results_root",
+             "working_sample_rate", "hydra", "workflow"}
+GROUP_CHOICES_DIRS = ("dataset", "separator", "model", "explainer", "tracking", "sweep")
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def config_dir() -> Path:
+    env = os.environ.get("MUSICLIME_CONFIG_DIR")
+    path = Path(env) if env else repo_root() / "config"
+    if not (path / "config.yaml").is_file():
+        raise ConfigError(
+            f"no musiclime config tree at {path} (config.yaml missing). Run from a checkout of "
+            "the musiclime repo, or set MUSICLIME_CONFIG_DIR to its config/ folder."
+        )
+    return path.resolve()
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose the config with Hydra and validate it (raises :class:`ConfigError`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    overrides = list(overrides or [])
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"invalid configuration override(s) {overrides}: {exc}") from exc
+    finally:
+        GlobalHydra.instance().clear()
+    validate(cfg)
+    return cfg
+
+
+def explainer_config(cfg: DictConfig) -> ExplainerConfig:
+    """The ``explainer`` group as a validated :class:`ExplainerConfig`."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ExplainerConfig), cfg.explainer)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"explainer: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]
+                          + f". Valid keys: {', '.join(ExplainerConfig.__dataclass_fields__)}"
+                          ) from exc
+    data = OmegaConf.to_container(merged, resolve=True)
+    return ExplainerConfig(**data)
+
+
+def validate(cfg: DictConfig) -> None:
+    unknown = set(cfg.keys()) - ROOT_KEYS
+    if unknown:
+        raise ConfigError(f"unknown top-level config key(s): {', '.join(sorted(unknown))}; "
+                          f"known keys are {', '.join(sorted(ROOT_KEYS))}")
+    explainer_config(cfg)
+    for group in ("separator", "model", "dataset"):
+        if "name" not in cfg[group]:
+            raise ConfigError(f"config group {group} needs a 'name'")
+    rate = cfg.get("working_sample_rate")
+    if rate is not None and (not isinstance(rate, int) or rate <= 0):
+        raise ConfigError(f"working_sample_rate={rate!r}: must be null or a positive integer")
+
+
+def _build(node: DictConfig, what: str) -> Any:
+    from hydra.utils import instantiate
+
+    params = OmegaConf.to_container(node, resolve=True)
+    params.pop("name", None)
+    try:
+        return instantiate(params, _convert_="all")
+    except Exception as exc:
+        # Hydra wraps the real error; surface the underlying cause, which names the problem
+        cause = exc.__cause__ or exc
+        if isinstance(cause, Exception) and cause is not exc:
+            raise cause from exc
+        raise ConfigError(f"cannot build {what} from {params}: {exc}") from exc
+
+
+def build_classifier(cfg: DictConfig):
+    return _build(cfg.model, "model")
+
+
+def build_separator(cfg: DictConfig):
+    return _build(cfg.separator, "separator")
+
+
+def results_root(cfg: DictConfig) -> Path:
+    root = Path(cfg.results_root)
+    return root if root.is_absolute() else Path.cwd() / root
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

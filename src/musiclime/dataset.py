@@ -1,0 +1,91 @@
+"""Datasets: a CSV manifest or a folder of songs.
+
+Manifest columns: ``song_id, audio_path, lyrics_path`` and optionally ``label, split,
+stems_dir, evidence_path``; relative paths are relative to the manifest's folder. A folder
+dataset pairs every audio file with the ``.txt`` of the same stem (and ``<stem>.stems/`` if there).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audio import AUDIO_SUFFIXES
+from .errors import ConfigError
+
+REQUIRED = ("song_id", "audio_path")
+
+
+@dataclass
+class SongEntry:
+    song_id: str
+    audio_path: Path
+    lyrics_path: Path | None = None
+    label: str | None = None
+    split: str | None = None
+    stems_dir: Path | None = None
+    evidence_path: Path | None = None
+
+
+def _opt_path(root: Path, value: str | None) -> Path | None:
+    if value is None or str(value).strip() == "":
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else root / p
+
+
+def read_manifest(path: str | os.PathLike, split: str | None = None,
+                  limit: int | None = None) -> list[SongEntry]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"dataset manifest {path} does not exist. For the demo corpus run "
+                          "`make demo` or `python -m musiclime.demo.corpus --out data/demo`.")
+    root = path.parent
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(f"manifest {path} lacks column(s) {', '.join(missing)}; "
+                              f"it has {reader.fieldnames}")
+        entries = []
+        seen = set()
+        for i, row in enumerate(reader, start=2):
+            sid = (row.get("song_id") or "").strip()
+            if not sid:
+                raise ConfigError(f"manifest {path} line {i}: empty song_id")
+            if sid in seen:
+                raise ConfigError(f"manifest {path} line {i}: duplicate song_id {sid!r}")
+            seen.add(sid)
+            if split and row.get("split") and row["split"] != split:
+                continue
+            entries.append(SongEntry(
+                song_id=sid, audio_path=_opt_path(root, row["audio_path"]),
+                lyrics_path=_opt_path(root, row.get("lyrics_path")),
+                label=row.get("label") or None, split=row.get("split") or None,
+                stems_dir=_opt_path(root, row.get("stems_dir")),
+                evidence_path=_opt_path(root, row.get("evidence_path"))))
+    if limit is not None:
+        entries = entries[: int(limit)]
+    return entries
+
+
+def read_folder(path: str | os.PathLike, limit: int | None = None) -> list[SongEntry]:
+    path = Path(path)
+    entries = []
+    for audio in sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+        lyrics = audio.with_suffix(".txt")
+        stems = audio.with_suffix(".stems")
+        entries.append(SongEntry(song_id=audio.stem, audio_path=audio,
+                                 lyrics_path=lyrics if lyrics.is_file() else None,
+                                 stems_dir=stems if stems.is_dir() else None))
+    return entries[: int(limit)] if limit is not None else entries
+
+
+def load_dataset(manifest: str | os.PathLike, split: str | None = None,
+                 limit: int | None = None) -> list[SongEntry]:
+    p = Path(manifest)
+    if p.is_dir():
+        return read_folder(p, limit)
+    return read_manifest(p, split, limit)

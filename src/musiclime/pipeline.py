@@ -1,0 +1,48 @@
+"""One song from files to explanation files: used by ``musiclime explain`` and the workflow."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .explainer import MusicLIME, Song, load_song
+from .explanation import Explanation
+from .fileio import write_json
+from .listen import save_listenable
+from .plots import plot_audio_heatmap, plot_lyrics_bars
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExplanationFiles:
+    json: Path
+    heatmap: Path
+    lyrics: Path
+    listen: Path
+
+
+def write_explanation_files(exp: Explanation, song: Song, out_dir: str | os.PathLike,
+                            listen_top_k: int = 3, num_features: int = 10) -> ExplanationFiles:
+    out = Path(out_dir)
+    files = ExplanationFiles(json=out / "explanation.json", heatmap=out / "audio_heatmap.png",
+                             lyrics=out / "lyrics.png", listen=out / "listen_top.wav")
+    plot_audio_heatmap(exp, files.heatmap)
+    plot_lyrics_bars(exp, files.lyrics)
+    save_listenable(exp, song.audio, files.listen, k=listen_top_k)
+    exp.save_json(files.json, num_features=num_features)  # last: its presence means "done"
+    return files
+
+
+def explain_file(audio_path, lyrics_path, classifier, separator, config, out_dir,
+                 song_id: str | None = None, stems_dir=None, working_rate: int | None = None,
+                 progress: bool = True) -> tuple[Explanation, ExplanationFiles]:
+    rate = int(working_rate or classifier.sample_rate)
+    song = load_song(audio_path, lyrics_path, separator, rate, config, song_id=song_id,
+                     stems_dir=stems_dir)
+    exp = MusicLIME(classifier, config, progress=progress).explain(song)
+    files = write_explanation_files(exp, song, out_dir, config.listen_top_k, config.num_features)
+    write_json(Path(out_dir) / "feature_table.json", song.feature_table.to_dict())
+    return exp, files

@@ -1,0 +1,227 @@
+"""What each Snakemake rule does: one function per stage, called by workflow/scripts/stage.py.
+
+Every function reads its inputs, writes its outputs atomically, and records its own wall time
+in its output so timings reach MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import load_audio, resample
+from ..explainer import ExplainerConfig, fit_explanation
+from ..factorization import AudioFactorization
+from ..features import FeatureTable
+from ..fileio import atomic_path, read_json, write_json, write_npy, write_npz
+from ..lyrics import make_lyrics_units
+from ..masks import MaskLayout, sample_masks
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate(node: dict):
+    from hydra.utils import instantiate
+
+    params = {k: v for k, v in node.items() if k != "name"}
+    return instantiate(params, _convert_="all")
+
+
+def decode(song: dict, song_id: str, sample_rate: int, out: str) -> None:
+    t0 = time.perf_counter()
+    mix, rate = load_audio(song["audio"], sample_rate)
+    text = Path(song["lyrics"]).read_text(encoding="utf-8") if song.get("lyrics") else ""
+    write_npz(out, mix=mix, sample_rate=np.int64(rate), lyrics=np.array(text),
+              seconds=np.float64(time.perf_counter() - t0))
+    log.info("%s: decoded %.1fs at %d Hz", song_id, len(mix) / rate, rate)
+
+
+def separate(song: dict, song_id: str, spec: dict, decoded: str, out: str) -> None:
+    t0 = time.perf_counter()
+    d = np.load(decoded)
+    mix, rate = d["mix"], int(d["sample_rate"])
+    separator = _instantiate(spec["separator"])
+    if getattr(separator, "identity", None) == "oracle":
+        if not song.get("stems_dir"):
+            raise FileNotFoundError(f"separator=oracle: song {song_id} has no stems_dir in the "
+                                    "dataset manifest")
+        stems = separator.separate(mix, rate, stems_dir=song["stems_dir"])
+    else:
+        stems = separator.separate(mix, rate)
+    names = list(stems)
+    write_npz(out, stems=np.stack([stems[n] for n in names]).astype(np.float32),
+              stem_names=np.array(names), sample_rate=np.int64(rate),
+              seconds=np.float64(time.perf_counter() - t0))
+    log.info("%s: separated into %s in %.1fs", song_id, names, time.perf_counter() - t0)
+
+
+def segment(song_id: str, spec: dict, decoded: str, separated: str, out_npz: str,
+            out_table: str) -> None:
+    d = np.load(decoded)
+    s = np.load(separated)
+    mix, rate = d["mix"], int(d["sample_rate"])
+    if rate != spec["sample_rate"]:
+        raise ValueError(f"{decoded} is at {rate} Hz, the plan expects {spec['sample_rate']}")
+    names = [str(n) for n in s["stem_names"]]
+    stems = s["stems"]
+    src_rate = int(s["sample_rate"])
+    out_stems = {}
+    for i, n in enumerate(names):
+        y = resample(stems[i], src_rate, rate) if src_rate != rate else stems[i]
+        y = y[: len(mix)] if len(y) >= len(mix) else np.pad(y, (0, len(mix) - len(y)))
+        out_stems[n] = y.astype(np.float32)
+    fac = AudioFactorization.from_stems(mix, out_stems, rate, segments=spec["temporal_segments"],
+                                        boundaries=spec["segment_boundaries"],
+                                        residual=spec["residual"])
+    lyrics = make_lyrics_units(str(d["lyrics"]), spec["lyrics_unit"])
+    table = FeatureTable.build(fac, lyrics)
+    write_npz(out_npz, mix=fac.mix, stems=fac.stems, stem_names=np.array(fac.stem_names),
+              sample_rate=np.int64(rate), bounds=np.array(fac.bounds, dtype=np.int64),
+              residual=np.array(fac.residual_mode), lyrics=d["lyrics"],
+              lyrics_unit=np.array(spec["lyrics_unit"]),
+              separate_seconds=s["seconds"])
+    write_json(out_table, table.to_dict())
+
+
+def load_segment(path: str):
+    z = np.load(path)
+    fac = AudioFactorization(mix=z["mix"], stems=z["stems"],
+                             stem_names=tuple(str(n) for n in z["stem_names"]),
+                             sample_rate=int(z["sample_rate"]),
+                             bounds=[tuple(b) for b in z["bounds"]],
+                             residual_mode=str(z["residual"]))
+    lyrics = make_lyrics_units(str(z["lyrics"]), str(z["lyrics_unit"]))
+    return fac, lyrics, float(z["separate_seconds"])
+
+
+def masks(spec: dict, table_path: str, out: str) -> None:
+    table = FeatureTable.from_dict(read_json(table_path))
+    layout = MaskLayout(table.n_audio, table.n_lyrics, spec["modality"])
+    m = sample_masks(layout.n_columns, int(spec["num_samples"]), int(spec["seed"]),
+                     exhaustive=bool(spec["exhaustive"]))
+    write_npy(out, m)
+
+
+def predict(song_id: str, spec: dict, segment_path: str, table_path: str, masks_path: str,
+            out: str) -> None:
+    from ..classifier import classifier_device
+    from ..composition import WaveformComposer
+    from ..inference import predict_masks
+
+    fac, lyrics, _ = load_segment(segment_path)
+    table = FeatureTable.from_dict(read_json(table_path))
+    layout = MaskLayout(table.n_audio, table.n_lyrics, spec["modality"])
+    m = np.load(masks_path)
+    clf = _instantiate(spec["model"])
+    composer = WaveformComposer(fac, device=classifier_device(clf))
+    preds = predict_masks(clf, composer, lyrics, m, layout, batch_size=spec["batch_size"],
+                          progress=False, deduplicate=spec["deduplicate"])
+    write_npz(out, probs=preds.probs, class_names=np.array(preds.class_names),
+              timings=np.array(json.dumps(preds.timings)), device=np.array(preds.device),
+              batch_size=np.int64(preds.batch_size), unique_rows=np.int64(preds.unique_rows))
+
+
+def fit(song_id: str, song: dict, spec: dict, segment_path: str, table_path: str,
+        masks_path: str, predict_path: str, outputs: dict) -> None:
+    from ..listen import save_listenable
+    from ..plots import plot_audio_heatmap, plot_lyrics_bars
+
+    config = ExplainerConfig(**spec["explainer"])
+    table = FeatureTable.from_dict(read_json(table_path))
+    layout = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
+    m = np.load(masks_path)
+    p = np.load(predict_path)
+    timings = json.loads(str(p["timings"]))
+    fac, _, sep_s = load_segment(segment_path)
+    timings["separate_s"] = sep_s
+    info = {k: song.get(k) for k in ("label", "split", "audio", "lyrics", "evidence") if song.get(k)}
+    exp = fit_explanation(song_id, table, layout, m, p["probs"],
+                          [str(c) for c in p["class_names"]], config, timings=timings,
+                          song_info=info, num_samples=config.num_samples)
+    exp.params["device"] = str(p["device"])
+    plot_audio_heatmap(exp, outputs["heatmap"])
+    plot_lyrics_bars(exp, outputs["lyrics"])
+    save_listenable(exp, fac, outputs["listen"], k=config.listen_top_k)
+    exp.save_json(outputs["json"], num_features=config.num_features)
+
+
+def freeze_config(point: dict, out: str) -> None:
+    from omegaconf import OmegaConf
+
+    cfg = {k: v for k, v in point["config"].items() if not k.startswith("_")}
+    with atomic_path(out, ".yaml") as tmp:
+        tmp.write_text(f"# point overrides: {' '.join(point['overrides']) or '(defaults)'}\n"
+                       + OmegaConf.to_yaml(OmegaConf.create(cfg)))
+
+
+def aggregate(explanation_paths: list[str], summary_path: str, plots_dir: str) -> None:
+    from ..aggregate import aggregate_dir
+
+    out_dir = Path(summary_path).parent
+    summary = aggregate_dir(explanation_paths, out_dir, plots_dir=plots_dir)
+    write_json(summary_path, summary)
+
+
+def track(spec: dict, plan: dict, summary_path: str, config_path: str, out: str) -> None:
+    from .tracking import log_point
+
+    fit_dir = Path(plan["results_root"]) / "fit" / spec["fit"]
+    run_id = log_point(plan, spec["point"], fit_dir, Path(summary_path).parent, config_path)
+    write_json(out, {"run_id": run_id, "point": spec["point"],
+                     "parent_run_id": spec["tracking"].get("parent_run_id")})
+
+
+def run_snakemake_job(smk) -> None:
+    """Entry point of workflow/scripts/stage.py: log to the rule's log, dispatch on the rule."""
+    import contextlib
+    import sys
+
+    log_path = smk.log[0] if smk.log else None
+    handler = None
+    stream = open(log_path, "w") if log_path else sys.stderr  # noqa: SIM115
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    song = getattr(smk.wildcards, "song", None)
+    try:
+        with contextlib.redirect_stderr(stream):
+            _dispatch(smk, song)
+    except Exception:
+        logging.getLogger(__name__).exception("%s failed for %s", smk.rule,
+                                              song or dict(smk.wildcards))
+        raise
+    finally:
+        root.removeHandler(handler)
+        if stream is not sys.stderr:
+            stream.close()
+
+
+def _dispatch(smk, song: str | None) -> None:
+    rule, i, o, p = smk.rule, smk.input, smk.output, smk.params
+    if rule == "decode_audio":
+        decode(p.song, song, p.spec["sample_rate"], o.npz)
+    elif rule == "separate_stems":
+        separate(p.song, song, p.spec, i.decoded, o.npz)
+    elif rule == "segment_features":
+        segment(song, p.spec, i.decoded, i.separated, o.npz, o.table)
+    elif rule == "generate_masks":
+        masks(p.spec, i.table, o.npy)
+    elif rule == "predict_masks":
+        predict(song, p.spec, i.segment, i.table, i.masks, o.npz)
+    elif rule == "fit_lime":
+        fit(song, p.song, p.spec, i.segment, i.table, i.masks, i.predict,
+            {"json": o.json, "heatmap": o.heatmap, "lyrics": o.lyrics, "listen": o.listen})
+    elif rule == "aggregate_global":
+        aggregate(list(i), o.summary, o.plots)
+    elif rule == "freeze_config":
+        freeze_config(p.point, o.yaml)
+    elif rule == "track_mlflow":
+        track(p.spec, smk.config, i.summary, i.config, o.json)
+    else:
+        raise ValueError(f"no stage function for rule {rule}")

@@ -1,0 +1,213 @@
+"""MLflow tracking: one run per configuration (sweep point), nested under one parent run per
+``musiclime run`` invocation.
+
+The default store is embedded: SQLite at ``<results_root>/mlflow.db`` with artifacts in
+``<results_root>/mlartifacts``; ``MLFLOW_TRACKING_URI`` (or ``tracking.uri``) sends everything to
+an ``mlflow server`` instead. The store and experiment are created once, before any parallel
+job starts (concurrent first creation of a SQLite store races), and the workflow runs tracking
+jobs one at a time (Snakemake resource ``mlflow=1``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from statistics import mean, pstdev
+
+from .. import __version__
+from ..explanation import Explanation
+from ..fileio import read_json
+
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(tracking: dict, results_root: str | Path) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if tracking.get("uri"):
+        return str(tracking["uri"])
+    return f"sqlite:///{Path(results_root).resolve() / 'mlflow.db'}"
+
+
+def is_local_store(uri: str) -> bool:
+    return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
+
+
+def ui_command(uri: str, results_root: str | Path) -> str:
+    if is_local_store(uri):
+        art = Path(results_root).resolve() / "mlartifacts"
+        return f"mlflow ui --backend-store-uri {uri} --default-artifact-root {art}"
+    return f"open {uri} in a browser"
+
+
+def ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> str:
+    """Create (once) the store and the experiment; return its id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if is_local_store(uri):
+        location = (Path(results_root).resolve() / "mlartifacts").as_uri()
+    return client.create_experiment(experiment, artifact_location=location)
+
+
+def code_version() -> str:
+    root = Path(__file__).resolve().parents[3]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{__version__}+{sha}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def dataset_fingerprint(songs: dict[str, dict], song_ids: list[str]) -> str:
+    """Hash of the songs' ids, sizes and first/last 64 KiB of audio and the lyrics."""
+    h = hashlib.sha256()
+    for sid in sorted(song_ids):
+        h.update(sid.encode())
+        for key in ("audio", "lyrics"):
+            path = songs[sid].get(key)
+            if not path or not Path(path).is_file():
+                continue
+            size = Path(path).stat().st_size
+            h.update(str(size).encode())
+            with open(path, "rb") as fh:
+                h.update(fh.read(65536))
+                if size > 65536:
+                    fh.seek(max(0, size - 65536))
+                    h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+def start_parent_run(uri: str, experiment_id: str, name: str, tags: dict) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    return run.info.run_id
+
+
+def end_run(uri: str, run_id: str, ok: bool = True) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=uri).set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = "null" if v is None else str(v)
+    return out
+
+
+#: per-song values logged as mean/std metrics (name -> how to read it from an explanation)
+def song_metrics(exp: Explanation) -> dict[str, float]:
+    label = exp.predicted_label
+    m = {
+        "surrogate_r2": exp.fits[label].score,
+        "local_pred": exp.fits[label].local_pred,
+        "prediction_confidence": exp.prediction[label],
+        "kernel_weight_min": exp.kernel["weight_min"],
+        "kernel_weight_mean": exp.kernel["weight_mean"],
+        "kernel_weight_max": exp.kernel["weight_max"],
+        "kernel_effective_samples": exp.kernel["effective_samples"],
+        "num_samples_used": exp.num_samples,
+    }
+    for k, v in exp.timings.items():
+        if isinstance(v, (int, float)):
+            m[f"time_{k}" if not k.endswith("per_s") else k] = float(v)
+    return m
+
+
+def log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
+              config_path: str | Path) -> str:
+    """Log one configuration as an MLflow run (a child of the invocation's parent run)."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    tracking = plan["tracking"]
+    root = plan["results_root"]
+    uri = tracking_uri(tracking, root)
+    experiment_id = ensure_experiment(uri, tracking.get("experiment", "musiclime"), root)
+    point = plan["points"][point_id]
+    dataset = plan["stages"]["track"][point_id]["dataset"]
+    songs = point["songs"]
+    tags = {"musiclime.point_id": point_id, "musiclime.code_version": code_version(),
+            "musiclime.dataset": dataset,
+            "musiclime.dataset_fingerprint": dataset_fingerprint(plan["datasets"][dataset], songs),
+            "musiclime.overrides": " ".join(point["overrides"]) or "(defaults)"}
+    if tracking.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = tracking["parent_run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    run_name = " ".join(point["overrides"]) or "defaults"
+    run = client.create_run(experiment_id, run_name=run_name[:250], tags=tags)
+    rid = run.info.run_id
+    try:
+        cfg = {k: v for k, v in point["config"].items() if not k.startswith("_")}
+        params = flatten(cfg)
+        params["explainer.kernel_formula"] = "sqrt(exp(-(distance_scale*d)^2/kernel_width^2))"
+        params["explainer.distance"] = "cosine to the all-ones mask"
+        params["n_songs"] = str(len(songs))
+        items = sorted(params.items())
+        for i in range(0, len(items), 100):
+            client.log_batch(rid, params=[Param(k[:250], v[:6000]) for k, v in items[i:i + 100]])
+        fit_dir = Path(fit_dir)
+        rows = []
+        for sid in songs:
+            exp = Explanation.load(fit_dir / sid / "explanation.json")
+            row = {"song_id": sid, "label": plan["datasets"][dataset][sid].get("label", ""),
+                   "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
+            metrics_file = fit_dir / sid / "metrics.json"
+            if metrics_file.is_file():
+                row.update({k: v for k, v in read_json(metrics_file).items()
+                            if isinstance(v, (int, float))})
+            rows.append(row)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = []
+        numeric = [k for k in rows[0] if isinstance(rows[0][k], (int, float))]
+        for k in numeric:
+            vals = [float(r[k]) for r in rows]
+            metrics.append(Metric(f"{k}_mean", mean(vals), now, 0))
+            metrics.append(Metric(f"{k}_std", pstdev(vals) if len(vals) > 1 else 0.0, now, 0))
+        for step, r in enumerate(rows):
+            for k in ("surrogate_r2", "kernel_weight_min", "kernel_weight_max"):
+                metrics.append(Metric(f"song/{k}", float(r[k]), now, step))
+        labelled = [r for r in rows if r["label"]]
+        if labelled:
+            acc = mean(1.0 if r["label"] == r["predicted"] else 0.0 for r in labelled)
+            metrics.append(Metric("classifier_accuracy", acc, now, 0))
+        for i in range(0, len(metrics), 500):
+            client.log_batch(rid, metrics=metrics[i:i + 500])
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        client.log_text(rid, buf.getvalue(), "per_song_metrics.csv")
+        client.log_artifact(rid, str(config_path), "config")
+        client.log_artifacts(rid, str(aggregate_dir), "global")
+        for sid in songs:
+            client.log_artifacts(rid, str(fit_dir / sid), f"songs/{sid}")
+        client.set_terminated(rid, "FINISHED")
+    except BaseException:
+        client.set_terminated(rid, "FAILED")
+        raise
+    log.info("logged %s as MLflow run %s (%s)", point_id, rid, uri)
+    return rid

@@ -1,0 +1,158 @@
+# Helpers for the rules: the plan, input functions and wildcard constraints. No rules here.
+from musiclime.workflow.plan import plan_from_overrides
+from musiclime.workflow.tracking import ensure_experiment, tracking_uri
+
+if "stages" not in config:
+    # plain `snakemake`: compose the Hydra config here (overrides may come from --config)
+    _plan, _ = plan_from_overrides(
+        list(config.get("overrides", [])), multirun=bool(config.get("multirun", False))
+    )
+    config.update(_plan)
+
+RESULTS = config["results_root"]
+STAGES = config["stages"]
+PREDICT_GPU = int(config.get("gpu", 0))
+
+
+wildcard_constraints:
+    song="[^/]+",
+    point="p-[0-9a-f]+",
+
+
+onstart:
+    # Create the MLflow store once, before parallel jobs (concurrent creation races).
+    if config["tracking"].get("enabled", False):
+        ensure_experiment(
+            tracking_uri(config["tracking"], RESULTS),
+            config["tracking"].get("experiment", "musiclime"),
+            RESULTS,
+        )
+
+
+def song_entry(dataset, song):
+    return config["datasets"][dataset][song]
+
+
+def stage_path(stage, key, song, name):
+    return f"{RESULTS}/{stage}/{key}/{song}{name}"
+
+
+# --- decode -------------------------------------------------------------------------------------
+def decode_spec(wildcards):
+    return STAGES["decode"][wildcards.key]
+
+
+def decode_song(wildcards):
+    return song_entry(STAGES["decode"][wildcards.key]["dataset"], wildcards.song)
+
+
+def decode_inputs(wildcards):
+    song = decode_song(wildcards)
+    inputs = {"audio": song["audio"]}
+    if song["lyrics"]:
+        inputs["lyrics"] = song["lyrics"]
+    return inputs
+
+
+# --- separate -----------------------------------------------------------------------------------
+def separate_spec(wildcards):
+    return STAGES["separate"][wildcards.key]
+
+
+def separate_song(wildcards):
+    return song_entry(STAGES["separate"][wildcards.key]["dataset"], wildcards.song)
+
+
+def separate_inputs(wildcards):
+    spec = STAGES["separate"][wildcards.key]
+    return {"decoded": stage_path("decode", spec["decode"], wildcards.song, ".npz")}
+
+
+# --- segment ------------------------------------------------------------------------------------
+def segment_spec(wildcards):
+    return STAGES["segment"][wildcards.key]
+
+
+def segment_inputs(wildcards):
+    spec = STAGES["segment"][wildcards.key]
+    return {
+        "decoded": stage_path("decode", spec["decode"], wildcards.song, ".npz"),
+        "separated": stage_path("separate", spec["separate"], wildcards.song, ".npz"),
+    }
+
+
+# --- masks / predict / fit ----------------------------------------------------------------------
+def masks_spec(wildcards):
+    return STAGES["masks"][wildcards.key]
+
+
+def masks_inputs(wildcards):
+    spec = STAGES["masks"][wildcards.key]
+    return {"table": stage_path("segment", spec["segment"], wildcards.song, ".features.json")}
+
+
+def predict_spec(wildcards):
+    return STAGES["predict"][wildcards.key]
+
+
+def predict_inputs(wildcards):
+    spec = STAGES["predict"][wildcards.key]
+    return {
+        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
+        "table": stage_path("segment", spec["segment"], wildcards.song, ".features.json"),
+        "masks": stage_path("masks", spec["masks"], wildcards.song, ".npy"),
+    }
+
+
+def fit_spec(wildcards):
+    return STAGES["fit"][wildcards.key]
+
+
+def fit_song(wildcards):
+    return song_entry(STAGES["fit"][wildcards.key]["dataset"], wildcards.song)
+
+
+def fit_inputs(wildcards):
+    spec = STAGES["fit"][wildcards.key]
+    return {
+        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
+        "table": stage_path("segment", spec["segment"], wildcards.song, ".features.json"),
+        "masks": stage_path("masks", spec["masks"], wildcards.song, ".npy"),
+        "predict": stage_path("predict", spec["predict"], wildcards.song, ".npz"),
+    }
+
+
+# --- aggregate / track --------------------------------------------------------------------------
+def aggregate_inputs(wildcards):
+    songs = STAGES["aggregate"][wildcards.key]["songs"]
+    return [f"{RESULTS}/fit/{wildcards.key}/{song}/explanation.json" for song in songs]
+
+
+def point_spec(wildcards):
+    return config["points"][wildcards.point]
+
+
+def track_spec(wildcards):
+    return {
+        "point": wildcards.point,
+        "tracking": config["tracking"],
+        "fit": STAGES["track"][wildcards.point]["fit"],
+    }
+
+
+def track_inputs(wildcards):
+    fit_key = STAGES["track"][wildcards.point]["fit"]
+    return {
+        "summary": f"{RESULTS}/aggregate/{fit_key}/summary.json",
+        "config": f"{RESULTS}/points/{wildcards.point}/config.yaml",
+    }
+
+
+def final_targets():
+    targets = []
+    for point_id, point in config["points"].items():
+        targets.append(f"{RESULTS}/points/{point_id}/config.yaml")
+        targets.append(f"{RESULTS}/aggregate/{point['keys']['fit']}/summary.json")
+        if config["tracking"].get("enabled", False):
+            targets.append(f"{RESULTS}/track/{point_id}.json")
+    return targets

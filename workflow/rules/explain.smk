@@ -1,0 +1,56 @@
+# Perturbation masks, batched inference (the costly stage; GPU when present), LIME fit.
+
+
+rule generate_masks:
+    input:
+        unpack(masks_inputs),
+    output:
+        npy=f"{RESULTS}/masks/{{key}}/{{song}}.npy",
+    params:
+        spec=masks_spec,
+    log:
+        f"{RESULTS}/logs/masks/{{key}}/{{song}}.log",
+    script:
+        "../scripts/stage.py"
+
+
+rule predict_masks:
+    input:
+        unpack(predict_inputs),
+    output:
+        npz=f"{RESULTS}/predict/{{key}}/{{song}}.npz",
+    params:
+        spec=predict_spec,
+    resources:
+        gpu=PREDICT_GPU,
+    log:
+        f"{RESULTS}/logs/predict/{{key}}/{{song}}.log",
+    script:
+        "../scripts/stage.py"
+
+
+rule fit_lime:
+    input:
+        unpack(fit_inputs),
+    output:
+        json=f"{RESULTS}/fit/{{key}}/{{song}}/explanation.json",
+        heatmap=report(
+            f"{RESULTS}/fit/{{key}}/{{song}}/audio_heatmap.png",
+            caption="../report/heatmap.rst",
+            category="Songs",
+            subcategory="{song}",
+        ),
+        lyrics=report(
+            f"{RESULTS}/fit/{{key}}/{{song}}/lyrics.png",
+            caption="../report/lyrics.rst",
+            category="Songs",
+            subcategory="{song}",
+        ),
+        listen=f"{RESULTS}/fit/{{key}}/{{song}}/listen_top.wav",
+    params:
+        spec=fit_spec,
+        song=fit_song,
+    log:
+        f"{RESULTS}/logs/fit/{{key}}/{{song}}.log",
+    script:
+        "../scripts/stage.py"
