@@ -52,7 +52,9 @@ class CallableClassifier:
         return self._class_names
 
     def predict_proba(self, lyrics: list[str], audio: torch.Tensor) -> np.ndarray:
-        audios = [a for a in audio.detach().cpu().numpy()]
+        # copy: on the CPU .numpy() shares memory with the composer's reused batch buffer, which
+        # the next batch overwrites; a predict_fn that keeps its inputs must not see them change
+        audios = list(np.array(audio.detach().cpu().numpy(), copy=True))
         probs = np.asarray(self.predict_fn(list(lyrics), audios), dtype=np.float64)
         if self._class_names is None and probs.ndim == 2:
             self._class_names = [f"class_{i}" for i in range(probs.shape[1])]

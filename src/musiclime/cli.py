@@ -107,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse fills the `overrides` positional right after AUDIO, so Hydra overrides that
+        # follow options (`explain a.wav --out o x=1`) come back unrecognised: they are overrides
+        if any(a.startswith("-") for a in extra) or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
     _setup_logging(args.verbose)
     try:
         return args.func(args)

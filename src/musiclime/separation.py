@@ -183,9 +183,12 @@ class OpenUnmixSeparator:
             raise ValueError(f"separate() expects mono audio (samples,), got shape {audio.shape}")
         n = audio.shape[0]
         x = resample(audio, sample_rate, model_rate)
-        # Open-Unmix works on stereo (nb_samples, nb_channels, time); mono is duplicated and
-        # the estimates averaged back to mono.
-        batch = torch.from_numpy(np.stack([x, x])[None]).to(self.device)
+        # Open-Unmix works on (nb_samples, nb_channels, time). A stereo model gets the mono input
+        # duplicated and its estimates averaged back to mono; a mono model (nb_channels=1) gets
+        # one channel: duplicated channels make its Wiener/EM post-filter (niter >= 1) invert a
+        # singular covariance and return NaN.
+        mono_model = bool(getattr(getattr(separator, "complexnorm", None), "mono", False))
+        batch = torch.from_numpy(np.stack([x] if mono_model else [x, x])[None]).to(self.device)
         with torch.inference_mode():
             estimates = separator(batch)  # (1, targets, channels, time)
         est = estimates[0].mean(dim=1).cpu().numpy().astype(np.float32)

@@ -1,0 +1,171 @@
+"""Shared fixtures: synthetic songs with known evidence, and a tiny real Open-Unmix model.
+
+Everything here writes real files (soundfile WAV/FLAC, torch state dicts in openunmix's own
+format) so the code under test reads them exactly as it reads user data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+STEM_NAMES = ("vocals", "drums", "bass", "other")
+TONE_HZ = 880.0
+TONE_AMP = 0.3
+#: energy ToneKeywordClassifier measures for a full-amplitude tone: (A * L / 2)^2 / L^2
+TONE_REFERENCE_ENERGY = TONE_AMP ** 2 / 4
+KEYWORD = "robot"
+KEYWORD_LINE = "the robot sings tonight"
+LYRICS = "\n".join([
+    "[Verse 1]",
+    "walking down the road",
+    KEYWORD_LINE,
+    "",
+    "(ooh yeah)",
+    "and the night is long",
+    "we dance (alone) in the rain",
+]) + "\n"
+LYRICS_NO_KEYWORD = LYRICS.replace(KEYWORD, "choir")
+#: the lyric units LineUnits keeps from LYRICS, in order
+LYRIC_LINES = ["walking down the road", KEYWORD_LINE, "and the night is long",
+               "we dance (alone) in the rain"]
+
+
+@dataclass
+class SyntheticSong:
+    root: Path
+    audio_path: Path  # the mix (wav, float)
+    flac_path: Path  # the same mix as FLAC
+    lyrics_path: Path
+    stems_dir: Path
+    sample_rate: int
+    seconds: float
+    segments: int
+    tone_stem: str | None
+    tone_segment: int | None
+    stems: dict[str, np.ndarray] = field(repr=False)
+    mix: np.ndarray = field(repr=False)
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.seconds / self.segments
+
+    @property
+    def tone_window(self) -> tuple[float, float]:
+        t = self.tone_segment
+        return t * self.segment_seconds, (t + 1) * self.segment_seconds
+
+    @property
+    def tone_feature(self) -> str:
+        return f"{self.tone_stem}_T{self.tone_segment}"
+
+
+def make_stems(n: int, sr: int, seed: int = 0, tone_stem: str | None = "other",
+               tone_window: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Four float32 stems; a pure 880 Hz tone only in ``tone_stem`` during ``tone_window``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    stems = {
+        "vocals": 0.1 * np.sin(2 * np.pi * 310.0 * t),
+        "drums": 0.02 * rng.standard_normal(n),
+        "bass": 0.2 * np.sin(2 * np.pi * 110.0 * t),
+        "other": 0.05 * np.sin(2 * np.pi * 523.0 * t),
+    }
+    if tone_stem is not None and tone_window is not None:
+        a, b = tone_window
+        stems[tone_stem][a:b] += TONE_AMP * np.sin(2 * np.pi * TONE_HZ * t[a:b])
+    return {k: v.astype(np.float32) for k, v in stems.items()}
+
+
+def write_song(root: Path, seconds: float = 8.0, sr: int = 22050, segments: int = 10,
+               tone_stem: str | None = "other", tone_segment: int | None = 3,
+               lyrics: str = LYRICS, seed: int = 0) -> SyntheticSong:
+    """Write ``stems/{vocals,drums,bass,other}.wav``, ``mix.wav``, ``mix.flac`` and lyrics."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    n = int(round(seconds * sr))
+    window = None
+    if tone_stem is not None and tone_segment is not None:
+        base = n // segments
+        window = (tone_segment * base, (tone_segment + 1) * base)
+    stems = make_stems(n, sr, seed, tone_stem, window)
+    stems_dir = root / "stems"
+    stems_dir.mkdir(exist_ok=True)
+    for name in STEM_NAMES:
+        sf.write(stems_dir / f"{name}.wav", stems[name], sr, subtype="FLOAT")
+    mix = np.sum([stems[k] for k in STEM_NAMES], axis=0).astype(np.float32)
+    sf.write(root / "mix.wav", mix, sr, subtype="FLOAT")
+    sf.write(root / "mix.flac", mix, sr)
+    (root / "lyrics.txt").write_text(lyrics, encoding="utf-8")
+    return SyntheticSong(root=root, audio_path=root / "mix.wav", flac_path=root / "mix.flac",
+                         lyrics_path=root / "lyrics.txt", stems_dir=stems_dir, sample_rate=sr,
+                         seconds=seconds, segments=segments, tone_stem=tone_stem,
+                         tone_segment=tone_segment, stems=stems, mix=mix)
+
+
+@pytest.fixture(scope="session")
+def song(tmp_path_factory) -> SyntheticSong:
+    """8 s at 22050 Hz; the 880 Hz tone is in ``other`` during segment 3 of 10 (2.4-3.2 s)."""
+    return write_song(tmp_path_factory.mktemp("song"))
+
+
+@pytest.fixture(scope="session")
+def short_song(tmp_path_factory) -> SyntheticSong:
+    """4 s at 22050 Hz (for CLI runs); tone in ``other`` during segment 6 of 10 (2.4-2.8 s)."""
+    return write_song(tmp_path_factory.mktemp("short_song"), seconds=4.0, tone_segment=6)
+
+
+def make_tiny_umx_dir(root: Path, nb_channels: int = 2, sample_rate: int = 44100,
+                      nfft: int = 512, nhop: int = 128, hidden_size: int = 8,
+                      targets=STEM_NAMES, seed: int = 0) -> Path:
+    """A randomly initialised Open-Unmix model directory in openunmix's on-disk format.
+
+    ``openunmix.utils.load_separator`` reads ``separator.json`` (sample_rate, nfft, nhop,
+    nb_channels), ``<target>.json`` (``args``: nfft, nb_channels, hidden_size) and the
+    ``<target>.pth`` state dict (whose ``input_mean`` length sets ``max_bin``).
+    """
+    import torch
+    from openunmix.model import OpenUnmix
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "separator.json").write_text(json.dumps(
+        {"sample_rate": sample_rate, "nfft": nfft, "nhop": nhop, "nb_channels": nb_channels}))
+    torch.manual_seed(seed)
+    for target in targets:
+        model = OpenUnmix(nb_bins=nfft // 2 + 1, nb_channels=nb_channels,
+                          hidden_size=hidden_size)
+        (root / f"{target}.json").write_text(json.dumps(
+            {"args": {"nfft": nfft, "nhop": nhop, "nb_channels": nb_channels,
+                      "hidden_size": hidden_size, "sample_rate": sample_rate}}))
+        torch.save(model.state_dict(), root / f"{target}.pth")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_umx_dir(tmp_path_factory) -> Path:
+    """A stereo tiny Open-Unmix model at 44.1 kHz."""
+    return make_tiny_umx_dir(tmp_path_factory.mktemp("tiny_umx"))
+
+
+@pytest.fixture
+def torch_single_thread():
+    """Run torch on one thread for the test (restored afterwards).
+
+    Open-Unmix's LSTM runs hundreds of tiny sequential steps; on a busy 2-core machine the
+    OpenMP threads of each step wait on each other and a 2-s separation takes tens of seconds
+    instead of half a second.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

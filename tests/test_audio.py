@@ -1,0 +1,130 @@
+"""Audio decoding: every supported container, any rate, mono or stereo -> mono float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musiclime.audio import load_audio, resample, write_wav
+from musiclime.errors import AudioDecodeError, SampleRateError
+
+FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
+           "mp3": ("MP3", None)}
+
+
+def _sine(freq: float, seconds: float, sr: int, channels: int) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    if channels == 1:
+        return x
+    return np.stack([x, 0.5 * x], axis=1)  # right channel at half amplitude
+
+
+def _peak_hz(x: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(spec)])
+
+
+@pytest.mark.parametrize("ext", list(FORMATS))
+@pytest.mark.parametrize("file_sr,channels,target_sr", [
+    (44100, 2, 22050),
+    (22050, 1, 22050),
+    (48000, 1, 16000),
+    (8000, 2, 22050),  # upsampling
+])
+def test_decode_formats_rates_channels(tmp_path, ext, file_sr, channels, target_sr):
+    seconds, freq = 1.5, 440.0
+    fmt, subtype = FORMATS[ext]
+    path = tmp_path / f"tone.{ext}"
+    sf.write(path, _sine(freq, seconds, file_sr, channels), file_sr, format=fmt, subtype=subtype)
+
+    audio, rate = load_audio(path, target_sr)
+
+    assert rate == target_sr
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    expected = seconds * target_sr
+    # lossy codecs may pad a frame; everything else is within a few resampling samples
+    tol = 0.05 * expected if ext in ("mp3", "ogg") else 4
+    assert abs(len(audio) - expected) <= tol, (len(audio), expected)
+    assert np.all(np.isfinite(audio))
+    assert abs(_peak_hz(audio, target_sr) - freq) <= 2.0
+
+
+def test_stereo_is_averaged_not_left_channel(tmp_path):
+    sr = 22050
+    t = np.arange(sr) / sr
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, 0.5 * left], axis=1).astype(np.float32)
+    sf.write(tmp_path / "a.wav", stereo, sr, subtype="FLOAT")
+    audio, rate = load_audio(tmp_path / "a.wav", sr)
+    assert rate == sr
+    np.testing.assert_allclose(audio, 0.75 * left, atol=1e-6)
+
+    # opposite-phase channels cancel: proof that the channels are averaged
+    sf.write(tmp_path / "b.wav", np.stack([left, -left], axis=1).astype(np.float32), sr,
+             subtype="FLOAT")
+    audio, _ = load_audio(tmp_path / "b.wav", sr)
+    assert np.max(np.abs(audio)) < 1e-6
+
+
+def test_no_rate_keeps_the_file_rate_and_samples(tmp_path):
+    x = _sine(300.0, 0.5, 8000, 1)
+    sf.write(tmp_path / "a.wav", x, 8000, subtype="FLOAT")
+    audio, rate = load_audio(tmp_path / "a.wav")
+    assert rate == 8000
+    np.testing.assert_array_equal(audio, x)
+
+
+def test_unreadable_file_names_path(tmp_path):
+    bad = tmp_path / "garbage.wav"
+    bad.write_bytes(b"this is not audio at all" * 100)
+    with pytest.raises(AudioDecodeError, match="garbage.wav") as info:
+        load_audio(bad, 22050)
+    assert str(bad) in str(info.value)
+
+
+def test_zero_byte_file_names_path(tmp_path):
+    bad = tmp_path / "zero.mp3"
+    bad.write_bytes(b"")
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(bad, 22050)
+    assert str(bad) in str(info.value)
+
+
+def test_empty_audio_names_path(tmp_path):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 22050)
+    assert sf.info(empty).frames == 0
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(empty, 22050)
+    assert str(empty) in str(info.value)
+    assert "no samples" in str(info.value)
+
+
+def test_missing_file_names_path(tmp_path):
+    missing = tmp_path / "nope" / "song.flac"
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(missing, 22050)
+    assert str(missing) in str(info.value)
+
+
+def test_resample_rejects_bad_rates_and_keeps_same_rate():
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    assert resample(x, 8000, 8000) is not None
+    np.testing.assert_array_equal(resample(x, 8000, 8000), x)
+    with pytest.raises(SampleRateError):
+        resample(x, 0, 8000)
+    # multichannel (channels, samples) keeps its layout
+    y = resample(np.stack([x, x]), 8000, 16000)
+    assert y.shape == (2, 2000)
+
+
+def test_write_wav_round_trip_and_no_temp_left(tmp_path):
+    x = np.linspace(-0.5, 0.5, 4000, dtype=np.float32)
+    path = write_wav(tmp_path / "sub" / "out.wav", x, 8000)
+    assert path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["out.wav"]
+    audio, rate = load_audio(path)
+    assert rate == 8000
+    np.testing.assert_array_equal(audio, x)

@@ -1,0 +1,74 @@
+"""Lyrics factorization: line units (the reference) and word units (the paper)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musiclime.lyrics import LineUnits, WordUnits, is_metadata_line, make_lyrics_units
+
+TEXT = """[Verse 1]
+Hello darkness my old friend
+
+  (ooh yeah)
+I've come to talk [with you] again
+   [Chorus: all]
+(and) sing along
+Hello hello
+"""
+
+
+def test_line_units_skip_empty_and_metadata_lines():
+    units = LineUnits(TEXT)
+    assert units.units == [
+        "Hello darkness my old friend",
+        "I've come to talk [with you] again",
+        "(and) sing along",
+        "Hello hello",
+    ]
+    assert len(units) == 4
+    assert units.unit(1) == "I've come to talk [with you] again"
+
+
+@pytest.mark.parametrize("line,meta", [
+    ("[Chorus]", True), ("  [Verse 2: Someone]  ", True), ("(ad-lib)", True), ("( )", True),
+    ("(and) sing along", False), ("talk [with you] again", False), ("[a] and [b]", False),
+    ("plain", False),
+])
+def test_is_metadata_line(line, meta):
+    assert is_metadata_line(line) is meta
+
+
+def test_line_remove_and_compose_reconstruct():
+    units = LineUnits(TEXT)
+    assert units.full_text() == "\n".join(units.units)
+    assert units.remove([]) == units.full_text()
+    assert units.remove([0, 2]) == "I've come to talk [with you] again\nHello hello"
+    assert units.compose([True, False, False, True]) == units.remove([1, 2])
+    assert units.compose(np.zeros(4, dtype=np.uint8)) == ""
+    with pytest.raises(ValueError):
+        units.compose([True, False])
+
+
+def test_word_units_bag_of_words():
+    units = WordUnits("Hello world, hello\nWORLD again!")
+    assert units.units == ["hello", "world", "again"]
+    assert units.full_text() == "Hello world, hello\nWORLD again!"
+    # removing a unit removes every occurrence (any case) and keeps the rest verbatim
+    assert units.remove([0]) == " world, \nWORLD again!"
+    assert units.remove([1]) == "Hello , hello\n again!"
+    assert units.compose([False, False, True]) == " , \n again!"
+    assert units.compose([True, True, True]) == "Hello world, hello\nWORLD again!"
+
+
+def test_make_lyrics_units_dispatch():
+    assert isinstance(make_lyrics_units(TEXT, "line"), LineUnits)
+    assert isinstance(make_lyrics_units(TEXT, "word"), WordUnits)
+    with pytest.raises(ValueError, match="bogus"):
+        make_lyrics_units(TEXT, "bogus")
+
+
+def test_empty_lyrics_have_no_units():
+    assert len(LineUnits("")) == 0
+    assert len(LineUnits("[Intro]\n\n(instrumental)\n")) == 0
+    assert len(WordUnits("")) == 0
