@@ -4,43 +4,43 @@ The public API, importable without Snakemake::
 
     from musiclime import (load_audio, OpenUnmixSeparator, OracleSeparator, MusicLIME,
                            ExplainerConfig, load_song, Explanation)
+
+Names are imported on first use, so a workflow job that only decodes audio does not pay for
+importing torch, lime and scikit-learn.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .audio import load_audio, resample, write_wav  # noqa: E402
-from .classifier import CallableClassifier, Classifier, as_classifier  # noqa: E402
-from .errors import (  # noqa: E402
-    AudioDecodeError,
-    ClassifierOutputError,
-    ConfigError,
-    MusicLimeError,
-    SampleRateError,
-    SeparatorWeightsMissing,
-)
-from .explainer import (  # noqa: E402
-    ExplainerConfig,
-    MusicLIME,
-    Song,
-    factorize,
-    fit_explanation,
-    load_song,
-    make_masks,
-)
-from .explanation import Explanation  # noqa: E402
-from .factorization import AudioFactorization, segment_bounds  # noqa: E402
-from .features import Feature, FeatureTable  # noqa: E402
-from .lyrics import LineUnits, WordUnits, make_lyrics_units  # noqa: E402
-from .masks import MaskLayout, sample_masks  # noqa: E402
-from .separation import STEMS, OpenUnmixSeparator, OracleSeparator  # noqa: E402
-from .surrogate import exponential_kernel, fit_lime  # noqa: E402
+_EXPORTS = {
+    "audio": ["load_audio", "resample", "write_wav"],
+    "classifier": ["CallableClassifier", "Classifier", "as_classifier"],
+    "errors": ["AudioDecodeError", "ClassifierOutputError", "ConfigError", "MusicLimeError",
+               "SampleRateError", "SeparatorWeightsMissing"],
+    "explainer": ["ExplainerConfig", "MusicLIME", "Song", "factorize", "fit_explanation",
+                  "load_song", "make_masks"],
+    "explanation": ["Explanation"],
+    "factorization": ["AudioFactorization", "segment_bounds"],
+    "features": ["Feature", "FeatureTable"],
+    "lyrics": ["LineUnits", "WordUnits", "make_lyrics_units"],
+    "masks": ["MaskLayout", "sample_masks"],
+    "separation": ["STEMS", "OpenUnmixSeparator", "OracleSeparator"],
+    "surrogate": ["exponential_kernel", "fit_lime"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = ["__version__", *_WHERE]
 
-__all__ = [
-    "__version__", "load_audio", "resample", "write_wav", "CallableClassifier", "Classifier",
-    "as_classifier", "AudioDecodeError", "ClassifierOutputError", "ConfigError",
-    "MusicLimeError", "SampleRateError", "SeparatorWeightsMissing", "ExplainerConfig",
-    "MusicLIME", "Song", "factorize", "fit_explanation", "load_song", "make_masks",
-    "Explanation", "AudioFactorization", "segment_bounds", "Feature", "FeatureTable",
-    "LineUnits", "WordUnits", "make_lyrics_units", "MaskLayout", "sample_masks", "STEMS",
-    "OpenUnmixSeparator", "OracleSeparator", "exponential_kernel", "fit_lime",
-]
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'musiclime' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

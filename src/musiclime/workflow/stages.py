@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import load_audio, resample
-from ..explainer import ExplainerConfig, fit_explanation
 from ..factorization import AudioFactorization
 from ..features import FeatureTable
 from ..fileio import atomic_path, read_json, write_json, write_npy, write_npz
 from ..lyrics import make_lyrics_units
 from ..masks import MaskLayout, sample_masks
+
+# torch, lime and scikit-learn are imported inside the stages that need them: most jobs are
+# light, and each Snakemake job is a fresh process.
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ def predict(song_id: str, spec: dict, segment_path: str, table_path: str, masks_
 
 def fit(song_id: str, song: dict, spec: dict, segment_path: str, table_path: str,
         masks_path: str, predict_path: str, outputs: dict) -> None:
+    from ..explainer import ExplainerConfig, fit_explanation
     from ..listen import save_listenable
     from ..plots import plot_audio_heatmap, plot_lyrics_bars
 
@@ -189,6 +192,10 @@ def run_snakemake_job(smk) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     song = getattr(smk.wildcards, "song", None)
+    if smk.rule in ("separate_stems", "predict_masks"):
+        import torch
+
+        torch.set_num_threads(max(1, int(smk.threads)))  # no oversubscription across jobs
     try:
         with contextlib.redirect_stderr(stream):
             _dispatch(smk, song)

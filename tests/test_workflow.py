@@ -1,0 +1,224 @@
+"""End-to-end workflow tests: real Snakemake runs, real Hydra composition, real MLflow stores.
+
+The corpus is tiny (3 songs of 3 s with ground-truth stems) and the classifier is the
+white-box one, so each run takes well under a minute; they are marked slow but run in CI.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musiclime.errors import ConfigError
+from musiclime.workflow.runner import run_workflow
+
+pytestmark = pytest.mark.slow
+
+SR = 22050
+STEMS = ("vocals", "drums", "bass", "other")
+
+
+def make_corpus(root: Path, n_songs: int = 3, seconds: float = 3.0) -> Path:
+    """Songs whose 880 Hz tone sits in `other` during [1.2, 1.5) s (segment 4 of 10)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t = np.arange(int(seconds * SR)) / SR
+    for i in range(n_songs):
+        rng = np.random.default_rng(i)
+        stems = {
+            "vocals": 0.1 * np.sin(2 * np.pi * (300 + 20 * i) * t),
+            "drums": 0.02 * rng.standard_normal(t.size),
+            "bass": 0.2 * np.sin(2 * np.pi * 110 * t),
+            "other": np.zeros(t.size),
+        }
+        if i != 1:  # song 1 is "human": no tone, no keyword
+            a, b = int(1.2 * SR), int(1.5 * SR)
+            stems["other"][a:b] = 0.2 * np.sin(2 * np.pi * 880 * t[a:b])
+        sid = f"song{i}"
+        sdir = root / f"{sid}.stems"
+        sdir.mkdir(exist_ok=True)
+        for name in STEMS:
+            sf.write(sdir / f"{name}.wav", stems[name].astype(np.float32), SR, subtype="FLOAT")
+        mix = sum(stems[n].astype(np.float32) for n in STEMS)
+        sf.write(root / f"{sid}.flac", mix, SR)
+        lines = ["[Verse]", "walking down the road", "the robot sings tonight" if i != 1
+                 else "the choir sings tonight", "(yeah)", "and the night is long"]
+        (root / f"{sid}.txt").write_text("\n".join(lines) + "\n")
+        rows.append({"song_id": sid, "split": "test", "label": "human" if i == 1 else "ai",
+                     "audio_path": f"{sid}.flac", "lyrics_path": f"{sid}.txt",
+                     "stems_dir": f"{sid}.stems"})
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def base_overrides(manifest: Path, results: Path, *extra: str) -> list[str]:
+    return [f"results_root={results}", f"dataset.manifest={manifest}", "dataset.split=null",
+            "model=whitebox", "model.start=1.2", "model.end=1.5", "model.reference_energy=0.01",
+            "separator=oracle", "explainer.num_samples=120", *extra]
+
+
+def run_capture(overrides, multirun=False, env=None):
+    """Run `musiclime run` in a subprocess; return (rc, combined output)."""
+    cmd = [sys.executable, "-m", "musiclime.cli", "run", "--cores", "2"]
+    if multirun:
+        cmd.append("-m")
+    proc = subprocess.run(cmd + list(overrides), capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def executed_rules(output: str) -> list[str]:
+    return re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M)
+
+
+def test_kernel_width_change_reruns_only_fit_and_after(corpus, tmp_path):
+    results = tmp_path / "results"
+    rc, out = run_capture(base_overrides(corpus, results, "tracking.enabled=false"))
+    assert rc == 0, out
+    first = executed_rules(out)
+    for rule in ("decode_audio", "separate_stems", "segment_features", "generate_masks",
+                 "predict_masks", "fit_lime", "aggregate_global"):
+        assert rule in first, (rule, first)
+    assert first.count("separate_stems") == 3  # once per song
+
+    rc, out = run_capture(base_overrides(corpus, results, "tracking.enabled=false",
+                                         "explainer.kernel_width=0.5"))
+    assert rc == 0, out
+    second = set(executed_rules(out))
+    assert second <= {"fit_lime", "aggregate_global", "freeze_config", "all"}, second
+    assert "fit_lime" in second and "aggregate_global" in second
+
+    # the white-box evidence is recovered by the explanation of an `ai` song
+    fits = sorted(results.glob("fit/**/song0/explanation.json"))
+    assert len(fits) == 2
+    from musiclime.explanation import Explanation
+
+    exp = Explanation.load(fits[0])
+    top2 = {name for name, _ in exp.top_features(k=2)}
+    assert top2 == {"other_T4", "the robot sings tonight"}
+
+
+def test_num_samples_sweep_shares_one_prediction(corpus, tmp_path):
+    results = tmp_path / "results"
+    rc, out = run_capture(base_overrides(corpus, results, "tracking.enabled=false",
+                                         "explainer.num_samples=60,120"), multirun=True)
+    assert rc == 0, out
+    rules = executed_rules(out)
+    assert rules.count("predict_masks") == 3  # 3 songs, one prediction run each
+    assert rules.count("fit_lime") == 6  # two prefixes per song
+    preds = list(results.glob("predict/**/song0.npz"))
+    assert len(preds) == 1 and "n~120" in str(preds[0])
+
+
+def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    results = tmp_path / "results"
+    rc, out = run_capture(base_overrides(corpus, results, "explainer.kernel_width=0.25,1.0"),
+                          multirun=True)
+    assert rc == 0, out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("musiclime")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    widths = sorted(float(r.data.params["explainer.kernel_width"]) for r in children)
+    assert widths == [0.25, 1.0]
+    for r in children:
+        assert r.info.status == "FINISHED"
+        assert r.data.params["explainer.num_samples"] == "120"
+        assert r.data.params["separator.name"] == "oracle"
+        assert 0.0 <= r.data.metrics["surrogate_r2_mean"] <= 1.0
+        assert r.data.metrics["kernel_weight_min_mean"] < r.data.metrics["kernel_weight_max_mean"]
+        assert r.data.metrics["classifier_accuracy"] == pytest.approx(1.0)
+        assert "time_predict_total_s_mean" in r.data.metrics
+        assert r.data.tags["musiclime.dataset_fingerprint"]
+        assert r.data.tags["musiclime.code_version"]
+        paths = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"config", "global", "songs", "per_song_metrics.csv"} <= paths
+        songs = {a.path for a in client.list_artifacts(r.info.run_id, "songs/song0")}
+        assert "songs/song0/explanation.json" in songs
+        assert "songs/song0/listen_top.wav" in songs
+    # a wider kernel is flatter: its minimum weight is higher
+    by_width = {float(r.data.params["explainer.kernel_width"]): r for r in children}
+    assert (by_width[1.0].data.metrics["kernel_weight_min_mean"]
+            > by_width[0.25].data.metrics["kernel_weight_min_mean"])
+
+
+def test_invalid_config_fails_before_any_job(corpus, tmp_path):
+    results = tmp_path / "results"
+    with pytest.raises(ConfigError, match="kernel_widht"):
+        run_workflow(base_overrides(corpus, results, "+explainer.kernel_widht=3"))
+    with pytest.raises(ConfigError, match="explainer.modality"):
+        run_workflow(base_overrides(corpus, results, "explainer.modality=visual"))
+    rc, out = run_capture(base_overrides(corpus, results, "explainer.num_samples=1"))
+    assert rc == 2 and "explainer.num_samples=1" in out
+    assert not (results / "decode").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tracking_to_a_real_mlflow_server(corpus, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    port = _free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+         "--default-artifact-root", str(store / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not start")
+                time.sleep(0.5)
+        results = tmp_path / "results"
+        rc, out = run_capture(base_overrides(corpus, results), env={"MLFLOW_TRACKING_URI": uri})
+        assert rc == 0, out
+        assert not (results / "mlflow.db").exists()
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("musiclime")
+        runs = client.search_runs([exp.experiment_id])
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(children) == 1
+        child = children[0]
+        assert child.data.params["model.name"] == "whitebox"
+        assert "surrogate_r2_mean" in child.data.metrics
+        arts = {a.path for a in client.list_artifacts(child.info.run_id, "global")}
+        assert "global/global_stem_segment.csv" in arts
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
