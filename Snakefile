@@ -3,6 +3,7 @@
 #   musiclime run [overrides]              # compose with Hydra, plan, run this workflow
 #   musiclime run -m explainer.kernel_width=0.1,0.25,1 explainer.num_samples=500,1000
 #   snakemake --cores 2                    # the default configuration, planned here
+#   snakemake --cores 2 --config demo_assets=1 -- demo_assets   # rebuild the demo corpus+models
 #
 # Stage outputs live under <results_root>/<stage>/<name~value path parts>/ (see
 # src/musiclime/workflow/plan.py), so a sweep rebuilds only what its changed parameters touch.
@@ -26,3 +27,8 @@ rule all:
 include: "workflow/rules/audio.smk"
 include: "workflow/rules/explain.smk"
 include: "workflow/rules/global.smk"
+
+
+if DEMO_ASSETS:
+
+    include: "workflow/rules/demo.smk"

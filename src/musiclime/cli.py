@@ -2,6 +2,7 @@
 
     musiclime explain AUDIO [--lyrics LYRICS.txt] [--stems DIR] [--out DIR] [overrides ...]
     musiclime run [-m] [--cores N] [overrides ...]
+    musiclime report [-m] [--out report.html] [overrides ...]
     musiclime config [overrides ...]
 
 Overrides are Hydra's: ``explainer.num_samples=2000 separator=oracle model=demo``.
@@ -74,6 +75,12 @@ def cmd_run(args) -> int:
                         dry_run=args.dry_run, extra=args.snakemake_args)
 
 
+def cmd_report(args) -> int:
+    from .workflow.runner import report_workflow
+
+    return report_workflow(args.overrides, multirun=args.multirun, out=args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="musiclime", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="passed to snakemake unchanged (must come last)")
     r.add_argument("overrides", nargs="*", help="Hydra overrides")
     r.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="Snakemake HTML report of a finished run or sweep")
+    rep.add_argument("-m", "--multirun", action="store_true")
+    rep.add_argument("--out", help="HTML file (default <results_root>/report.html)")
+    rep.add_argument("overrides", nargs="*")
+    rep.set_defaults(func=cmd_report)
 
     c = sub.add_parser("config", help="print the composed, validated config")
     c.add_argument("overrides", nargs="*")

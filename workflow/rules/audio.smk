@@ -9,6 +9,8 @@ rule decode_audio:
     params:
         spec=decode_spec,
         song=decode_song,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/decode/{{key}}/{{song}}.log",
     script:
@@ -23,6 +25,8 @@ rule separate_stems:
     params:
         spec=separate_spec,
         song=separate_song,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/separate/{{key}}/{{song}}.log",
     script:
@@ -37,6 +41,8 @@ rule segment_features:
         table=f"{RESULTS}/segment/{{key}}/{{song}}.features.json",
     params:
         spec=segment_spec,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/segment/{{key}}/{{song}}.log",
     script:

@@ -2,7 +2,15 @@
 from musiclime.workflow.plan import plan_from_overrides
 from musiclime.workflow.tracking import ensure_experiment, tracking_uri
 
-if "stages" not in config:
+DEMO_ASSETS = bool(config.get("demo_assets", False))
+
+if DEMO_ASSETS:
+    # rebuilding the demo corpus and models (workflow/rules/demo.smk): nothing to plan
+    config.setdefault("results_root", "results")
+    config.setdefault("stages", {})
+    config.setdefault("points", {})
+    config.setdefault("tracking", {"enabled": False})
+elif "stages" not in config:
     # plain `snakemake`: compose the Hydra config here (overrides may come from --config)
     _plan, _ = plan_from_overrides(
         list(config.get("overrides", [])), multirun=bool(config.get("multirun", False))

@@ -8,6 +8,8 @@ rule generate_masks:
         npy=f"{RESULTS}/masks/{{key}}/{{song}}.npy",
     params:
         spec=masks_spec,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/masks/{{key}}/{{song}}.log",
     script:
@@ -23,6 +25,8 @@ rule predict_masks:
         spec=predict_spec,
     resources:
         gpu=PREDICT_GPU,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/predict/{{key}}/{{song}}.log",
     script:
@@ -50,6 +54,8 @@ rule fit_lime:
     params:
         spec=fit_spec,
         song=fit_song,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/fit/{{key}}/{{song}}.log",
     script:

@@ -12,6 +12,8 @@ rule aggregate_global:
             caption="../report/global.rst",
             category="Global",
         ),
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{key}}.log",
     script:
@@ -23,6 +25,8 @@ rule freeze_config:
         yaml=f"{RESULTS}/points/{{point}}/config.yaml",
     params:
         point=point_spec,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/points/{{point}}.log",
     script:
@@ -38,6 +42,8 @@ rule track_mlflow:
         spec=track_spec,
     resources:
         mlflow=1,
+    conda:
+        "../envs/musiclime.yaml"
     log:
         f"{RESULTS}/logs/track/{{point}}.log",
     script:

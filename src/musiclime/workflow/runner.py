@@ -79,3 +79,19 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         print(f"snakemake exited with {rc}: see the logs under {root / 'logs'}; songs that "
               "finished are kept and a rerun continues where it stopped", file=sys.stderr)
     return rc
+
+
+def report_workflow(overrides: list[str], multirun: bool = False,
+                    out: str | Path | None = None) -> int:
+    """Write Snakemake's HTML report for the outputs of a (finished) run or sweep."""
+    plan, points = plan_from_overrides(list(overrides), multirun=multirun)
+    plan["tracking"] = {"enabled": False}
+    root = Path(plan["results_root"])
+    digest = hashlib.sha256(json.dumps(plan, sort_keys=True, default=str).encode()).hexdigest()
+    plan_path = write_json(root / "plans" / f"report-{digest[:12]}.json", plan)
+    out = Path(out) if out else root / "report.html"
+    cmd = snakemake_command(plan_path, root, 1, extra=["--report", str(out.resolve())])
+    rc = subprocess.call(cmd)
+    if rc == 0:
+        print(f"report: {out}")
+    return rc

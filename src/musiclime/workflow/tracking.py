@@ -10,7 +10,9 @@ jobs one at a time (Snakemake resource ``mlflow=1``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import logging
@@ -135,9 +137,32 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
     return m
 
 
+@contextlib.contextmanager
+def store_lock(uri: str, results_root: str | Path):
+    """Serialise writers of a local SQLite store, however Snakemake was started."""
+    if not is_local_store(uri):
+        yield
+        return
+    lock_path = Path(results_root) / ".mlflow.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
               config_path: str | Path) -> str:
     """Log one configuration as an MLflow run (a child of the invocation's parent run)."""
+    uri = tracking_uri(plan["tracking"], plan["results_root"])
+    with store_lock(uri, plan["results_root"]):
+        return _log_point(plan, point_id, fit_dir, aggregate_dir, config_path)
+
+
+def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
+               config_path: str | Path) -> str:
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
