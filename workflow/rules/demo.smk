@@ -10,14 +10,13 @@ rule generate_demo_corpus:
         manifest=f"{DEMO}/manifest.csv",
     params:
         seed=config.get("demo_seed", 0),
-        out=DEMO,
     conda:
         "../envs/musiclime.yaml"
     log:
         f"{DEMO}/logs/generate_demo_corpus.log",
     threads: workflow.cores
     shell:
-        "python -m musiclime.demo.corpus --out {params.out} --seed {params.seed} "
+        "python -m musiclime.demo.corpus --out $(dirname {output.manifest}) --seed {params.seed} "
         "--workers {threads} > {log} 2>&1"
 
 
