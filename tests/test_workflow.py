@@ -222,3 +222,33 @@ def test_tracking_to_a_real_mlflow_server(corpus, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_plain_snakemake_plans_the_config_itself(corpus, tmp_path):
+    """`snakemake --cores N` without `musiclime run`: the Snakefile composes the config."""
+    results = tmp_path / "results"
+    overrides = base_overrides(corpus, results, "tracking.enabled=false", "dataset.limit=1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path), "--cores", "2",
+         "--config", "overrides=[" + ",".join(f'"{o}"' for o in overrides) + "]"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exps = list(results.glob("fit/**/song0/explanation.json"))
+    assert len(exps) == 1
+    configs = list(results.glob("points/*/config.yaml"))
+    assert len(configs) == 1 and "kernel_width: 0.25" in configs[0].read_text()
+
+
+def test_snakemake_lint_is_clean(corpus, tmp_path):
+    overrides = base_overrides(corpus, tmp_path / "results", "tracking.enabled=false")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path), "--lint",
+         "--config", "overrides=[" + ",".join(f'"{o}"' for o in overrides) + "]"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
