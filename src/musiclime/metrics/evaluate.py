@@ -1,0 +1,229 @@
+"""All explanation-quality metrics of one song, as one flat ``dict[str, float]``.
+
+:func:`evaluate_explanation` re-predicts perturbed versions of the song with the classifier
+(through :class:`~musiclime.metrics.predictor.MaskPredictor`: batched, streaming, every distinct
+mask predicted once across all metrics) and returns:
+
+===============================================  =========================================  ======
+key                                              what                                       better
+===============================================  =========================================  ======
+``deletion_auc`` / ``insertion_auc``             AUC of P(label) vs fraction of top          low /
+                                                 features removed / inserted (x in [0, 1])   high
+``{deletion,insertion}_random_auc_mean|_std``    the same for ``R`` random orderings
+``deletion_ratio`` / ``insertion_ratio``         auc / random_auc_mean                      <1 / >1
+``sufficiency_top{k}``                           P(label) with only the top-k features on   high
+``sufficiency_top{k}_survives``                  1 if the label is still the argmax          high
+``sufficiency_random_top{k}[_survives]``         mean over ``R`` random k-subsets
+``evidence_precision_at_{k}_{audio,lyrics,       fraction of planted evidence in the top k  high
+combined}``
+``evidence_auroc_{audio,lyrics,combined}``       AUROC of weights vs planted evidence       high
+``evidence_positives_{audio,lyrics,combined}``   evidence features among perturbed ones
+``insample_r2``                                  the fit's own weighted R^2                 high
+``heldout_r2`` / ``heldout_weighted_r2``         surrogate R^2 on fresh masks               high
+``stability_uk_top{k}``                          distinct features in S top-k sets (k..Sk)  low
+``stability_jaccard_top{k}``                     mean pairwise Jaccard of top-k sets        high
+``stability_spearman``                           mean pairwise Spearman of weight vectors   high
+``complexity_entropy[_normalized]``              entropy of normalised abs weights          low
+``metrics_label``, ``metrics_classifier_rows``,  the label evaluated, mask rows sent to the
+``metrics_s``                                    classifier, seconds taken
+===============================================  =========================================  ======
+
+Evidence keys appear only when an evidence annotation is given (NaN where it has no positives
+for a modality); stability keys only when ``stability_seeds >= 2``.
+
+Classifier cost per song, in mask rows (one forward pass each), with ``F`` perturbed features
+and the defaults (``R = 10`` random orderings/subsets, 20 curve points, ks (1, 3, 5, 10), 200
+held-out masks, ``S = 3``):
+
+- deletion + insertion: ``2 * (R + 1) * points`` masks, at most ``2 * (R + 1) * (points - 2) + 2
+  = 398`` distinct (all-on and all-off are shared; fewer when ``F + 1 < 20``);
+- sufficiency: ``len(ks) * (R + 1) = 44``;
+- held-out fidelity: ``200``;
+- stability: ``(S - 1) * num_samples`` (the given explanation is reused as the first run; the
+  reruns repeat it with mask seeds ``seed + 1 .. seed + S - 1``), i.e. 2000 at num_samples=1000.
+
+So about ``640`` rows without stability (under two thirds of one default explanation) and
+``640 + 2 * num_samples`` with it; ``metrics_classifier_rows`` reports the exact count (cached
+duplicates excluded). Set ``stability_seeds=0`` to skip the costly part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..explainer import ExplainerConfig, Song, fit_explanation, make_masks
+from ..explanation import Explanation
+from .complexity import complexity
+from .deletion import deletion_insertion
+from .evidence import explanation_evidence, load_evidence
+from .fidelity import explanation_fidelity
+from .predictor import MaskPredictor
+from .stability import explanation_stability
+from .sufficiency import sufficiency
+
+log = logging.getLogger(__name__)
+
+#: explainer settings that shape the surrogate: stability reruns take them from the explanation
+_SURROGATE_KEYS = ("kernel_width", "distance_scale", "feature_selection", "ridge_alpha",
+                   "exhaustive", "num_features")
+
+
+@dataclass
+class MetricSettings:
+    """Metric settings (the ``metrics`` config group)."""
+
+    random_orderings: int = 10  # R: random orderings (curves) and random k-subsets (sufficiency)
+    curve_points: int = 20  # points per deletion/insertion curve (k from 0 to F)
+    sufficiency_ks: Any = (1, 3, 5, 10)
+    precision_k: int = 5
+    min_overlap: float = 0.5  # evidence overlap rule, see metrics.evidence
+    heldout_masks: int = 200
+    stability_seeds: int = 3  # S runs in all (the given one + S-1 reruns); < 2 skips stability
+    stability_ks: Any = (3, 5)
+    seed: int = 0
+    label: Any = None  # None: the explanation's predicted label
+
+    def __post_init__(self):
+        self.sufficiency_ks = tuple(int(k) for k in self.sufficiency_ks)
+        self.stability_ks = tuple(int(k) for k in self.stability_ks)
+        if self.random_orderings < 0:
+            raise ValueError("random_orderings must be >= 0")
+        if self.curve_points < 2:
+            raise ValueError("curve_points must be >= 2")
+        if self.precision_k < 1:
+            raise ValueError("precision_k must be >= 1")
+        if self.heldout_masks < 2:
+            raise ValueError("heldout_masks must be >= 2")
+        if not 0 < self.min_overlap <= 1:
+            raise ValueError("min_overlap must be in (0, 1]")
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sufficiency_ks"] = list(self.sufficiency_ks)
+        d["stability_ks"] = list(self.stability_ks)
+        return d
+
+
+def config_from_explanation(exp: Explanation, config: ExplainerConfig | None = None,
+                            label: int | None = None) -> ExplainerConfig:
+    """The explainer settings that made ``exp`` (for reruns): ``config`` (or the explanation's
+    recorded params) with the explanation's modality, sample count and surrogate settings."""
+    fields = {f.name for f in dataclasses.fields(ExplainerConfig)}
+    if config is not None:
+        base = dataclasses.asdict(config)
+        base.update({k: exp.params[k] for k in _SURROGATE_KEYS if k in exp.params})
+        if "seed" in exp.params:
+            base["seed"] = exp.params["seed"]
+    else:
+        base = {k: v for k, v in exp.params.items() if k in fields}
+    base.update(num_samples=int(exp.num_samples), modality=exp.modality)
+    if label is not None:
+        base["labels"] = [int(label)]
+    return ExplainerConfig(**base)
+
+
+def _check_song(exp: Explanation, song: Song) -> None:
+    table = song.feature_table
+    if [f.name for f in table.features] != [f.name for f in exp.features.features]:
+        raise ValueError(
+            f"song {song.song_id!r} does not factorize into the explanation's features "
+            f"({len(table)} vs {len(exp.features)}); factorize it with the explanation's "
+            "segmentation and lyrics unit")
+
+
+def evaluate_explanation(exp: Explanation, song: Song, classifier,
+                         config: ExplainerConfig | None = None,
+                         evidence: dict | str | os.PathLike | None = None,
+                         settings: MetricSettings | None = None, *,
+                         predictor: MaskPredictor | None = None,
+                         explain: Callable[[int], Explanation] | None = None,
+                         ) -> dict[str, float]:
+    """Run every metric for one song; returns a flat ``{name: float}`` (module docstring).
+
+    Parameters
+    ----------
+    exp: the explanation to evaluate (of ``song``, by ``classifier``).
+    song: the factorized song (the same segmentation and lyrics unit as ``exp``).
+    classifier: the classifier (or a seed-style ``predict_fn``) that was explained.
+    config: explainer settings for batch size / deduplication and the stability reruns;
+        default: those recorded in ``exp``. Surrogate settings always come from ``exp``.
+    evidence: the song's evidence annotation (dict or path to ``*.evidence.json``).
+    predictor: a ready ``predict(masks)`` callable (default: a :class:`MaskPredictor`).
+    explain: ``explain(seed) -> Explanation`` for the stability reruns (default: re-fit with
+        the explanation's settings and another mask seed, predicting through ``predictor``).
+    """
+    t0 = time.perf_counter()
+    settings = settings or MetricSettings()
+    label = exp.predicted_label if settings.label is None else int(settings.label)
+    if label not in exp.fits:
+        raise ValueError(f"{exp.song_id}: the explanation has no surrogate for label {label} "
+                         f"(it explains {exp.labels}); explain it with labels=[{label}]")
+    cfg = config_from_explanation(exp, config, label)
+    if predictor is None:
+        _check_song(exp, song)
+        predictor = MaskPredictor(song, classifier, exp.modality, batch_size=cfg.batch_size,
+                                  deduplicate=cfg.deduplicate, class_names=exp.class_names)
+    rows_before = getattr(predictor, "rows_predicted", 0)
+    fit = exp.fits[label]
+    seed = int(settings.seed)
+    out: dict[str, float] = {"metrics_label": float(label)}
+
+    curves = deletion_insertion(fit.weights, predictor, label, points=settings.curve_points,
+                                random_orderings=settings.random_orderings, seed=seed)
+    for mode, res in curves.items():
+        out.update({f"{mode}_{k}": v for k, v in res.as_dict().items()})
+
+    suff = sufficiency(fit.weights, predictor, label, ks=settings.sufficiency_ks,
+                       random_subsets=settings.random_orderings, seed=seed)
+    for k, r in suff.items():
+        out[f"sufficiency_top{k}"] = r.prob
+        out[f"sufficiency_top{k}_survives"] = r.survives
+        out[f"sufficiency_random_top{k}"] = r.random_prob
+        out[f"sufficiency_random_top{k}_survives"] = r.random_survives
+
+    if evidence is not None:
+        if not isinstance(evidence, dict):
+            evidence = load_evidence(evidence)
+        ev = explanation_evidence(exp, evidence, k=settings.precision_k,
+                                  min_overlap=settings.min_overlap, lyrics=song.lyrics,
+                                  label=label)
+        out.update({f"evidence_{k}": v for k, v in ev.items()})
+
+    out.update(explanation_fidelity(exp, predictor, label, n_masks=settings.heldout_masks,
+                                    seed=seed))
+
+    if settings.stability_seeds >= 2:
+        if explain is None:
+            explain = _refit_explainer(exp, song, cfg, predictor)
+        s0 = int(cfg.seed)
+        runs = [exp] + [explain(s0 + i) for i in range(1, int(settings.stability_seeds))]
+        stab = explanation_stability(runs, ks=settings.stability_ks, label=label)
+        out.update({f"stability_{k}": v for k, v in stab.as_dict().items()})
+        out["stability_runs"] = float(stab.n_runs)
+
+    out.update({f"complexity_{k}": v for k, v in complexity(fit.weights).items()})
+    out["metrics_classifier_rows"] = float(getattr(predictor, "rows_predicted", 0) - rows_before)
+    out["metrics_s"] = time.perf_counter() - t0
+    return {k: float(v) for k, v in out.items()}
+
+
+def _refit_explainer(exp: Explanation, song: Song, cfg: ExplainerConfig,
+                     predict) -> Callable[[int], Explanation]:
+    """``explain(seed)``: the explanation's own pipeline with another mask seed, predicting
+    through ``predict`` (so rows shared with the metrics are not predicted twice)."""
+    table = exp.features
+
+    def explain(seed: int) -> Explanation:
+        run_cfg = dataclasses.replace(cfg, seed=int(seed))
+        masks, layout = make_masks(table, run_cfg)
+        probs = predict(masks)
+        return fit_explanation(exp.song_id, table, layout, masks, probs, exp.class_names,
+                               run_cfg)
+
+    return explain
