@@ -103,8 +103,9 @@ def test_kernel_width_change_reruns_only_fit_and_after(corpus, tmp_path):
                                          "explainer.kernel_width=0.5"))
     assert rc == 0, out
     second = set(executed_rules(out))
-    assert second <= {"fit_lime", "aggregate_global", "freeze_config", "all"}, second
-    assert "fit_lime" in second and "aggregate_global" in second
+    assert second <= {"fit_lime", "evaluate_explanation", "aggregate_global", "freeze_config",
+                      "all"}, second
+    assert {"fit_lime", "evaluate_explanation", "aggregate_global"} <= second
 
     # the white-box evidence is recovered by the explanation of an `ai` song
     fits = sorted(results.glob("fit/**/song0/explanation.json"))
@@ -153,10 +154,13 @@ def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
         assert r.data.metrics["kernel_weight_min_mean"] < r.data.metrics["kernel_weight_max_mean"]
         assert r.data.metrics["classifier_accuracy"] == pytest.approx(1.0)
         assert "time_predict_total_s_mean" in r.data.metrics
+        # quality metrics of the evaluate stage: the white-box evidence is found
+        assert r.data.metrics["deletion_ratio_mean"] < 1.0
+        assert r.data.metrics["heldout_r2_mean"] > 0.5
         assert r.data.tags["musiclime.dataset_fingerprint"]
         assert r.data.tags["musiclime.code_version"]
         paths = {a.path for a in client.list_artifacts(r.info.run_id)}
-        assert {"config", "global", "songs", "per_song_metrics.csv"} <= paths
+        assert {"config", "global", "songs", "metrics", "per_song_metrics.csv"} <= paths
         songs = {a.path for a in client.list_artifacts(r.info.run_id, "songs/song0")}
         assert "songs/song0/explanation.json" in songs
         assert "songs/song0/listen_top.wav" in songs

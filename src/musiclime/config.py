@@ -18,8 +18,8 @@ from .errors import ConfigError
 from .explainer import ExplainerConfig
 
 #: Top-level groups and keys a config may hold; anything else is a typo.
-ROOT_KEYS = {"dataset", "separator", "model", "explainer", "tracking", "sweep", "results_root",
-             "working_sample_rate", "hydra", "workflow"}
+ROOT_KEYS = {"dataset", "separator", "model", "explainer", "metrics", "tracking", "sweep",
+             "results_root", "working_sample_rate", "hydra", "workflow"}
 GROUP_CHOICES_DIRS = ("dataset", "separator", "model", "explainer", "tracking", "sweep")
 
 
@@ -70,12 +70,32 @@ def explainer_config(cfg: DictConfig) -> ExplainerConfig:
     return ExplainerConfig(**data)
 
 
+def metric_settings(cfg: DictConfig):
+    """The ``metrics`` group as validated :class:`musiclime.metrics.MetricSettings` (or None
+    when the evaluate stage is disabled)."""
+    from .metrics import MetricSettings
+
+    node = OmegaConf.to_container(cfg.get("metrics") or {}, resolve=True)
+    if not node.pop("enabled", True):
+        return None
+    unknown = set(node) - set(MetricSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"metrics: unknown key(s) {', '.join(sorted(unknown))}. Valid keys: "
+                          f"enabled, {', '.join(MetricSettings.__dataclass_fields__)}")
+    try:
+        return MetricSettings(**node)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"metrics: {exc}") from exc
+
+
 def validate(cfg: DictConfig) -> None:
     unknown = set(cfg.keys()) - ROOT_KEYS
     if unknown:
         raise ConfigError(f"unknown top-level config key(s): {', '.join(sorted(unknown))}; "
                           f"known keys are {', '.join(sorted(ROOT_KEYS))}")
     explainer_config(cfg)
+    if "metrics" in cfg:
+        metric_settings(cfg)
     for group in ("separator", "model", "dataset"):
         if "name" not in cfg[group]:
             raise ConfigError(f"config group {group} needs a 'name'")

@@ -130,6 +130,26 @@ def fit_inputs(wildcards):
     }
 
 
+def evaluate_spec(wildcards):
+    return STAGES["evaluate"][wildcards.key]
+
+
+def evaluate_song(wildcards):
+    return song_entry(STAGES["evaluate"][wildcards.key]["dataset"], wildcards.song)
+
+
+def evaluate_inputs(wildcards):
+    spec = STAGES["evaluate"][wildcards.key]
+    inputs = {
+        "explanation": f"{RESULTS}/fit/{spec['fit']}/{wildcards.song}/explanation.json",
+        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
+    }
+    evidence = evaluate_song(wildcards).get("evidence")
+    if evidence:
+        inputs["evidence"] = evidence
+    return inputs
+
+
 # --- aggregate / track --------------------------------------------------------------------------
 def aggregate_inputs(wildcards):
     songs = STAGES["aggregate"][wildcards.key]["songs"]
@@ -145,15 +165,21 @@ def track_spec(wildcards):
         "point": wildcards.point,
         "tracking": config["tracking"],
         "fit": STAGES["track"][wildcards.point]["fit"],
+        "evaluate": STAGES["track"][wildcards.point].get("evaluate"),
     }
 
 
 def track_inputs(wildcards):
-    fit_key = STAGES["track"][wildcards.point]["fit"]
-    return {
-        "summary": f"{RESULTS}/aggregate/{fit_key}/summary.json",
+    track = STAGES["track"][wildcards.point]
+    inputs = {
+        "summary": f"{RESULTS}/aggregate/{track['fit']}/summary.json",
         "config": f"{RESULTS}/points/{wildcards.point}/config.yaml",
     }
+    if track.get("evaluate"):
+        inputs["metrics"] = [
+            f"{RESULTS}/evaluate/{track['evaluate']}/{song}.json" for song in track["songs"]
+        ]
+    return inputs
 
 
 def final_targets():
@@ -161,6 +187,11 @@ def final_targets():
     for point_id, point in config["points"].items():
         targets.append(f"{RESULTS}/points/{point_id}/config.yaml")
         targets.append(f"{RESULTS}/aggregate/{point['keys']['fit']}/summary.json")
+        if point["keys"].get("evaluate"):
+            targets += [
+                f"{RESULTS}/evaluate/{point['keys']['evaluate']}/{song}.json"
+                for song in point["songs"]
+            ]
         if config["tracking"].get("enabled", False):
             targets.append(f"{RESULTS}/track/{point_id}.json")
     return targets

@@ -60,3 +60,21 @@ rule fit_lime:
         f"{RESULTS}/logs/fit/{{key}}/{{song}}.log",
     script:
         "../scripts/stage.py"
+
+
+rule evaluate_explanation:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        json=f"{RESULTS}/evaluate/{{key}}/{{song}}.json",
+    params:
+        spec=evaluate_spec,
+        song=evaluate_song,
+    resources:
+        gpu=PREDICT_GPU,
+    conda:
+        "../envs/musiclime.yaml"
+    log:
+        f"{RESULTS}/logs/evaluate/{{key}}/{{song}}.log",
+    script:
+        "../scripts/stage.py"

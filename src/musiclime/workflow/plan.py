@@ -33,7 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import build_classifier, compose, explainer_config
+from ..config import build_classifier, compose, explainer_config, metric_settings
 from ..dataset import load_dataset
 from ..errors import ConfigError
 
@@ -106,7 +106,8 @@ class Planner:
     def __init__(self, results_root: str | Path):
         self.results_root = Path(results_root).resolve()
         self.stages: dict[str, dict[str, dict]] = {s: {} for s in (
-            "decode", "separate", "segment", "masks", "predict", "fit", "aggregate", "track")}
+            "decode", "separate", "segment", "masks", "predict", "fit", "evaluate", "aggregate",
+            "track")}
         self.datasets: dict[str, dict[str, dict]] = {}
         self.points: list[Point] = []
         self._model_rates: dict[str, tuple[int, list[str]]] = {}
@@ -189,11 +190,16 @@ class Planner:
             "sample_rate": rate, "temporal_segments": econf.temporal_segments,
             "segment_boundaries": econf.segment_boundaries, "residual": econf.residual,
             "lyrics_unit": econf.lyrics_unit})
+        metrics = metric_settings(cfg)
+        if metrics is not None:
+            mdict = metrics.as_dict()
+            keys["evaluate_suffix"] = f"met~{_short_hash(mdict)}"
         point = Point(point_id=point_id, overrides=list(overrides), config=resolved, keys=keys,
                       songs=[e.song_id for e in entries])
         point.config["_model"] = {"key": model_key, "sample_rate": model_rate,
                                   "class_names": class_names}
         point.config["_explainer"] = econf.as_dict()
+        point.config["_metrics"] = None if metrics is None else metrics.as_dict()
         self.points.append(point)
         return point
 
@@ -223,10 +229,17 @@ class Planner:
                 "dataset": dataset, "segment": p.keys["segment"], "masks": p.keys["masks"],
                 "predict": p.keys["predict"], "explainer": e,
                 "class_names": p.config["_model"]["class_names"]})
+            if p.config["_metrics"] is not None:
+                p.keys["evaluate"] = f"{p.keys['fit']}/{p.keys['evaluate_suffix']}"
+                self.stages["evaluate"].setdefault(p.keys["evaluate"], {
+                    "dataset": dataset, "segment": p.keys["segment"], "fit": p.keys["fit"],
+                    "model": dict(p.config["model"]), "explainer": e,
+                    "metrics": p.config["_metrics"]})
             self.stages["aggregate"].setdefault(p.keys["fit"], {
                 "dataset": dataset, "songs": p.songs})
             self.stages["track"][p.point_id] = {
-                "fit": p.keys["fit"], "dataset": dataset, "songs": p.songs,
+                "fit": p.keys["fit"], "evaluate": p.keys.get("evaluate"), "dataset": dataset,
+                "songs": p.songs,
                 "overrides": p.overrides}
         plan = {
             "results_root": str(self.results_root),

@@ -152,6 +152,25 @@ def fit(song_id: str, song: dict, spec: dict, segment_path: str, table_path: str
     exp.save_json(outputs["json"], num_features=config.num_features)
 
 
+def evaluate(song_id: str, song: dict, spec: dict, explanation_path: str, segment_path: str,
+             out: str) -> None:
+    """Quality metrics of one explanation (re-predicts perturbations with the classifier)."""
+    from ..explainer import ExplainerConfig, Song
+    from ..explanation import Explanation
+    from ..metrics import MetricSettings, evaluate_explanation
+
+    t0 = time.perf_counter()
+    fac, lyrics, _ = load_segment(segment_path)
+    exp = Explanation.load(explanation_path)
+    clf = _instantiate(spec["model"])
+    evidence = song.get("evidence") or None
+    metrics = evaluate_explanation(exp, Song(song_id, fac, lyrics), clf,
+                                   ExplainerConfig(**spec["explainer"]), evidence=evidence,
+                                   settings=MetricSettings(**spec["metrics"]))
+    metrics["time_evaluate_s"] = time.perf_counter() - t0
+    write_json(out, metrics)
+
+
 def freeze_config(point: dict, out: str) -> None:
     from omegaconf import OmegaConf
 
@@ -172,8 +191,10 @@ def aggregate(explanation_paths: list[str], summary_path: str, plots_dir: str) -
 def track(spec: dict, plan: dict, summary_path: str, config_path: str, out: str) -> None:
     from .tracking import log_point
 
-    fit_dir = Path(plan["results_root"]) / "fit" / spec["fit"]
-    run_id = log_point(plan, spec["point"], fit_dir, Path(summary_path).parent, config_path)
+    root = Path(plan["results_root"])
+    eval_dir = root / "evaluate" / spec["evaluate"] if spec.get("evaluate") else None
+    run_id = log_point(plan, spec["point"], root / "fit" / spec["fit"],
+                       Path(summary_path).parent, config_path, eval_dir)
     write_json(out, {"run_id": run_id, "point": spec["point"],
                      "parent_run_id": spec["tracking"].get("parent_run_id")})
 
@@ -192,7 +213,7 @@ def run_snakemake_job(smk) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     song = getattr(smk.wildcards, "song", None)
-    if smk.rule in ("separate_stems", "predict_masks"):
+    if smk.rule in ("separate_stems", "predict_masks", "evaluate_explanation"):
         import torch
 
         torch.set_num_threads(max(1, int(smk.threads)))  # no oversubscription across jobs
@@ -224,6 +245,8 @@ def _dispatch(smk, song: str | None) -> None:
     elif rule == "fit_lime":
         fit(song, p.song, p.spec, i.segment, i.table, i.masks, i.predict,
             {"json": o.json, "heatmap": o.heatmap, "lyrics": o.lyrics, "listen": o.listen})
+    elif rule == "evaluate_explanation":
+        evaluate(song, p.song, p.spec, i.explanation, i.segment, o.json)
     elif rule == "aggregate_global":
         aggregate(list(i), o.summary, o.plots)
     elif rule == "freeze_config":

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import io
 import logging
+import math
 import os
 import subprocess
 import time
@@ -154,15 +155,15 @@ def store_lock(uri: str, results_root: str | Path):
 
 
 def log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
-              config_path: str | Path) -> str:
+              config_path: str | Path, eval_dir: str | Path | None = None) -> str:
     """Log one configuration as an MLflow run (a child of the invocation's parent run)."""
     uri = tracking_uri(plan["tracking"], plan["results_root"])
     with store_lock(uri, plan["results_root"]):
-        return _log_point(plan, point_id, fit_dir, aggregate_dir, config_path)
+        return _log_point(plan, point_id, fit_dir, aggregate_dir, config_path, eval_dir)
 
 
 def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
-               config_path: str | Path) -> str:
+               config_path: str | Path, eval_dir: str | Path | None) -> str:
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
@@ -198,18 +199,20 @@ def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: st
             exp = Explanation.load(fit_dir / sid / "explanation.json")
             row = {"song_id": sid, "label": plan["datasets"][dataset][sid].get("label", ""),
                    "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
-            metrics_file = fit_dir / sid / "metrics.json"
-            if metrics_file.is_file():
-                row.update({k: v for k, v in read_json(metrics_file).items()
-                            if isinstance(v, (int, float))})
+            if eval_dir is not None:
+                row.update({k: v for k, v in read_json(Path(eval_dir) / f"{sid}.json").items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
             rows.append(row)
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = []
-        numeric = [k for k in rows[0] if isinstance(rows[0][k], (int, float))]
+        numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))})
         for k in numeric:
-            vals = [float(r[k]) for r in rows]
+            # NaN marks "not applicable" (e.g. no audio evidence in a human song): skip it
+            vals = [float(r[k]) for r in rows if k in r and math.isfinite(float(r[k]))]
+            if not vals:
+                continue
             metrics.append(Metric(f"{k}_mean", mean(vals), now, 0))
             metrics.append(Metric(f"{k}_std", pstdev(vals) if len(vals) > 1 else 0.0, now, 0))
         for step, r in enumerate(rows):
@@ -222,12 +225,15 @@ def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: st
         for i in range(0, len(metrics), 500):
             client.log_batch(rid, metrics=metrics[i:i + 500])
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(buf, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
         client.log_text(rid, buf.getvalue(), "per_song_metrics.csv")
         client.log_artifact(rid, str(config_path), "config")
         client.log_artifacts(rid, str(aggregate_dir), "global")
+        if eval_dir is not None:
+            client.log_artifacts(rid, str(eval_dir), "metrics")
         for sid in songs:
             client.log_artifacts(rid, str(fit_dir / sid), f"songs/{sid}")
         client.set_terminated(rid, "FINISHED")
