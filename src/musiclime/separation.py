@@ -191,6 +191,19 @@ class OpenUnmixSeparator:
         batch = torch.from_numpy(np.stack([x] if mono_model else [x, x])[None]).to(self.device)
         with torch.inference_mode():
             estimates = separator(batch)  # (1, targets, channels, time)
+            if not torch.isfinite(estimates).all():
+                # Identical stereo channels make the EM post-filter's covariance singular in
+                # float32 now and then; the same filter in float64 is stable.
+                log.warning("Open-Unmix returned NaN in float32 (niter=%d); separating again in "
+                            "float64", self.niter)
+                separator.to(torch.float64)
+                try:
+                    estimates = separator(batch.double())
+                finally:
+                    separator.to(torch.float32)
+            if not torch.isfinite(estimates).all():
+                raise ValueError(f"Open-Unmix ({self.model}) returned NaN stems even in float64; "
+                                 "set separator.niter=0 to skip the Wiener post-filter")
         est = estimates[0].mean(dim=1).cpu().numpy().astype(np.float32)
         stems = {}
         for i, name in enumerate(self.stems):
