@@ -256,3 +256,18 @@ def test_snakemake_lint_is_clean(corpus, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_a_broken_song_fails_alone_and_names_its_file(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=2)
+    bad = tmp_path / "corpus" / "song1.flac"
+    bad.write_bytes(b"this is not audio")
+    results = tmp_path / "results"
+    rc, out = run_capture(base_overrides(manifest, results, "tracking.enabled=false",
+                                         "metrics.enabled=false"))
+    assert rc != 0
+    # the good song went all the way through; nothing it computed was lost
+    assert len(list(results.glob("fit/**/song0/explanation.json"))) == 1
+    logs = list(results.glob("logs/decode/**/song1.log"))
+    assert logs and str(bad) in logs[0].read_text()
+    assert "cannot decode audio file" in logs[0].read_text()
