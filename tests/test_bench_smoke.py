@@ -1,0 +1,72 @@
+"""Smoke test of the benchmark's library-level parts (bench/run.py, bench/reference.py) on tiny
+inputs: the reference stand-in agrees with musiclime on the same masks, the sweep replay shares
+one prediction, and the predict_masks flags change speed, not results."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("musiclime_bench_run", BENCH / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def demo(bench):
+    return bench.load_demo(allow_untrained=True)
+
+
+def test_reference_matches_musiclime_on_same_masks(bench):
+    clip = bench.synthetic_clip(2.0, 8000)
+    clf = bench.EnergyClassifier(8000)
+    ml = bench.explain_once("musiclime", clf, clip, 80)
+    ref = bench.explain_once("reference", clf, clip, 80)
+    assert ml["n_features"] == ref["n_features"] == 40 + 12
+    assert np.allclose(ml["prediction"], ref["prediction"], atol=1e-6)
+    agree = bench.compare_weights(ml, ref)["1"]
+    assert agree["pearson"] > 0.9999 and agree["top5_overlap"] == 5
+    assert agree["max_abs_diff"] < 1e-4 * max(1.0, agree["max_abs_weight"])
+    assert ref["waveform_list_mb"] == pytest.approx(80 * 16000 * 4 / 2**20)
+    ov = bench.overhead_of(ml)
+    assert ov["ratio"] >= 1.0 and np.isfinite(ov["ratio"])
+
+
+def test_sweep_replay_shares_one_prediction(bench, demo):
+    songs = bench.synthetic_songs(2, 1.0, demo.sample_rate)
+    res = bench.sweep_library(songs, demo, [0.1, 0.25, 1.0], [20, 40, 80], log=lambda m: None)
+    assert res["prefix_max_abs_prob_diff"] < 1e-5
+    assert 1.0 <= res["ratio"] < res["naive_ratio"]
+    assert len(res["per_song"]) == 2
+
+
+def test_reuse_flags_change_speed_not_results(bench, demo):
+    from musiclime import ExplainerConfig, factorize
+
+    rate = demo.sample_rate
+    c = bench.synthetic_clip(1.0, rate, n_lines=8)
+    song = factorize(c["mix"], c["stems"], rate, c["lyrics"], ExplainerConfig(), song_id="s")
+    c4 = bench.synthetic_clip(1.0, rate, seed=1, n_lines=4)
+    small = factorize(c4["mix"], c4["stems"], rate, c4["lyrics"], ExplainerConfig(),
+                      song_id="small")
+    res = bench.reuse_speedups(demo, song, 24, small, 40)
+    for r in res.values():
+        assert r["max_abs_prob_diff"] < 1e-5, r
+        assert r["on_s"] > 0 and r["off_s"] > 0
+    assert res["dedup_lyrical"]["unique_rows"] <= 16 < res["dedup_lyrical"]["rows"]
+    results = {"settings": {"seconds": 1.0}, "reuse": res,
+               "overhead": {"classifier": "demo", "num_samples": 24, "ratio": 1.05,
+                            "compose_s": 0.1, "lyrics_compose_s": 0.0, "other_s": 0.0}}
+    text = bench.table(results)
+    assert "reuse_constant_modality (lyrical" in text and "MET" in text
