@@ -15,21 +15,24 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .audio import load_audio
-from .classifier import as_classifier, classifier_device
-from .composition import WaveformComposer
 from .errors import ConfigError
 from .explanation import Explanation
 from .factorization import RESIDUAL_MODES, AudioFactorization
 from .features import FeatureTable
-from .inference import Predictions, predict_masks
 from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units
 from .masks import MODALITIES, MaskLayout, is_exhaustive, sample_masks
 from .surrogate import FEATURE_SELECTIONS, fit_lime
+
+if TYPE_CHECKING:
+    from .inference import Predictions
+
+# torch is imported where predictions are made, not at import time: the workflow's fit jobs use
+# this module without a classifier and start faster without it.
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +218,8 @@ class MusicLIME:
     def __init__(self, classifier, config: ExplainerConfig | None = None, *,
                  sample_rate: int | None = None, class_names: list[str] | None = None,
                  progress: bool = True, **overrides):
+        from .classifier import as_classifier
+
         self.classifier = as_classifier(classifier, sample_rate=sample_rate,
                                         class_names=class_names)
         base = asdict(config) if config is not None else {}
@@ -227,6 +232,10 @@ class MusicLIME:
         return int(self.classifier.sample_rate)
 
     def predict(self, song: Song, masks: np.ndarray, layout: MaskLayout) -> Predictions:
+        from .classifier import classifier_device
+        from .composition import WaveformComposer
+        from .inference import predict_masks
+
         composer = WaveformComposer(song.audio, device=classifier_device(self.classifier))
         return predict_masks(self.classifier, composer, song.lyrics, masks, layout,
                              batch_size=self.config.batch_size, progress=self.progress,
