@@ -57,6 +57,7 @@ class ExplainerConfig:
     batch_size: int = 0  # 0: chosen from memory
     exhaustive: bool = True
     deduplicate: bool = True
+    mixed_precision: bool = False  # classifier under torch.autocast (fp16 CUDA / bf16 CPU)
     listen_top_k: int = 3
 
     def __post_init__(self):
@@ -239,7 +240,8 @@ class MusicLIME:
         composer = WaveformComposer(song.audio, device=classifier_device(self.classifier))
         return predict_masks(self.classifier, composer, song.lyrics, masks, layout,
                              batch_size=self.config.batch_size, progress=self.progress,
-                             deduplicate=self.config.deduplicate)
+                             deduplicate=self.config.deduplicate,
+                             mixed_precision=self.config.mixed_precision)
 
     def explain(self, song: Song) -> Explanation:
         cfg = self.config

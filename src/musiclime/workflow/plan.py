@@ -172,7 +172,8 @@ class Planner:
                        f"ex~{_fmt(econf.exhaustive)}")
         keys["masks_group"] = masks_group
         keys["predict_suffix"] = (f"model~{model_key},bs~{econf.batch_size},"
-                                  f"dd~{_fmt(econf.deduplicate)}")
+                                  f"dd~{_fmt(econf.deduplicate)}"
+                                  + (",amp~1" if econf.mixed_precision else ""))
         labels = "pred" if econf.labels is None else _fmt(econf.labels)
         keys["fit_suffix"] = (f"n~{econf.num_samples},kw~{_fmt(econf.kernel_width)},"
                               f"ds~{_fmt(econf.distance_scale)},fs~{econf.feature_selection},"
@@ -224,7 +225,7 @@ class Planner:
                 "dataset": dataset, "segment": p.keys["segment"], "masks": p.keys["masks"],
                 "model": {k: v for k, v in p.config["model"].items()},
                 "batch_size": e["batch_size"], "deduplicate": e["deduplicate"],
-                "modality": e["modality"]})
+                "mixed_precision": e["mixed_precision"], "modality": e["modality"]})
             self.stages["fit"].setdefault(p.keys["fit"], {
                 "dataset": dataset, "segment": p.keys["segment"], "masks": p.keys["masks"],
                 "predict": p.keys["predict"], "explainer": e,

@@ -121,7 +121,8 @@ def predict(song_id: str, spec: dict, segment_path: str, table_path: str, masks_
     clf = _instantiate(spec["model"])
     composer = WaveformComposer(fac, device=classifier_device(clf))
     preds = predict_masks(clf, composer, lyrics, m, layout, batch_size=spec["batch_size"],
-                          progress=False, deduplicate=spec["deduplicate"])
+                          progress=False, deduplicate=spec["deduplicate"],
+                          mixed_precision=spec.get("mixed_precision", False))
     write_npz(out, probs=preds.probs, class_names=np.array(preds.class_names),
               timings=np.array(json.dumps(preds.timings)), device=np.array(preds.device),
               batch_size=np.int64(preds.batch_size), unique_rows=np.int64(preds.unique_rows))
