@@ -21,19 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .fileio import atomic_path  # noqa: E402
+from .plots import save_figure  # noqa: E402
 
 IMPORTANCES = ("lime_importance", "avg_importance", "hw_importance")
 # Open-Unmix's stems first, then the factorization's optional residual, then anything else.
 STEM_ORDER = ("vocals", "drums", "bass", "other", "residual")
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 def _placeholder(path: Path, title: str, message: str) -> Path:
@@ -41,7 +33,7 @@ def _placeholder(path: Path, title: str, message: str) -> Path:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _classes(df: pd.DataFrame) -> list[str]:
@@ -93,7 +85,7 @@ def plot_heatmaps(df: pd.DataFrame | None, path: str | os.PathLike,
         ax.set_title(f"{name} ({n} song{'s' if n != 1 else ''})", fontsize=9)
         fig.colorbar(im, ax=ax, label=importance)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike,
@@ -127,7 +119,7 @@ def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike,
         n = int(top["n_songs_class"].iloc[0])
         ax.set_title(f"{name} ({n} song{'s' if n != 1 else ''})", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_global(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,

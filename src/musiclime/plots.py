@@ -15,7 +15,8 @@ from .explanation import Explanation  # noqa: E402
 from .fileio import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG atomically and close it."""
     path = Path(path)
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
@@ -44,7 +45,7 @@ def plot_audio_heatmap(exp: Explanation, path: str | os.PathLike, label: int | N
         title += " (audio not perturbed)"
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="LIME weight")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lyrics_bars(exp: Explanation, path: str | os.PathLike, label: int | None = None,
@@ -68,4 +69,4 @@ def plot_lyrics_bars(exp: Explanation, path: str | os.PathLike, label: int | Non
     ax.set_xlabel("LIME weight")
     ax.set_title(f"{exp.song_id}: lyric {exp.features.lyrics_unit}s for "
                  f"'{exp.label_name(label)}'", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
