@@ -169,6 +169,16 @@ def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
     assert (by_width[1.0].data.metrics["kernel_weight_min_mean"]
             > by_width[0.25].data.metrics["kernel_weight_min_mean"])
 
+    # the results page is generated from these runs, one row per configuration
+    from musiclime.results_table import collect_runs, write_report
+
+    df, parent = collect_runs(f"sqlite:///{results / 'mlflow.db'}")
+    assert parent == parents[0].info.run_id
+    assert sorted(df["kernel_width"]) == [0.25, 1.0]
+    page = write_report(f"sqlite:///{results / 'mlflow.db'}", tmp_path / "results.md").read_text()
+    assert parent in page and "| 0.25 |" in page and "| 1 |" in page
+    assert "Kernel flatness" in page
+
 
 def test_invalid_config_fails_before_any_job(corpus, tmp_path):
     results = tmp_path / "results"

@@ -3,6 +3,7 @@
     musiclime explain AUDIO [--lyrics LYRICS.txt] [--stems DIR] [--out DIR] [overrides ...]
     musiclime run [-m] [--cores N] [overrides ...]
     musiclime report [-m] [--out report.html] [overrides ...]
+    musiclime results [--results-root results] [--out docs/results.md]
     musiclime config [overrides ...]
 
 Overrides are Hydra's: ``explainer.num_samples=2000 separator=oracle model=demo``.
@@ -81,6 +82,16 @@ def cmd_report(args) -> int:
     return report_workflow(args.overrides, multirun=args.multirun, out=args.out)
 
 
+def cmd_results(args) -> int:
+    from .results_table import write_report
+    from .workflow.tracking import tracking_uri
+
+    uri = args.uri or tracking_uri({}, args.results_root)
+    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text)
+    print(f"wrote {out} from {uri}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="musiclime", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="HTML file (default <results_root>/report.html)")
     rep.add_argument("overrides", nargs="*")
     rep.set_defaults(func=cmd_report)
+
+    res = sub.add_parser("results", help="markdown tables of a sweep from its MLflow runs")
+    res.add_argument("--results-root", default="results")
+    res.add_argument("--uri", help="tracking URI (default: the results root's SQLite store)")
+    res.add_argument("--experiment", default="musiclime")
+    res.add_argument("--parent", help="parent run id (default: the newest invocation)")
+    res.add_argument("--command-text", help="the command that produced the runs, for the page")
+    res.add_argument("--out", default="docs/results.md")
+    res.set_defaults(func=cmd_results)
 
     c = sub.add_parser("config", help="print the composed, validated config")
     c.add_argument("overrides", nargs="*")
