@@ -14,14 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .plots import save_figure  # noqa: E402
+from .plots import new_figure, save_figure
 
 IMPORTANCES = ("lime_importance", "avg_importance", "hw_importance")
 # Open-Unmix's stems first, then the factorization's optional residual, then anything else.
@@ -29,7 +25,8 @@ STEM_ORDER = ("vocals", "drums", "bass", "other", "residual")
 
 
 def _placeholder(path: Path, title: str, message: str) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 2))
+    fig = new_figure(figsize=(5, 2))
+    ax = fig.subplots()
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
@@ -75,8 +72,9 @@ def plot_heatmaps(df: pd.DataFrame | None, path: str | os.PathLike,
         grids[name] = grid
     vmax = max(float(g.max()) for g in grids.values()) or 1.0
     width = 1.5 + 0.55 * n_seg
-    fig, axes = plt.subplots(len(classes), 1, squeeze=False, layout="constrained",
-                             figsize=(width, 0.6 + (1.0 + 0.4 * len(stems)) * len(classes)))
+    fig = new_figure(layout="constrained",
+                     figsize=(width, 0.6 + (1.0 + 0.4 * len(stems)) * len(classes)))
+    axes = fig.subplots(len(classes), 1, squeeze=False)
     for ax, name in zip(axes[:, 0], classes, strict=True):
         im = ax.imshow(grids[name], cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         ax.set_yticks(range(len(stems)), stems, fontsize=8)
@@ -105,8 +103,9 @@ def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike,
     n_max = max(len(t) for t in tops.values())
     vmax = max(float(t[importance].max()) for t in tops.values())
     vmax = 1.05 * vmax if vmax > 0 else 1.0
-    fig, axes = plt.subplots(1, len(classes), squeeze=False, layout="constrained",
-                             figsize=(4.2 * len(classes), 1.2 + 0.3 * max(1, n_max)))
+    fig = new_figure(layout="constrained",
+                     figsize=(4.2 * len(classes), 1.2 + 0.3 * max(1, n_max)))
+    axes = fig.subplots(1, len(classes), squeeze=False)
     for ax, name in zip(axes[0], classes, strict=True):
         top = tops[name]
         labels = [k if len(k) <= 40 else k[:37] + "..." for k in top["feature"]][::-1]

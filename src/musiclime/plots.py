@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from .explanation import Explanation
+from .fileio import atomic_path
 
-from .explanation import Explanation  # noqa: E402
-from .fileio import atomic_path  # noqa: E402
+# Figures are built with matplotlib's object API, not pyplot: no global state, so workflow jobs
+# that run in threads of one Snakemake process can plot at the same time.
+
+
+def new_figure(**kwargs) -> Figure:
+    return Figure(**kwargs)
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
@@ -20,7 +24,6 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -28,7 +31,8 @@ def plot_audio_heatmap(exp: Explanation, path: str | os.PathLike, label: int | N
     """Stems (rows) x temporal segments (columns), coloured by LIME weight (diverging, 0 white)."""
     label = exp.predicted_label if label is None else label
     grid = exp.audio_weight_grid(label)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
+    fig = new_figure(figsize=(1.0 + 0.6 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
+    ax = fig.subplots()
     finite = grid[np.isfinite(grid)]
     vmax = float(np.max(np.abs(finite))) if finite.size else 1.0
     vmax = vmax or 1.0
@@ -54,7 +58,8 @@ def plot_lyrics_bars(exp: Explanation, path: str | os.PathLike, label: int | Non
     label = exp.predicted_label if label is None else label
     items = [(exp.features[i].name, w) for i, w in exp.ranked(label)
              if exp.features[i].kind == "lyrics"][:max_units]
-    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.32 * max(1, len(items))))
+    fig = new_figure(figsize=(7, 0.9 + 0.32 * max(1, len(items))))
+    ax = fig.subplots()
     if items:
         names = [n if len(n) <= 48 else n[:45] + "..." for n, _ in items][::-1]
         weights = [w for _, w in items][::-1]

@@ -206,7 +206,6 @@ def run_snakemake_job(smk) -> None:
     import sys
 
     log_path = smk.log[0] if smk.log else None
-    handler = None
     stream = open(log_path, "w") if log_path else sys.stderr  # noqa: SIM115
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
