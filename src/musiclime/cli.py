@@ -87,7 +87,8 @@ def cmd_results(args) -> int:
     from .workflow.tracking import tracking_uri
 
     uri = args.uri or tracking_uri({}, args.results_root)
-    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text)
+    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text,
+                       args.note)
     print(f"wrote {out} from {uri}")
     return 0
 
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--experiment", default="musiclime")
     res.add_argument("--parent", help="parent run id (default: the newest invocation)")
     res.add_argument("--command-text", help="the command that produced the runs, for the page")
+    res.add_argument("--note", help="a paragraph to put under the title (scope, caveats)")
     res.add_argument("--out", default="docs/results.md")
     res.set_defaults(func=cmd_results)
 

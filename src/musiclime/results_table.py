@@ -107,7 +107,8 @@ def _pivot(df: pd.DataFrame, index: list[str], value: str) -> pd.DataFrame | Non
     return table.reset_index()
 
 
-def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None) -> str:
+def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
+                    note: str | None = None) -> str:
     keys = [c for c in ("separator", "modality", "kernel_width", "num_samples") if c in df]
     df = df.sort_values(keys)
     out = ["# Results", "",
@@ -115,6 +116,8 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None) -
            + (f", produced by `{command}`." if command else "."),
            "Every number is the mean over the run's songs (per-song values are in each run's "
            "`per_song_metrics.csv` artifact).", ""]
+    if note:
+        out += [note, ""]
     cols = keys + [c for c in METRICS.values() if c in df]
     out += ["## Every configuration", "", _md(df[cols]), ""]
     sections = [
@@ -136,9 +139,10 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None) -
 
 
 def write_report(uri: str, out: str | os.PathLike, experiment: str = "musiclime",
-                 parent_run_id: str | None = None, command: str | None = None) -> Path:
+                 parent_run_id: str | None = None, command: str | None = None,
+                 note: str | None = None) -> Path:
     df, parent = collect_runs(uri, experiment, parent_run_id)
     out = Path(out)
     with atomic_path(out, ".md") as tmp:
-        tmp.write_text(markdown_report(df, parent, command) + "\n", encoding="utf-8")
+        tmp.write_text(markdown_report(df, parent, command, note) + "\n", encoding="utf-8")
     return out
