@@ -152,3 +152,18 @@ def test_classifies_demo_test_songs(clf):
         audio = torch.from_numpy(song.stems.sum(axis=0))[None]
         probs = clf.predict_proba([song.lyrics], audio)
         assert clf.class_names[int(probs[0].argmax())] == row["label"], row["id"]
+
+
+def test_classifies_freshly_rendered_test_songs(clf):
+    """The same check without a generated corpus: render test-split songs in memory."""
+    from musiclime.audio import resample
+    from musiclime.demo.corpus import render_song
+
+    seen = set()
+    for index in range(170, 176):
+        song = render_song(index, seed=0, split="test")
+        audio = resample(song.mix, song.sample_rate, clf.sample_rate)
+        probs = clf.predict_proba([song.lyrics], torch.from_numpy(audio)[None])
+        assert clf.class_names[int(probs[0].argmax())] == song.label, song.song_id
+        seen.add(song.label)
+    assert seen == {"ai", "human"}
