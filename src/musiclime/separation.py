@@ -208,7 +208,7 @@ class OpenUnmixSeparator:
         stems = {}
         for i, name in enumerate(self.stems):
             y = resample(est[i], model_rate, sample_rate)
-            stems[name] = _fit_length(y, n)
+            stems[name] = fit_length(y, n)
         return stems
 
 
@@ -237,7 +237,7 @@ class OracleSeparator:
                     f"ship {', '.join(s + '.wav' for s in self.stems)} in each song's stems folder"
                 )
             y, _ = load_audio(path, sample_rate)
-            out[name] = y if length is None else _fit_length(y, length)
+            out[name] = y if length is None else fit_length(y, length)
         return out
 
     def separate(self, audio: np.ndarray, sample_rate: int, stems_dir=None) -> dict[str, np.ndarray]:
@@ -246,7 +246,7 @@ class OracleSeparator:
         return self.load_stems(stems_dir, sample_rate, length=len(audio))
 
 
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
     """Trim or zero-pad to ``n`` samples (resampling round trips can be off by a few)."""
     if y.shape[0] >= n:
         return np.ascontiguousarray(y[:n], dtype=np.float32)

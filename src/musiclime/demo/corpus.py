@@ -55,6 +55,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..fileio import atomic_path
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
@@ -633,14 +635,9 @@ def render_song(
 # Files
 
 
-def _atomic_tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write mono audio atomically. ``PCM_16`` requires values on the 2^-15 grid (lossless)."""
     path = Path(path)
-    tmp = _atomic_tmp(path)
     if subtype == "PCM_16":
         q = np.round(np.asarray(audio, dtype=np.float64) * 32768.0)
         if not np.array_equal(q / 32768.0, np.asarray(audio, dtype=np.float64)):
@@ -650,22 +647,13 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "P
         data = np.asarray(audio, dtype=np.float32)
     else:
         raise ValueError(f"unsupported subtype {subtype!r} (PCM_16 or FLOAT)")
-    try:
+    with atomic_path(path, ".wav") as tmp:
         sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = _atomic_tmp(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def song_paths(song: str, songs_dir: Path) -> dict[str, Path]:
@@ -715,18 +703,11 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
 
 
 def write_manifest(path: Path, rows: Iterable[dict[str, str]]) -> None:
-    path = Path(path)
-    tmp = _atomic_tmp(path)
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(MANIFEST_COLUMNS))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({c: row[c] for c in MANIFEST_COLUMNS})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(MANIFEST_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row[c] for c in MANIFEST_COLUMNS})
 
 
 def generate_corpus(

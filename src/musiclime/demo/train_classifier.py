@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from ..audio import load_audio
+from ..fileio import atomic_path, write_json, write_npy
 from ..lyrics import LineUnits, WordUnits
 from ..models.demo_classifier import (
     CHECKPOINT_NAME,
@@ -111,10 +112,7 @@ def load_song(
     if stems is None:
         stems = np.stack([load_audio(f, sample_rate)[0] for f in stem_files]).astype(np.float32)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}.npy")
-            np.save(tmp, stems)
-            os.replace(tmp, cache)
+            write_npy(cache, stems)
     lyrics = (root / row["lyrics_path"]).read_text(encoding="utf-8")
     audio_ev: list[dict] = []
     lyric_ev: list[str] = []
@@ -411,9 +409,8 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_NAME
-    tmp = out / f".{CHECKPOINT_NAME}.tmp"
-    torch.save(best_state, tmp)
-    os.replace(tmp, ckpt)
+    with atomic_path(ckpt, ".pt") as tmp:
+        torch.save(best_state, tmp)
     sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
 
     train_cfg = {
@@ -437,7 +434,7 @@ def train(
         },
     }
     config = {"model": cfg.to_dict(), "training": train_cfg}
-    _write_json(out / CONFIG_NAME, config)
+    write_json(out / CONFIG_NAME, config)
 
     clf = DemoClassifier(net, device="cpu")
     throughput = measure_throughput(clf, seconds=20.0, batch_size=32)
@@ -464,7 +461,7 @@ def train(
         "config": config,
         "history": history,
     }
-    _write_json(out / METRICS_NAME, metrics)
+    write_json(out / METRICS_NAME, metrics)
     log.info(
         "best epoch %d: val acc %.3f | test acc %.3f | test perturbed mae %.3f | %.0f s training"
         " | checkpoint %d bytes | %.1f clips/s", best["epoch"], metrics["val_accuracy"],
@@ -524,12 +521,6 @@ def measure_throughput(
     for _ in range(repeats):
         clf.predict_proba(lyrics, audio)
     return batch_size * repeats / (time.perf_counter() - t0)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -41,6 +41,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from ..fileio import atomic_path, write_json
+
 log = logging.getLogger(__name__)
 
 TARGETS = ("vocals", "drums", "bass", "other")
@@ -226,16 +228,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _atomic_torch_save(path: Path, state) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, ".pth") as tmp:
+        torch.save(state, tmp)
 
 
 def seed_everything(seed: int) -> None:
@@ -296,7 +291,7 @@ def train(manifest: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig)
             break
     seconds = time.perf_counter() - t_start
     for t in TARGETS:
-        _atomic_json(
+        write_json(
             out / f"{t}.json",
             {
                 "args": {**asdict(cfg), "target": t},
@@ -306,7 +301,7 @@ def train(manifest: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig)
                 "valid_loss_history": [h["val"][t] for h in history],
             },
         )
-    _atomic_json(
+    write_json(
         out / "separator.json",
         {
             "targets": list(TARGETS),
@@ -331,7 +326,7 @@ def train(manifest: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig)
         "sha256": {f"{t}.pth": sha256(out / f"{t}.pth") for t in TARGETS},
         "size_bytes": {f"{t}.pth": (out / f"{t}.pth").stat().st_size for t in TARGETS},
     }
-    _atomic_json(out / "training.json", info)
+    write_json(out / "training.json", info)
     log.info("trained in %.1f min; saved to %s", seconds / 60, out)
     return info
 
@@ -452,7 +447,7 @@ def evaluate(
         "per_song": sdr,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    _atomic_json(model_dir / "evaluation.json", result)
+    write_json(model_dir / "evaluation.json", result)
     return result
 
 

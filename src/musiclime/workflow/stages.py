@@ -19,6 +19,7 @@ from ..features import FeatureTable
 from ..fileio import atomic_path, read_json, write_json, write_npy, write_npz
 from ..lyrics import make_lyrics_units
 from ..masks import MaskLayout, sample_masks
+from ..separation import fit_length
 
 # torch, lime and scikit-learn are imported inside the stages that need them: most jobs are
 # light, and each Snakemake job is a fresh process.
@@ -73,9 +74,7 @@ def segment(song_id: str, spec: dict, decoded: str, separated: str, out_npz: str
     src_rate = int(s["sample_rate"])
     out_stems = {}
     for i, n in enumerate(names):
-        y = resample(stems[i], src_rate, rate) if src_rate != rate else stems[i]
-        y = y[: len(mix)] if len(y) >= len(mix) else np.pad(y, (0, len(mix) - len(y)))
-        out_stems[n] = y.astype(np.float32)
+        out_stems[n] = fit_length(resample(stems[i], src_rate, rate), len(mix))
     fac = AudioFactorization.from_stems(mix, out_stems, rate, segments=spec["temporal_segments"],
                                         boundaries=spec["segment_boundaries"],
                                         residual=spec["residual"])
