@@ -124,9 +124,70 @@ def test_num_samples_sweep_shares_one_prediction(corpus, tmp_path):
     assert rc == 0, out
     rules = executed_rules(out)
     assert rules.count("predict_masks") == 3  # 3 songs, one prediction run each
-    assert rules.count("fit_lime") == 6  # two prefixes per song
+    # both prefixes of a song are fitted (and evaluated) by one batch job (workflow.batch)
+    assert sum(r.startswith("fit_batch_") for r in rules) == 3, rules
+    assert sum(r.startswith("evaluate_batch_") for r in rules) == 3, rules
+    assert "fit_lime" not in rules and "evaluate_explanation" not in rules
+    assert len(list(results.glob("fit/**/song0/explanation.json"))) == 2
     preds = list(results.glob("predict/**/song0.npz"))
     assert len(preds) == 1 and "n~120" in str(preds[0])
+
+
+def _comparable(path: Path) -> dict:
+    """A result JSON without its timings and job-accounting fields."""
+    import json
+
+    skip = ("time", "seconds", "_s", "timestamp", "rows", "batch")
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if not any(t in k for t in skip)}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(json.loads(path.read_text()))
+
+
+def test_batched_sweep_matches_point_by_point_jobs(corpus, tmp_path):
+    """workflow.batch only changes how jobs are cut: the same files, the same explanations
+    byte for byte (timings aside), the same metrics to float precision, fewer jobs and fewer
+    classifier rows."""
+    sweep = ("tracking.enabled=false", "dataset.limit=2", "explainer.num_samples=60,120",
+             "explainer.kernel_width=0.25,1")
+    runs = {}
+    for batch in ("true", "false"):
+        results = tmp_path / f"batch_{batch}"
+        rc, out = run_capture(base_overrides(corpus, results, *sweep, f"workflow.batch={batch}"),
+                              multirun=True)
+        assert rc == 0, out
+        runs[batch] = (results, executed_rules(out))
+    (batched, rules_b), (single, rules_s) = runs["true"], runs["false"]
+    assert rules_s.count("fit_lime") == 8 and rules_s.count("evaluate_explanation") == 8
+    assert sum(r.startswith("fit_batch_") for r in rules_b) == 2
+    assert sum(r.startswith("evaluate_batch_") for r in rules_b) == 2
+    assert len(rules_b) < len(rules_s) - 10
+
+    files = sorted(p.relative_to(single) for p in single.glob("fit/**/explanation.json"))
+    assert len(files) == 8
+    assert files == sorted(p.relative_to(batched) for p in batched.glob("fit/**/explanation.json"))
+    for rel in files:
+        assert _comparable(batched / rel) == _comparable(single / rel), rel
+
+    evals = sorted(p.relative_to(single) for p in single.glob("evaluate/**/*.json"))
+    assert len(evals) == 8
+    rows_single = rows_batched = 0.0
+    for rel in evals:
+        a, b = _comparable(batched / rel), _comparable(single / rel)
+        assert a.keys() == b.keys(), rel
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12, nan_ok=True), (rel, key)
+        import json
+
+        rows_single += json.loads((single / rel).read_text())["metrics_classifier_rows"]
+        rows_batched += json.loads((batched / rel).read_text())["metrics_classifier_rows"]
+    # the held-out masks and random orderings are shared by the four points of a song
+    assert rows_batched < 0.6 * rows_single, (rows_batched, rows_single)
 
 
 def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
@@ -257,12 +318,15 @@ def test_plain_snakemake_plans_the_config_itself(corpus, tmp_path):
     assert len(configs) == 1 and "kernel_width: 0.25" in configs[0].read_text()
 
 
-def test_snakemake_lint_is_clean(corpus, tmp_path):
-    overrides = base_overrides(corpus, tmp_path / "results", "tracking.enabled=false")
+@pytest.mark.parametrize("sweep", [(), ("explainer.kernel_width=0.25,1",)])
+def test_snakemake_lint_is_clean(corpus, tmp_path, sweep):
+    """Lint the single-point rules and, for a sweep, the generated batch rules."""
+    overrides = base_overrides(corpus, tmp_path / "results", "tracking.enabled=false", *sweep)
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
          "--directory", str(tmp_path), "--lint",
-         "--config", "overrides=[" + ",".join(f'"{o}"' for o in overrides) + "]"],
+         "--config", "overrides=[" + ",".join(f'"{o}"' for o in overrides) + "]",
+         f"multirun={int(bool(sweep))}"],
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
@@ -281,3 +345,33 @@ def test_a_broken_song_fails_alone_and_names_its_file(tmp_path):
     logs = list(results.glob("logs/decode/**/song1.log"))
     assert logs and str(bad) in logs[0].read_text()
     assert "cannot decode audio file" in logs[0].read_text()
+
+
+def test_plan_batches_points_that_share_a_prediction_run(corpus, tmp_path):
+    from musiclime.workflow.plan import plan_from_overrides
+
+    overrides = base_overrides(corpus, tmp_path / "results", "tracking.enabled=false",
+                               "explainer.kernel_width=0.25,1", "explainer.num_samples=60,120",
+                               "explainer.modality=both,audio")
+    plan, points = plan_from_overrides(overrides, multirun=True)
+    assert len(points) == 8
+    stages = plan["stages"]
+    assert len(stages["predict"]) == 2  # one prediction run per modality
+    fit_batches = list(stages["fit_batch"].values())
+    assert len(fit_batches) == 2 and all(len(b["members"]) == 4 for b in fit_batches)
+    for b in fit_batches:  # members share the batch's prediction run, and nothing else batches
+        assert {stages["fit"][m]["predict"] for m in b["members"]} == {b["predict"]}
+    assert sorted(m for b in fit_batches for m in b["members"]) == sorted(stages["fit"])
+    eval_batches = list(stages["evaluate_batch"].values())
+    assert sorted(m for b in eval_batches for m in b["members"]) == sorted(stages["evaluate"])
+
+    # different metric settings are evaluated in different batches
+    plan, _ = plan_from_overrides(overrides + ["metrics.heldout_masks=50,100"], multirun=True)
+    assert len(plan["stages"]["evaluate_batch"]) == 4
+    assert len(plan["stages"]["fit_batch"]) == 2
+
+    plan, _ = plan_from_overrides(overrides + ["workflow.batch=false"], multirun=True)
+    assert plan["stages"]["fit_batch"] == {} and plan["stages"]["evaluate_batch"] == {}
+    # a single point has nothing to share
+    plan, _ = plan_from_overrides(base_overrides(corpus, tmp_path / "r", "tracking.enabled=false"))
+    assert plan["stages"]["fit_batch"] == {} and plan["stages"]["evaluate_batch"] == {}

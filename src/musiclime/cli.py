@@ -87,8 +87,13 @@ def cmd_results(args) -> int:
     from .workflow.tracking import tracking_uri
 
     uri = args.uri or tracking_uri({}, args.results_root)
-    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text,
-                       args.note)
+    note = args.note
+    if note and note.startswith("@"):
+        path = Path(note[1:])
+        if not path.is_file():
+            raise FileNotFoundError(f"--note {note}: no such file {path}")
+        note = path.read_text(encoding="utf-8").strip()
+    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text, note)
     print(f"wrote {out} from {uri}")
     return 0
 
@@ -131,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--experiment", default="musiclime")
     res.add_argument("--parent", help="parent run id (default: the newest invocation)")
     res.add_argument("--command-text", help="the command that produced the runs, for the page")
-    res.add_argument("--note", help="a paragraph to put under the title (scope, caveats)")
+    res.add_argument("--note", help="markdown to put under the title (scope, caveats); "
+                     "@FILE reads it from FILE")
     res.add_argument("--out", default="docs/results.md")
     res.set_defaults(func=cmd_results)
 

@@ -42,6 +42,7 @@ METRICS = {
     "stability_uk_top5_mean": "U_5",
     "stability_spearman_mean": "Spearman",
     "classifier_accuracy": "accuracy",
+    "time_separate_s_mean": "separate s",
 }
 
 
@@ -83,58 +84,180 @@ def collect_runs(uri: str, experiment: str = "musiclime",
     return df, parent_run_id
 
 
-def _md(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "n/a" if math.isnan(v) else f"{v:.3g}"
-        return str(v)
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.3g}"
+    return str(v)
 
-    head = "| " + " | ".join(df.columns) + " |"
+
+def _md(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
 
 
-def _pivot(df: pd.DataFrame, index: list[str], value: str) -> pd.DataFrame | None:
-    if value not in df:
+def _pivot(df: pd.DataFrame, index: list[str], value: str,
+           columns: list[str] | None = None) -> pd.DataFrame | None:
+    """Mean of ``value`` by ``index`` rows and ``columns`` (default: separator / modality)."""
+    if value not in df or not all(i in df for i in index) or df[value].isna().all():
         return None
-    cols = [c for c in ("separator", "modality") if c in df and c not in index]
-    table = df.pivot_table(index=index, columns=cols or None, values=value, aggfunc="mean")
+    if columns is None:
+        columns = [c for c in ("separator", "modality") if c in df and c not in index]
+    columns = [c for c in columns if c in df and c not in index]
+    table = df.pivot_table(index=index, columns=columns or None, values=value, aggfunc="mean",
+                           dropna=False)
     if isinstance(table, pd.Series):
         table = table.to_frame(value)
-    table.columns = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c)
-                     for c in table.columns]
+    if not columns:
+        table.columns = [value]
+    else:
+        table.columns = [" / ".join(f"{n}={v}" if n == "num_samples" else str(v)
+                                    for n, v in zip(columns, c if isinstance(c, tuple) else (c,),
+                                                    strict=True))
+                         for c in table.columns]
     return table.reset_index()
+
+
+def default_rows(df: pd.DataFrame, num_samples: int | None = None) -> pd.DataFrame:
+    """The rows at one num_samples (default: 1000 if swept, else the most common value)."""
+    if "num_samples" not in df:
+        return df
+    counts = df["num_samples"].value_counts()
+    if num_samples is None:
+        num_samples = 1000 if 1000 in counts.index else int(counts.idxmax())
+    return df[df["num_samples"] == num_samples]
+
+
+def flatness(df: pd.DataFrame, flat_at: float = 0.99) -> pd.DataFrame | None:
+    """Per kernel width: the smallest and largest kernel weight over every run, the effective
+    sample share, and whether the kernel is flat (every weight >= ``flat_at``: an unweighted
+    fit)."""
+    need = ("kernel_width", "kernel w min")
+    if not all(c in df for c in need):
+        return None
+    g = df.groupby("kernel_width")
+    out = pd.DataFrame({"kernel w min (lowest run)": g["kernel w min"].min()})
+    if "kernel w max" in df:
+        out["kernel w max"] = g["kernel w max"].max()
+    if "effective samples" in df and "num_samples" in df:
+        share = df["effective samples"] / df["num_samples"]
+        out["effective samples / num_samples"] = share.groupby(df["kernel_width"]).mean()
+    for col in ("R^2 in-sample", "R^2 held-out", "evidence P@5", "Jaccard top-5"):
+        if col in df:
+            out[col] = g[col].mean()
+    out["flat"] = ["yes" if v >= flat_at else "no" for v in out["kernel w min (lowest run)"]]
+    return out.reset_index()
+
+
+def samples_for_stability(df: pd.DataFrame, column: str = "Jaccard top-5",
+                          threshold: float = 0.8) -> pd.DataFrame | None:
+    """Per (separator, modality, kernel width): the smallest num_samples whose mean
+    ``column`` reaches ``threshold`` (and stays there for every larger num_samples), or
+    ``"> max"`` when none does."""
+    if column not in df or "num_samples" not in df:
+        return None
+    keys = [c for c in ("separator", "modality", "kernel_width") if c in df]
+    rows = []
+    for group, sub in df.groupby(keys):
+        curve = sub.groupby("num_samples")[column].mean().sort_index()
+        if curve.isna().all():
+            continue
+        ok = curve >= threshold
+        needed = f"> {int(curve.index.max())}"
+        # the first n from which every larger n also reaches the threshold
+        for n in curve.index:
+            if ok.loc[n:].all():
+                needed = str(int(n))
+                break
+        group = group if isinstance(group, tuple) else (group,)
+        rows.append({**dict(zip(keys, group, strict=True)),
+                     f"num_samples for {column} >= {threshold:g}": needed,
+                     f"{column} at {int(curve.index.min())}": float(curve.iloc[0]),
+                     f"{column} at {int(curve.index.max())}": float(curve.iloc[-1])})
+    return pd.DataFrame(rows) if rows else None
+
+
+def separator_cost(df: pd.DataFrame, metrics: tuple[str, ...] = (
+        "evidence P@5", "audio P@5", "lyrics P@5", "evidence AUROC", "deletion / random",
+        "insertion / random", "R^2 held-out", "Jaccard top-5", "separate s"),
+) -> pd.DataFrame | None:
+    """Per modality: each metric's mean under every separator (over kernel widths and
+    num_samples), and the difference to the best-quality one (``oracle`` when present)."""
+    if "separator" not in df or df["separator"].nunique() < 2:
+        return None
+    seps = sorted(df["separator"].unique(), key=lambda s: (s != "oracle", s))
+    ref = seps[0]
+    keys = [c for c in ("modality",) if c in df]
+    rows = []
+    for group, sub in (df.groupby(keys) if keys else [((), df)]):
+        group = group if isinstance(group, tuple) else (group,)
+        for m in metrics:
+            if m not in sub or sub[m].isna().all():
+                continue
+            means = sub.groupby("separator")[m].mean()
+            row = {**dict(zip(keys, group, strict=True)), "metric": m}
+            for sep in seps:
+                row[sep] = float(means.get(sep, float("nan")))
+            for sep in seps[1:]:
+                row[f"{sep} - {ref}"] = row[sep] - row[ref]
+            rows.append(row)
+    return pd.DataFrame(rows) if rows else None
 
 
 def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
                     note: str | None = None) -> str:
     keys = [c for c in ("separator", "modality", "kernel_width", "num_samples") if c in df]
     df = df.sort_values(keys)
+    songs = sorted(df["songs"].unique()) if "songs" in df else []
     out = ["# Results", "",
            f"Generated by `musiclime results` from MLflow parent run `{parent}`"
-           + (f", produced by `{command}`." if command else "."),
+           + (f", produced by `{command}`." if command else ".")
+           + (f" {len(df)} configurations on {', '.join(map(str, songs))} songs." if songs
+              else ""),
            "Every number is the mean over the run's songs (per-song values are in each run's "
-           "`per_song_metrics.csv` artifact).", ""]
+           "`per_song_metrics.csv` artifact); evidence metrics average the songs that have "
+           "planted evidence of the explained label (the `ai` songs).", ""]
     if note:
         out += [note, ""]
-    cols = keys + [c for c in METRICS.values() if c in df]
-    out += ["## Every configuration", "", _md(df[cols]), ""]
+    main = default_rows(df)
+    cols = [c for c in ("separator", "modality", "kernel_width") if c in main]
+    cols += [c for c in METRICS.values() if c in main and c != "accuracy"]
+    n_main = int(main["num_samples"].iloc[0]) if "num_samples" in main and len(main) else None
+    out += [f"## Main table (num_samples = {n_main})" if n_main else "## Main table", "",
+            _md(main[cols]), ""]
     sections = [
-        ("Planted-evidence recovery (precision@5, explained label) by kernel width",
-         ["kernel_width"], "evidence P@5"),
-        ("Kernel flatness: the smallest kernel weight by kernel width (1.0 = flat)",
-         ["kernel_width"], "kernel w min"),
-        ("Stability of the top-5 features (Jaccard across seeds) by num_samples",
-         ["num_samples"], "Jaccard top-5"),
-        ("Held-out surrogate R^2 by num_samples", ["num_samples"], "R^2 held-out"),
+        ("Which settings recover the planted evidence: precision@5 by num_samples",
+         ["separator", "modality", "kernel_width"], "evidence P@5", ["num_samples"]),
+        ("Audio evidence precision@5 by num_samples",
+         ["separator", "modality", "kernel_width"], "audio P@5", ["num_samples"]),
+        ("Stability of the top-5 features (mean pairwise Jaccard across mask seeds)",
+         ["separator", "modality", "kernel_width"], "Jaccard top-5", ["num_samples"]),
+        ("Distinct features in the top-5 sets of all seeds (U_5; 5 = identical)",
+         ["separator", "modality", "kernel_width"], "U_5", ["num_samples"]),
+        ("Held-out surrogate R^2 by num_samples",
+         ["separator", "modality", "kernel_width"], "R^2 held-out", ["num_samples"]),
     ]
-    for title, index, value in sections:
-        if not all(i in df for i in index):
-            continue
-        table = _pivot(df, index, value)
+    for title, index, value, columns in sections:
+        table = _pivot(df, [i for i in index if i in df], value, columns)
         if table is not None:
             out += [f"## {title}", "", _md(table), ""]
+    flat = flatness(df)
+    if flat is not None:
+        out += ["## Kernel flatness: the kernel weights by kernel width (flat = every weight "
+                ">= 0.99)", "", _md(flat), ""]
+    stab = samples_for_stability(df)
+    if stab is not None:
+        out += ["## How many samples make explanations stable", "",
+                "The smallest num_samples from which the mean top-5 Jaccard across mask seeds "
+                "stays at or above 0.8.", "", _md(stab), ""]
+    cost = separator_cost(df)
+    if cost is not None:
+        out += ["## What separator quality costs", "",
+                "Each metric's mean over kernel widths and num_samples, per separator.", "",
+                _md(cost), ""]
+    cols = keys + [c for c in METRICS.values() if c in df]
+    out += ["## Every configuration", "", _md(df[cols]), ""]
     return "\n".join(out)
 
 

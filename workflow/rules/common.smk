@@ -1,4 +1,6 @@
 # Helpers for the rules: the plan, input functions and wildcard constraints. No rules here.
+import re
+
 from musiclime.workflow.plan import plan_from_overrides
 from musiclime.workflow.tracking import ensure_experiment, tracking_uri
 
@@ -19,7 +21,22 @@ elif "stages" not in config:
 
 RESULTS = config["results_root"]
 STAGES = config["stages"]
+STAGES.setdefault("fit_batch", {})
+STAGES.setdefault("evaluate_batch", {})
 PREDICT_GPU = int(config.get("gpu", 0))
+
+
+def _only(keys):
+    """A wildcard regex matching exactly these keys (none: matches nothing)."""
+    return "|".join(re.escape(k) for k in sorted(keys)) or "(?!)"
+
+
+# Keys fitted / evaluated by a batch rule (workflow/rules/explain.smk) are not made by the
+# per-point rules, so every output has exactly one producing rule.
+_BATCHED_FITS = {m for b in STAGES["fit_batch"].values() for m in b["members"]}
+_BATCHED_EVALS = {m for b in STAGES["evaluate_batch"].values() for m in b["members"]}
+SINGLE_FIT_KEYS = _only(set(STAGES["fit"]) - _BATCHED_FITS)
+SINGLE_EVALUATE_KEYS = _only(set(STAGES["evaluate"]) - _BATCHED_EVALS)
 
 
 wildcard_constraints:
@@ -148,6 +165,60 @@ def evaluate_inputs(wildcards):
     if evidence:
         inputs["evidence"] = evidence
     return inputs
+
+
+# --- batches: one job per song for every point that shares a prediction run -----------------
+def fit_batch_outputs(batch_id):
+    outs = {}
+    for i, key in enumerate(STAGES["fit_batch"][batch_id]["members"]):
+        base = f"{RESULTS}/fit/{key}/{{song}}"
+        outs[f"json_{i}"] = f"{base}/explanation.json"
+        outs[f"heatmap_{i}"] = f"{base}/audio_heatmap.png"
+        outs[f"lyrics_{i}"] = f"{base}/lyrics.png"
+        outs[f"listen_{i}"] = f"{base}/listen_top.wav"
+    return outs
+
+
+def fit_batch_spec(batch_id):
+    return [STAGES["fit"][key] for key in STAGES["fit_batch"][batch_id]["members"]]
+
+
+def fit_batch_inputs(batch_id, wildcards):
+    spec = STAGES["fit"][STAGES["fit_batch"][batch_id]["members"][0]]
+    return {
+        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
+        "table": stage_path("segment", spec["segment"], wildcards.song, ".features.json"),
+        "masks": stage_path("masks", spec["masks"], wildcards.song, ".npy"),
+        "predict": stage_path("predict", spec["predict"], wildcards.song, ".npz"),
+    }
+
+
+def evaluate_batch_outputs(batch_id):
+    return {f"json_{i}": f"{RESULTS}/evaluate/{key}/{{song}}.json"
+            for i, key in enumerate(STAGES["evaluate_batch"][batch_id]["members"])}
+
+
+def evaluate_batch_spec(batch_id):
+    return [STAGES["evaluate"][key] for key in STAGES["evaluate_batch"][batch_id]["members"]]
+
+
+def evaluate_batch_inputs(batch_id, wildcards):
+    members = STAGES["evaluate_batch"][batch_id]["members"]
+    specs = [STAGES["evaluate"][key] for key in members]
+    inputs = {
+        f"explanation_{i}": f"{RESULTS}/fit/{spec['fit']}/{wildcards.song}/explanation.json"
+        for i, spec in enumerate(specs)
+    }
+    inputs["segment"] = stage_path("segment", specs[0]["segment"], wildcards.song, ".npz")
+    evidence = song_entry(specs[0]["dataset"], wildcards.song).get("evidence")
+    if evidence:
+        inputs["evidence"] = evidence
+    return inputs
+
+
+def batch_song(stage, batch_id):
+    dataset = STAGES[stage][STAGES[f"{stage}_batch"][batch_id]["members"][0]]["dataset"]
+    return lambda wildcards: song_entry(dataset, wildcards.song)
 
 
 # --- aggregate / track --------------------------------------------------------------------------

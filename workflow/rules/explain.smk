@@ -34,6 +34,8 @@ rule predict_masks:
 
 
 rule fit_lime:
+    wildcard_constraints:
+        key=SINGLE_FIT_KEYS,
     input:
         unpack(fit_inputs),
     output:
@@ -63,6 +65,8 @@ rule fit_lime:
 
 
 rule evaluate_explanation:
+    wildcard_constraints:
+        key=SINGLE_EVALUATE_KEYS,
     input:
         unpack(evaluate_inputs),
     output:
@@ -78,3 +82,47 @@ rule evaluate_explanation:
         f"{RESULTS}/logs/evaluate/{{key}}/{{song}}.log",
     script:
         "../scripts/stage.py"
+
+
+# Batches (workflow.batch, see src/musiclime/workflow/plan.py): one job per song fits every point
+# that shares a prediction run, and one evaluates them, writing the per-point files above.
+for _batch in STAGES["fit_batch"]:
+
+    rule:
+        name:
+            f"fit_batch_{_batch[3:]}"
+        input:
+            unpack(lambda wildcards, b=_batch: fit_batch_inputs(b, wildcards)),
+        output:
+            **fit_batch_outputs(_batch),
+        params:
+            spec=fit_batch_spec(_batch),
+            song=batch_song("fit", _batch),
+        conda:
+            "../envs/musiclime.yaml"
+        log:
+            f"{RESULTS}/logs/fit_batch/{_batch}/{{song}}.log",
+        script:
+            "../scripts/stage.py"
+
+
+for _batch in STAGES["evaluate_batch"]:
+
+    rule:
+        name:
+            f"evaluate_batch_{_batch[3:]}"
+        input:
+            unpack(lambda wildcards, b=_batch: evaluate_batch_inputs(b, wildcards)),
+        output:
+            **evaluate_batch_outputs(_batch),
+        params:
+            spec=evaluate_batch_spec(_batch),
+            song=batch_song("evaluate", _batch),
+        resources:
+            gpu=PREDICT_GPU,
+        conda:
+            "../envs/musiclime.yaml"
+        log:
+            f"{RESULTS}/logs/evaluate_batch/{_batch}/{{song}}.log",
+        script:
+            "../scripts/stage.py"

@@ -128,7 +128,7 @@ def config_from_explanation(exp: Explanation, config: ExplainerConfig | None = N
     return ExplainerConfig(**base)
 
 
-def _check_song(exp: Explanation, song: Song) -> None:
+def check_song(exp: Explanation, song: Song) -> None:
     table = song.feature_table
     if [f.name for f in table.features] != [f.name for f in exp.features.features]:
         raise ValueError(
@@ -166,7 +166,7 @@ def evaluate_explanation(exp: Explanation, song: Song, classifier,
                          f"(it explains {exp.labels}); explain it with labels=[{label}]")
     cfg = config_from_explanation(exp, config, label)
     if predictor is None:
-        _check_song(exp, song)
+        check_song(exp, song)
         predictor = MaskPredictor(song, classifier, exp.modality, batch_size=cfg.batch_size,
                                   deduplicate=cfg.deduplicate, class_names=exp.class_names)
     rows_before = getattr(predictor, "rows_predicted", 0)

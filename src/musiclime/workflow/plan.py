@@ -107,7 +107,7 @@ class Planner:
         self.results_root = Path(results_root).resolve()
         self.stages: dict[str, dict[str, dict]] = {s: {} for s in (
             "decode", "separate", "segment", "masks", "predict", "fit", "evaluate", "aggregate",
-            "track")}
+            "track", "fit_batch", "evaluate_batch")}
         self.datasets: dict[str, dict[str, dict]] = {}
         self.points: list[Point] = []
         self._model_rates: dict[str, tuple[int, list[str]]] = {}
@@ -205,8 +205,17 @@ class Planner:
         return point
 
     # --- finalisation: num_samples sharing ------------------------------------------------------
-    def finalize(self, tracking: dict | None = None) -> dict:
-        """Resolve masks/predict keys (largest num_samples per group) and return the plan."""
+    def finalize(self, tracking: dict | None = None, batch: bool = True) -> dict:
+        """Resolve masks/predict keys (largest num_samples per group) and return the plan.
+
+        With ``batch``, the fit keys that share one prediction run (a kernel-width or
+        num_samples sweep) become one *fit batch*, and their evaluate keys with the same metric
+        settings one *evaluate batch*: a single job per song fits (or evaluates) them all, so a
+        120-point sweep costs a few jobs per song instead of hundreds of process start-ups, and
+        the evaluate batch predicts every metric mask shared between its members (held-out masks,
+        random orderings, stability reruns) once. Outputs and their paths are the same as
+        without batching; :meth:`_batches` lists the members.
+        """
         n_max: dict[str, int] = {}
         for p in self.points:
             g = p.keys["masks_group"]
@@ -242,6 +251,8 @@ class Planner:
                 "fit": p.keys["fit"], "evaluate": p.keys.get("evaluate"), "dataset": dataset,
                 "songs": p.songs,
                 "overrides": p.overrides}
+        if batch:
+            self._batches()
         plan = {
             "results_root": str(self.results_root),
             "datasets": self.datasets,
@@ -252,6 +263,29 @@ class Planner:
             "tracking": tracking or {"enabled": False},
         }
         return plan
+
+
+    def _batches(self) -> None:
+        """Group fit keys by prediction run, evaluate keys by (prediction run, metrics)."""
+        fits: dict[str, list[str]] = {}
+        for key, spec in self.stages["fit"].items():
+            fits.setdefault(spec["predict"], []).append(key)
+        for predict_key, members in fits.items():
+            if len(members) < 2:
+                continue
+            members = sorted(members)
+            self.stages["fit_batch"]["fb_" + _short_hash(members, 12)] = {
+                "predict": predict_key, "members": members}
+        evals: dict[tuple[str, str], list[str]] = {}
+        for key, spec in self.stages["evaluate"].items():
+            predict_key = self.stages["fit"][spec["fit"]]["predict"]
+            evals.setdefault((predict_key, _short_hash(spec["metrics"])), []).append(key)
+        for (predict_key, _), members in evals.items():
+            if len(members) < 2:
+                continue
+            members = sorted(members)
+            self.stages["evaluate_batch"]["eb_" + _short_hash(members, 12)] = {
+                "predict": predict_key, "members": members}
 
 
 def plan_from_overrides(overrides: list[str], multirun: bool = False,
@@ -268,7 +302,9 @@ def plan_from_overrides(overrides: list[str], multirun: bool = False,
         planner.add_point(ov, compose(ov))
     tracking = _container(base.tracking)
     tracking["parent_run_id"] = tracking_parent
-    return planner.finalize(tracking), point_overrides
+    workflow = _container(base.get("workflow", {}) or {}) if "workflow" in base else {}
+    batch = bool(workflow.get("batch", True))
+    return planner.finalize(tracking, batch=batch), point_overrides
 
 
 def _is_sweep(override: str) -> bool:

@@ -129,46 +129,91 @@ def predict(song_id: str, spec: dict, segment_path: str, table_path: str, masks_
 
 def fit(song_id: str, song: dict, spec: dict, segment_path: str, table_path: str,
         masks_path: str, predict_path: str, outputs: dict) -> None:
+    fit_batch(song_id, song, [spec], segment_path, table_path, masks_path, predict_path,
+              [outputs])
+
+
+def fit_batch(song_id: str, song: dict, specs: list[dict], segment_path: str, table_path: str,
+              masks_path: str, predict_path: str, outputs: list[dict]) -> None:
+    """Fit one explanation per spec from one prediction run (each on its num_samples prefix).
+
+    ``outputs[i]`` holds the ``json``, ``heatmap``, ``lyrics`` and ``listen`` paths of
+    ``specs[i]``. The inputs are read once; each explanation is exactly what a lone fit of its
+    spec writes.
+    """
     from ..explainer import ExplainerConfig, fit_explanation
     from ..listen import save_listenable
     from ..plots import plot_audio_heatmap, plot_lyrics_bars
 
-    config = ExplainerConfig(**spec["explainer"])
     table = FeatureTable.from_dict(read_json(table_path))
-    layout = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
     m = np.load(masks_path)
     p = np.load(predict_path)
-    timings = json.loads(str(p["timings"]))
+    probs = p["probs"]
+    class_names = [str(c) for c in p["class_names"]]
+    pred_timings = json.loads(str(p["timings"]))
     fac, _, sep_s = load_segment(segment_path)
-    timings["separate_s"] = sep_s
     info = {k: song.get(k) for k in ("label", "split", "audio", "lyrics", "evidence") if song.get(k)}
-    exp = fit_explanation(song_id, table, layout, m, p["probs"],
-                          [str(c) for c in p["class_names"]], config, timings=timings,
-                          song_info=info, num_samples=config.num_samples)
-    exp.params["device"] = str(p["device"])
-    plot_audio_heatmap(exp, outputs["heatmap"])
-    plot_lyrics_bars(exp, outputs["lyrics"])
-    save_listenable(exp, fac, outputs["listen"], k=config.listen_top_k)
-    exp.save_json(outputs["json"], num_features=config.num_features)
+    for spec, out in zip(specs, outputs, strict=True):
+        config = ExplainerConfig(**spec["explainer"])
+        layout = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
+        timings = dict(pred_timings, separate_s=sep_s)
+        exp = fit_explanation(song_id, table, layout, m, probs, class_names, config,
+                              timings=timings, song_info=info, num_samples=config.num_samples)
+        exp.params["device"] = str(p["device"])
+        plot_audio_heatmap(exp, out["heatmap"])
+        plot_lyrics_bars(exp, out["lyrics"])
+        save_listenable(exp, fac, out["listen"], k=config.listen_top_k)
+        exp.save_json(out["json"], num_features=config.num_features)
 
 
 def evaluate(song_id: str, song: dict, spec: dict, explanation_path: str, segment_path: str,
              out: str) -> None:
     """Quality metrics of one explanation (re-predicts perturbations with the classifier)."""
+    evaluate_batch(song_id, song, [spec], [explanation_path], segment_path, [out])
+
+
+def evaluate_batch(song_id: str, song: dict, specs: list[dict], explanation_paths: list[str],
+                   segment_path: str, outs: list[str]) -> None:
+    """Quality metrics of several explanations of one song that share a prediction run.
+
+    One classifier and one :class:`~musiclime.metrics.predictor.MaskPredictor` serve every
+    member, so a mask that several members need is predicted once. ``metrics_classifier_rows``
+    of a member counts the rows it added; ``metrics_batch_rows`` is the batch's total.
+    """
     from ..explainer import ExplainerConfig, Song
     from ..explanation import Explanation
-    from ..metrics import MetricSettings, evaluate_explanation
+    from ..metrics import MaskPredictor, MetricSettings, evaluate_explanation
+    from ..metrics.evaluate import check_song
 
     t0 = time.perf_counter()
     fac, lyrics, _ = load_segment(segment_path)
-    exp = Explanation.load(explanation_path)
-    clf = _instantiate(spec["model"])
+    clf = _instantiate(specs[0]["model"])
     evidence = song.get("evidence") or None
-    metrics = evaluate_explanation(exp, Song(song_id, fac, lyrics), clf,
-                                   ExplainerConfig(**spec["explainer"]), evidence=evidence,
-                                   settings=MetricSettings(**spec["metrics"]))
-    metrics["time_evaluate_s"] = time.perf_counter() - t0
-    write_json(out, metrics)
+    target = Song(song_id, fac, lyrics)
+    predictor = None
+    results = []
+    for spec, path in zip(specs, explanation_paths, strict=True):
+        t1 = time.perf_counter()
+        exp = Explanation.load(path)
+        config = ExplainerConfig(**spec["explainer"])
+        if predictor is None:
+            check_song(exp, target)
+            predictor = MaskPredictor(target, clf, exp.modality, batch_size=config.batch_size,
+                                      deduplicate=config.deduplicate,
+                                      class_names=exp.class_names)
+        elif exp.modality != predictor.layout.modality:
+            raise ValueError(f"{path}: modality {exp.modality!r} differs from the batch's "
+                             f"{predictor.layout.modality!r}")
+        metrics = evaluate_explanation(exp, target, clf, config, evidence=evidence,
+                                       settings=MetricSettings(**spec["metrics"]),
+                                       predictor=predictor)
+        metrics["time_evaluate_s"] = time.perf_counter() - t1
+        results.append(metrics)
+    for metrics, out in zip(results, outs, strict=True):
+        metrics["metrics_batch_rows"] = float(predictor.rows_predicted)
+        metrics["metrics_batch_members"] = float(len(specs))
+        metrics["metrics_batch_s"] = time.perf_counter() - t0
+        write_json(out, metrics)
 
 
 def freeze_config(point: dict, out: str) -> None:
@@ -212,7 +257,8 @@ def run_snakemake_job(smk) -> None:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     song = getattr(smk.wildcards, "song", None)
-    if smk.rule in ("separate_stems", "predict_masks", "evaluate_explanation"):
+    if smk.rule in ("separate_stems", "predict_masks", "evaluate_explanation") or \
+            smk.rule.startswith("evaluate_batch_"):
         import torch
 
         torch.set_num_threads(max(1, int(smk.threads)))  # no oversubscription across jobs
@@ -246,6 +292,15 @@ def _dispatch(smk, song: str | None) -> None:
             {"json": o.json, "heatmap": o.heatmap, "lyrics": o.lyrics, "listen": o.listen})
     elif rule == "evaluate_explanation":
         evaluate(song, p.song, p.spec, i.explanation, i.segment, o.json)
+    elif rule.startswith("fit_batch_"):
+        n = len(p.spec)
+        fit_batch(song, p.song, p.spec, i.segment, i.table, i.masks, i.predict,
+                  [{name: o[f"{name}_{j}"] for name in ("json", "heatmap", "lyrics", "listen")}
+                   for j in range(n)])
+    elif rule.startswith("evaluate_batch_"):
+        n = len(p.spec)
+        evaluate_batch(song, p.song, p.spec, [i[f"explanation_{j}"] for j in range(n)],
+                       i.segment, [o[f"json_{j}"] for j in range(n)])
     elif rule == "aggregate_global":
         aggregate(list(i), o.summary, o.plots)
     elif rule == "freeze_config":
