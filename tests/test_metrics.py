@@ -30,6 +30,7 @@ from musiclime.metrics import (
     evidence_scores,
     heldout_fidelity,
     lyrics_evidence,
+    normalized_precision,
     precision_at_k,
     segment_is_evidence,
     sufficiency,
@@ -215,6 +216,26 @@ def test_precision_and_auroc():
     assert res["precision_at_2_combined"] == 1.0 and res["positives_combined"] == 2.0
 
 
+def test_normalized_precision_is_one_for_a_perfect_ranking_with_few_positives():
+    truth = np.array([1, 0, 1, 0, 0, 0], dtype=bool)
+    perfect = np.array([0.9, 0.1, 0.8, 0.0, -0.2, 0.05])
+    kinds = ["audio"] * 6
+    res = evidence_recovery(perfect, truth, kinds, k=4)
+    assert res["precision_at_4_audio"] == 0.5  # capped by 2 positives
+    assert res["normalized_precision_at_4_audio"] == 1.0
+    res = evidence_recovery(-perfect, truth, kinds, k=4)
+    assert res["normalized_precision_at_4_audio"] == 0.0
+    one_hit = np.array([0.9, 0.8, 0.0, 0.1, -0.2, 0.05])  # one of the two in the top 4
+    assert evidence_recovery(one_hit, truth, kinds, k=4)["normalized_precision_at_4_audio"] == 0.5
+    # k is clipped to the features a modality has: 2 of 3 lyric lines are evidence, k = 5
+    lyr = evidence_recovery(np.array([3.0, 2.0, 1.0]), np.array([1, 1, 0], dtype=bool),
+                            ["lyrics"] * 3, k=5)
+    assert lyr["precision_at_5_lyrics"] == pytest.approx(2 / 3)
+    assert lyr["normalized_precision_at_5_lyrics"] == 1.0
+    assert math.isnan(normalized_precision(float("nan"), 2, 5))
+    assert math.isnan(normalized_precision(0.0, 0, 5))
+
+
 # --- fidelity -----------------------------------------------------------------------------------
 def test_heldout_r2_is_one_for_a_linear_probability_function():
     exact = heldout_fidelity(A, B, linear_predict, label=0, n_masks=200, seed=0)
@@ -266,6 +287,15 @@ def test_whitebox_end_to_end(song, explained):
     assert m["evidence_auroc_combined"] == 1.0
     assert m["evidence_precision_at_2_audio"] == 0.5  # one audio evidence feature
     assert m["evidence_positives_audio"] == 1.0 and m["evidence_positives_lyrics"] == 1.0
+    assert m["evidence_normalized_precision_at_2_audio"] == 1.0  # the one there is, found
+    # the tracker's fill-in for older evaluate outputs gives the evaluate stage's values
+    from musiclime.workflow.tracking import add_normalized_precision
+
+    row = {k: v for k, v in m.items() if "normalized" not in k}
+    add_normalized_precision(row, exp)
+    for kind in ("audio", "lyrics", "combined"):
+        key = f"evidence_normalized_precision_at_2_{kind}"
+        assert row[key] == m[key], key
     assert m["deletion_ratio"] < 1 and m["insertion_ratio"] > 1
     assert m["deletion_auc"] < m["deletion_random_auc_mean"]
     assert m["sufficiency_top2"] > 0.95 and m["sufficiency_top2_survives"] == 1.0

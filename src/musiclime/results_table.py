@@ -30,6 +30,9 @@ METRICS = {
     "evidence_precision_at_5_combined_mean": "evidence P@5",
     "evidence_precision_at_5_audio_mean": "audio P@5",
     "evidence_precision_at_5_lyrics_mean": "lyrics P@5",
+    "evidence_normalized_precision_at_5_combined_mean": "evidence nP@5",
+    "evidence_normalized_precision_at_5_audio_mean": "audio nP@5",
+    "evidence_normalized_precision_at_5_lyrics_mean": "lyrics nP@5",
     "evidence_auroc_combined_mean": "evidence AUROC",
     "deletion_ratio_mean": "deletion / random",
     "insertion_ratio_mean": "insertion / random",
@@ -179,7 +182,8 @@ def samples_for_stability(df: pd.DataFrame, column: str = "Jaccard top-5",
 
 
 def separator_cost(df: pd.DataFrame, metrics: tuple[str, ...] = (
-        "evidence P@5", "audio P@5", "lyrics P@5", "evidence AUROC", "deletion / random",
+        "evidence P@5", "audio P@5", "lyrics P@5", "evidence nP@5", "audio nP@5",
+        "evidence AUROC", "deletion / random",
         "insertion / random", "R^2 held-out", "Jaccard top-5", "separate s"),
 ) -> pd.DataFrame | None:
     """Per modality: each metric's mean under every separator (over kernel widths and
@@ -231,6 +235,9 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
          ["separator", "modality", "kernel_width"], "evidence P@5", ["num_samples"]),
         ("Audio evidence precision@5 by num_samples",
          ["separator", "modality", "kernel_width"], "audio P@5", ["num_samples"]),
+        ("Normalized evidence precision@5 (hits / min(5, evidence features); 1 = the best "
+         "possible) by num_samples",
+         ["separator", "modality", "kernel_width"], "evidence nP@5", ["num_samples"]),
         ("Stability of the top-5 features (mean pairwise Jaccard across mask seeds)",
          ["separator", "modality", "kernel_width"], "Jaccard top-5", ["num_samples"]),
         ("Distinct features in the top-5 sets of all seeds (U_5; 5 = identical)",

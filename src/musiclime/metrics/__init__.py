@@ -36,6 +36,7 @@ from .evidence import (
     explanation_evidence,
     load_evidence,
     lyrics_evidence,
+    normalized_precision,
     precision_at_k,
     segment_is_evidence,
 )
@@ -56,7 +57,8 @@ __all__ = [
     "curve_masks", "deletion_curve", "deletion_insertion", "evaluate_explanation",
     "evidence_features", "evidence_recovery", "evidence_scores", "explanation_evidence",
     "explanation_fidelity", "explanation_stability", "heldout_fidelity", "heldout_masks",
-    "insertion_curve", "jaccard", "load_evidence", "lyrics_evidence", "precision_at_k",
+    "insertion_curve", "jaccard", "load_evidence", "lyrics_evidence", "normalized_precision",
+    "precision_at_k",
     "ranking", "repeat_explanations", "segment_is_evidence", "sufficiency", "surrogate_predict",
     "weight_entropy", "weight_stability",
 ]

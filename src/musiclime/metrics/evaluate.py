@@ -16,6 +16,7 @@ key                                              what                           
 ``sufficiency_random_top{k}[_survives]``         mean over ``R`` random k-subsets
 ``evidence_precision_at_{k}_{audio,lyrics,       fraction of planted evidence in the top k  high
 combined}``
+``evidence_normalized_precision_at_{k}_*``       hits / min(k, evidence features)           high
 ``evidence_auroc_{audio,lyrics,combined}``       AUROC of weights vs planted evidence       high
 ``evidence_positives_{audio,lyrics,combined}``   evidence features among perturbed ones
 ``insample_r2``                                  the fit's own weighted R^2                 high

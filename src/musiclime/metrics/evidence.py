@@ -34,6 +34,9 @@ Reported, separately for audio, lyrics and combined (all perturbed features):
 
 - ``precision_at_k``: the fraction of evidence features among the top ``k`` by score
   (descending; ``k`` clipped to the modality's feature count); at most ``min(k, positives)/k``;
+- ``normalized_precision_at_k``: the evidence hits in the top ``k`` over the most there can
+  be, ``min(k, positives)`` (1: as many as possible, even when a modality has fewer than ``k``
+  evidence features, such as 3 evidence lines for ``k = 5``);
 - ``auroc``: ``sklearn.metrics.roc_auc_score`` of the scores against the binary ground truth
   (1: every evidence feature outranks every other one; 0.5: chance, or constant scores);
 - ``positives``: the number of evidence features among the perturbed ones.
@@ -188,6 +191,16 @@ def precision_at_k(scores: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float(truth[order[:k]].mean())
 
 
+def normalized_precision(precision: float, positives: float, k: int, n_features: int | None = None
+                         ) -> float:
+    """``precision_at_k`` rescaled so that 1 is the best any ranking can do: hits over
+    ``min(k, positives)`` (with ``k`` clipped to ``n_features`` when given)."""
+    if not (np.isfinite(precision) and np.isfinite(positives)) or positives <= 0:
+        return float("nan")
+    k = min(int(k), int(n_features)) if n_features else int(k)
+    return float(precision * k / min(k, positives))
+
+
 def auroc(scores: np.ndarray, truth: np.ndarray) -> float:
     truth = np.asarray(truth, dtype=bool)
     if truth.size == 0 or truth.all() or not truth.any():
@@ -208,6 +221,8 @@ def evidence_recovery(scores: np.ndarray, truth: np.ndarray, kinds: Iterable[str
     for kind in KINDS:
         sel = np.ones(scores.size, dtype=bool) if kind == "combined" else kinds == kind
         out[f"precision_at_{k}_{kind}"] = precision_at_k(scores[sel], truth[sel], k)
+        out[f"normalized_precision_at_{k}_{kind}"] = normalized_precision(
+            out[f"precision_at_{k}_{kind}"], float(truth[sel].sum()), k, int(sel.sum()))
         out[f"auroc_{kind}"] = auroc(scores[sel], truth[sel])
         out[f"positives_{kind}"] = float(truth[sel].sum())
     return out

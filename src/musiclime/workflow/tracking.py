@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -138,6 +139,29 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
     return m
 
 
+_PRECISION = re.compile(r"^evidence_precision_at_(\d+)_(audio|lyrics|combined)$")
+
+
+def add_normalized_precision(row: dict, exp: Explanation) -> None:
+    """Fill in ``evidence_normalized_precision_at_{k}_{kind}`` for evaluate outputs written
+    before the evaluate stage reported it (same formula: ``metrics.normalized_precision``)."""
+    from ..metrics.evidence import normalized_precision
+
+    kinds = [exp.features[int(c)].kind for c in exp.columns]
+    for key in list(row):
+        m = _PRECISION.match(key)
+        if not m:
+            continue
+        k, kind = int(m.group(1)), m.group(2)
+        target = f"evidence_normalized_precision_at_{k}_{kind}"
+        if target in row:
+            continue
+        n = len(kinds) if kind == "combined" else sum(x == kind for x in kinds)
+        row[target] = normalized_precision(float(row[key]),
+                                           float(row.get(f"evidence_positives_{kind}", "nan")),
+                                           k, n)
+
+
 @contextlib.contextmanager
 def store_lock(uri: str, results_root: str | Path):
     """Serialise writers of a local SQLite store, however Snakemake was started."""
@@ -202,6 +226,7 @@ def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: st
             if eval_dir is not None:
                 row.update({k: v for k, v in read_json(Path(eval_dir) / f"{sid}.json").items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                add_normalized_precision(row, exp)
             rows.append(row)
         from mlflow.entities import Metric
 
