@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .classifier import classifier_device, validate_probabilities
+from .classifier import validate_probabilities
 from .composition import WaveformComposer
 from .errors import SampleRateError
 from .lyrics import LyricsUnits
@@ -186,7 +186,3 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
              masks.shape[0], rows.shape[0], total, device, batch_size, t_model)
     return Predictions(probs=probs, class_names=names, batch_size=batch_size,
                        device=str(device), timings=timings, unique_rows=int(rows.shape[0]))
-
-
-def resolve_device(classifier) -> torch.device:
-    return classifier_device(classifier)

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .audio import load_audio, resample
-from .errors import SampleRateError, SeparatorWeightsMissing
+from .errors import SeparatorWeightsMissing
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +260,3 @@ def make_separator(kind: str = "openunmix", **kwargs) -> Separator:
     if kind == "oracle":
         return OracleSeparator(**{k: v for k, v in kwargs.items() if k == "stems"})
     raise ValueError(f"unknown separator kind {kind!r}; use 'openunmix' or 'oracle'")
-
-
-def check_rate(stage: str, expected: int, actual: int) -> None:
-    if int(expected) != int(actual):
-        raise SampleRateError(f"{stage}: expected audio at {expected} Hz, got {actual} Hz")
