@@ -8,7 +8,6 @@ stages after it never have to guess the rate (one deployment of the reference ex
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioDecodeError, SampleRateError
+from .fileio import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
@@ -65,17 +65,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
               subtype: str = "FLOAT") -> Path:
-    """Write a WAV atomically (temp file + rename), so a killed job leaves no half file."""
+    """Write ``audio`` ((samples,) or (channels, samples)) as a WAV, float32 by default.
+
+    Written through :func:`musiclime.fileio.atomic_path` (temp file + rename, parent folders
+    created), so a killed job leaves no half file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     audio = np.asarray(audio, dtype=np.float32)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.wav")
-    os.close(fd)
-    try:
+    with atomic_path(path, ".wav") as tmp:
         sf.write(tmp, audio.T if audio.ndim == 2 else audio, int(sample_rate),
                  subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
