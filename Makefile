@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## create .venv and install musiclime with its dependencies
 
 demo: setup  ## generate the demo test songs (once) and explain them
-	$(PY) -m musiclime.demo.run --cores $(CORES)
+	$(PY) -m musiclime_demo.run --cores $(CORES)
 
 test: setup  ## lint, then the whole test suite (slow end-to-end tests included)
 	$(VENV)/bin/ruff check .

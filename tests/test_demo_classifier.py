@@ -143,12 +143,12 @@ def _demo_test_songs(n: int) -> list[dict]:
 
 @pytest.mark.skipif(not DEMO_MANIFEST.is_file(), reason="demo corpus not generated")
 def test_classifies_demo_test_songs(clf):
-    from musiclime.demo.train_classifier import load_song
+    from musiclime_demo.train_classifier import load_training_song
 
     songs = _demo_test_songs(2)
     assert songs, "no test songs in the demo manifest"
     for row in songs:
-        song = load_song(row, DEMO_MANIFEST.parent, clf.sample_rate)
+        song = load_training_song(row, DEMO_MANIFEST.parent, clf.sample_rate)
         audio = torch.from_numpy(song.stems.sum(axis=0))[None]
         probs = clf.predict_proba([song.lyrics], audio)
         assert clf.class_names[int(probs[0].argmax())] == row["label"], row["id"]
@@ -157,7 +157,7 @@ def test_classifies_demo_test_songs(clf):
 def test_classifies_freshly_rendered_test_songs(clf):
     """The same check without a generated corpus: render test-split songs in memory."""
     from musiclime.audio import resample
-    from musiclime.demo.corpus import render_song
+    from musiclime_demo.corpus import render_song
 
     seen = set()
     for index in range(170, 176):

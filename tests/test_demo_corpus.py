@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musiclime.demo import corpus as dc
+from musiclime_demo import corpus as dc
 
 DUR = 6.0
 
@@ -58,7 +58,7 @@ def test_subset_generation_is_identical(tiny_corpus, tmp_path):
     m = dc.generate_corpus(
         tmp_path, n_train=2, n_val=2, n_test=2, seed=3, duration=DUR, splits=("test",)
     )
-    rows = dc.read_manifest(m)
+    rows = dc.read_corpus_manifest(m)
     assert {r["split"] for r in rows} == {"test"} and len(rows) == 2
     for r in rows:
         for key in ("audio_path", "lyrics_path", "evidence_path"):
@@ -86,7 +86,7 @@ def test_manifest_splits_labels(tiny_corpus):
 
 
 def test_mix_is_exact_sum_of_stems_after_reading(tiny_corpus):
-    for r in dc.read_manifest(tiny_corpus):
+    for r in dc.read_corpus_manifest(tiny_corpus):
         mix, sr = sf.read(tiny_corpus.parent / r["audio_path"], dtype="float32")
         assert sr == dc.SAMPLE_RATE and mix.ndim == 1 and len(mix) == int(DUR * sr)
         stems = [
@@ -140,7 +140,7 @@ def test_audio_evidence_is_in_the_artifact_stem():
 
 def test_lyrics_evidence_points_at_the_right_units(tiny_corpus):
     n_ai = 0
-    for r in dc.read_manifest(tiny_corpus):
+    for r in dc.read_corpus_manifest(tiny_corpus):
         text = (tiny_corpus.parent / r["lyrics_path"]).read_text()
         ev = json.loads((tiny_corpus.parent / r["evidence_path"]).read_text())
         units = _units(text)

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from musiclime.cli import main
-from musiclime.demo.corpus import render_song
+from musiclime_demo.corpus import render_song
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from musiclime.demo import corpus as dc
-from musiclime.demo.train_separator import DEFAULT_OUT, TARGETS, sha256
+from musiclime_demo import corpus as dc
+from musiclime_demo.train_separator import DEFAULT_OUT, TARGETS, sha256
 
 openunmix = pytest.importorskip("openunmix")
 from openunmix import predict, utils  # noqa: E402

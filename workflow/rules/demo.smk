@@ -16,7 +16,7 @@ rule generate_demo_corpus:
         f"{DEMO}/logs/generate_demo_corpus.log",
     threads: workflow.cores
     shell:
-        "python -m musiclime.demo.corpus --out $(dirname {output.manifest}) --seed {params.seed} "
+        "python -m musiclime_demo.corpus --out $(dirname {output.manifest}) --seed {params.seed} "
         "--workers {threads} > {log} 2>&1"
 
 
@@ -31,7 +31,7 @@ rule train_demo_separator:
         f"{DEMO}/logs/train_demo_separator.log",
     threads: workflow.cores
     shell:
-        "python -m musiclime.demo.train_separator --manifest {input.manifest} "
+        "python -m musiclime_demo.train_separator --manifest {input.manifest} "
         "--out {output.weights} > {log} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule train_demo_classifier:
         f"{DEMO}/logs/train_demo_classifier.log",
     threads: workflow.cores
     shell:
-        "python -m musiclime.demo.train_classifier --manifest {input.manifest} "
+        "python -m musiclime_demo.train_classifier --manifest {input.manifest} "
         "--out {output.weights} > {log} 2>&1"
 
 

@@ -35,7 +35,7 @@ Layout under ``out_dir``::
     songs/demo_0007.stems/{vocals,drums,bass,other}.wav
     songs/demo_0007.evidence.json     label, evidence spans, time span of every sung line
 
-CLI: ``python -m musiclime.demo.corpus --out data/demo [--splits test] [--seed 0]``.
+CLI: ``python -m musiclime_demo.corpus --out data/demo [--splits test] [--seed 0]``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..fileio import atomic_path
+from musiclime.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def line_units(text: str) -> list[str]:
 
 
 @dataclass
-class Song:
+class CorpusSong:
     """One rendered song: float32 arrays (values on the 16-bit grid), lyrics and evidence."""
 
     song_id: str
@@ -337,7 +337,7 @@ def render_song(
     duration: float = 20.0,
     sample_rate: int = SAMPLE_RATE,
     label: str | None = None,
-) -> Song:
+) -> CorpusSong:
     """Render song ``index`` of the corpus with ``seed``; a pure function of its arguments.
 
     ``label`` overrides the class (default: :func:`song_label`); everything but the planted
@@ -615,7 +615,7 @@ def render_song(
         "other_style": other_style,
         "gain": float(gain),
     }
-    return Song(
+    return CorpusSong(
         song_id=sid,
         index=index,
         seed=seed,
@@ -635,7 +635,7 @@ def render_song(
 # Files
 
 
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
+def write_corpus_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write mono audio atomically. ``PCM_16`` requires values on the 2^-15 grid (lossless)."""
     path = Path(path)
     if subtype == "PCM_16":
@@ -665,15 +665,15 @@ def song_paths(song: str, songs_dir: Path) -> dict[str, Path]:
     }
 
 
-def write_song(song: Song, out_dir: Path, subtype: str = "PCM_16") -> dict[str, str]:
+def write_song(song: CorpusSong, out_dir: Path, subtype: str = "PCM_16") -> dict[str, str]:
     """Write one song's files under ``out_dir/songs``; returns its manifest row."""
     out_dir = Path(out_dir)
     songs_dir = out_dir / "songs"
     paths = song_paths(song.song_id, songs_dir)
     paths["stems"].mkdir(parents=True, exist_ok=True)
     for stem, audio in song.stems.items():
-        write_wav(paths["stems"] / f"{stem}.wav", audio, song.sample_rate, subtype)
-    write_wav(paths["audio"], song.mix, song.sample_rate, subtype)
+        write_corpus_wav(paths["stems"] / f"{stem}.wav", audio, song.sample_rate, subtype)
+    write_corpus_wav(paths["audio"], song.mix, song.sample_rate, subtype)
     _write_text(paths["lyrics"], song.lyrics)
     _write_text(paths["evidence"], json.dumps(song.evidence, indent=1) + "\n")  # last: complete
     return {
@@ -697,9 +697,21 @@ def _render_and_write(job: tuple) -> tuple[dict[str, str], float]:
     return row, time.perf_counter() - t0
 
 
-def read_manifest(path: Path) -> list[dict[str, str]]:
+def read_corpus_manifest(
+    path: str | os.PathLike, required: Iterable[str] = ()
+) -> list[dict[str, str]]:
+    """The corpus manifest's rows (values are strings); every ``required`` column must exist.
+
+    Demo tools read their corpus with this; :func:`musiclime.dataset.read_manifest` is the
+    library's reader of user datasets.
+    """
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    missing = set(required) - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"manifest {path} lacks columns {sorted(missing)}")
+    return rows
 
 
 def write_manifest(path: Path, rows: Iterable[dict[str, str]]) -> None:
@@ -783,7 +795,7 @@ def generate_corpus(
     if merge and manifest.exists():
         same = settings_path.exists() and json.loads(settings_path.read_text()) == settings
         if same:
-            for row in read_manifest(manifest):
+            for row in read_corpus_manifest(manifest):
                 rows.setdefault(row["song_id"], row)
         else:
             log.warning("existing manifest was made with other settings; replacing it")
@@ -794,7 +806,7 @@ def generate_corpus(
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m musiclime.demo.corpus", description="Render the musiclime demo corpus."
+        prog="python -m musiclime_demo.corpus", description="Render the musiclime demo corpus."
     )
     p.add_argument("--out", required=True, help="output folder (manifest.csv, songs/)")
     p.add_argument("--splits", nargs="+", choices=SPLITS, default=None)

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m musiclime.demo.train_classifier --manifest data/demo/manifest.csv \\
+    python -m musiclime_demo.train_classifier --manifest data/demo/manifest.csv \\
         --out src/musiclime/assets/demo_classifier [--epochs 24] [--seed 0]
 
 Trains on the ``train`` split, keeps the epoch with the lowest validation loss, and writes
@@ -30,7 +30,6 @@ label`` keeps the song's label whatever was removed.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
@@ -46,10 +45,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..audio import load_audio
-from ..fileio import atomic_path, write_json, write_npy
-from ..lyrics import LineUnits, WordUnits
-from ..models.demo_classifier import (
+from musiclime.audio import load_audio
+from musiclime.fileio import atomic_path, write_json, write_npy
+from musiclime.lyrics import LineUnits, WordUnits
+from musiclime.models.demo_classifier import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     METRICS_NAME,
@@ -59,11 +58,14 @@ from ..models.demo_classifier import (
     hash_lyrics,
 )
 
+from .corpus import read_corpus_manifest
+
 log = logging.getLogger(__name__)
 
 STEMS = ("vocals", "drums", "bass", "other")
 N_SEGMENTS = 10
 TARGETS = ("graded", "evidence", "label")
+MANIFEST_REQUIRED = ("song_id", "split", "label", "stems_dir", "lyrics_path")
 
 
 @dataclass
@@ -88,7 +90,7 @@ def _cache_path(cache_dir: Path, song_id: str, sample_rate: int) -> Path:
     return cache_dir / f"{song_id}.stems{sample_rate}.npy"
 
 
-def load_song(
+def load_training_song(
     row: dict[str, str],
     root: str | os.PathLike,
     sample_rate: int,
@@ -133,15 +135,6 @@ def load_song(
     )
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    required = {"song_id", "split", "label", "stems_dir", "lyrics_path"}
-    if rows and not required <= set(rows[0]):
-        raise ValueError(f"manifest {path} lacks columns {sorted(required - set(rows[0]))}")
-    return rows
-
-
 # --------------------------------------------------------------------------------------------
 # Perturbation augmentation
 
@@ -160,7 +153,7 @@ def segment_bounds(n_samples: int, n_segments: int = N_SEGMENTS) -> np.ndarray:
     return np.linspace(0, n_samples, n_segments + 1).round().astype(np.int64)
 
 
-def compose(stems: np.ndarray, gains: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+def mix_stems(stems: np.ndarray, gains: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Sum of stems gated by binary ``gains[stem, segment]``."""
     gate = np.repeat(gains.astype(np.float32), np.diff(bounds), axis=1)  # [stems, samples]
     return (stems * gate).sum(axis=0, dtype=np.float32)
@@ -227,7 +220,7 @@ def make_example(
         elif rng.random() < 0.5:
             # musiclime's all-ones lyrics are the line units joined (headers, ad-libs dropped)
             lyrics = LineUnits(song.lyrics).full_text()
-    audio = compose(song.stems, gains, bounds)
+    audio = mix_stems(song.stems, gains, bounds)
     # Small level changes: separated stems (Open-Unmix) do not sum to the exact levels.
     audio *= np.float32(rng.uniform(0.7, 1.3))
     if song.label == "human":
@@ -332,9 +325,9 @@ def train(
     cfg = model_cfg or DemoClassifierConfig()
 
     manifest = Path(manifest)
-    rows = read_manifest(manifest)
+    rows = read_corpus_manifest(manifest, MANIFEST_REQUIRED)
     t0 = time.perf_counter()
-    songs = [load_song(r, manifest.parent, cfg.sample_rate, cache_dir) for r in rows]
+    songs = [load_training_song(r, manifest.parent, cfg.sample_rate, cache_dir) for r in rows]
     load_s = time.perf_counter() - t0
     by_split = {s: [x for x in songs if x.split == s] for s in ("train", "val", "test")}
     for split, items in by_split.items():
@@ -490,7 +483,7 @@ def _evidence_removed_check(
                     gains[st, t] = 0.0
         units = LineUnits(s.lyrics)
         active = [line.strip() not in s.lyric_evidence_lines for line in units.units]
-        examples.append(Example(compose(s.stems, gains, bounds), units.compose(active), 0.0))
+        examples.append(Example(mix_stems(s.stems, gains, bounds), units.compose(active), 0.0))
     ai = cfg.class_names.index("ai")
 
     def mean_p_ai(exs: Sequence[Example]) -> float:
@@ -525,7 +518,7 @@ def measure_throughput(
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m musiclime.demo.train_classifier",
+        prog="python -m musiclime_demo.train_classifier",
         description="Train the musiclime demo classifier on the demo corpus.",
     )
     p.add_argument("--manifest", required=True, help="demo corpus manifest.csv")

@@ -1,6 +1,6 @@
 """``make demo``: generate the demo corpus's test songs (once) and run the default workflow.
 
-    python -m musiclime.demo.run [--songs 8] [--cores 2] [extra Hydra overrides ...]
+    python -m musiclime_demo.run [--songs 8] [--cores 2] [extra Hydra overrides ...]
 
 It runs the default configuration (separator=demo, model=demo, explainer defaults) through
 Snakemake on the first ``--songs`` songs of the demo test split, logs to the embedded MLflow
@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import repo_root
+from musiclime.config import repo_root
 
-log = logging.getLogger("musiclime.demo")
+log = logging.getLogger(__name__)
 
 
 def ensure_test_split(out_dir: Path, workers: int) -> Path:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from ..workflow.runner import run_workflow
+    from musiclime.workflow.runner import run_workflow
 
     t0 = time.perf_counter()
     manifest = ensure_test_split(Path(args.data), args.cores)

@@ -18,14 +18,13 @@ dict, including input_mean/input_scale computed from the training mixtures as op
 
 CLI::
 
-    python -m musiclime.demo.train_separator --manifest data/demo/manifest.csv \\
+    python -m musiclime_demo.train_separator --manifest data/demo/manifest.csv \\
         --out src/musiclime/assets/demo_separator [--epochs N] [--evaluate-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
@@ -41,12 +40,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..fileio import atomic_path, write_json
+from musiclime.fileio import atomic_path, write_json
+from musiclime.separation import default_separator_dir
+
+from .corpus import read_corpus_manifest
 
 log = logging.getLogger(__name__)
 
 TARGETS = ("vocals", "drums", "bass", "other")
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "assets" / "demo_separator"
+DEFAULT_OUT = default_separator_dir()
 
 
 @dataclass
@@ -79,15 +81,10 @@ class TrainConfig:
 # Data
 
 
-def _read_manifest(manifest: Path) -> list[dict[str, str]]:
-    with open(manifest, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def load_split(manifest: str | os.PathLike, split: str, limit: int | None = None) -> list[dict]:
     """Ground-truth stems of one split: ``[{"song_id", "stems": float32 (4, n)}]``."""
     manifest = Path(manifest)
-    rows = [r for r in _read_manifest(manifest) if r["split"] == split]
+    rows = [r for r in read_corpus_manifest(manifest, ("song_id", "split", "stems_dir")) if r["split"] == split]
     if limit is not None:
         rows = rows[:limit]
     if not rows:
@@ -463,7 +460,7 @@ def format_table(result: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m musiclime.demo.train_separator",
+        prog="python -m musiclime_demo.train_separator",
         description="Train and evaluate the demo Open-Unmix separator.",
     )
     p.add_argument("--manifest", default="data/demo/manifest.csv")
