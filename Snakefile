@@ -1,18 +1,26 @@
-# musiclime workflow: decode -> separate -> segment -> masks -> predict -> fit -> aggregate -> track
+# musiclime workflow: decode -> separate -> segment -> masks -> predict -> fit -> evaluate
+#                     -> aggregate -> track
 #
 #   musiclime run [overrides]              # compose with Hydra, plan, run this workflow
 #   musiclime run -m explainer.kernel_width=0.1,0.25,1 explainer.num_samples=500,1000
 #   snakemake --cores 2                    # the default configuration, planned here
 #   snakemake --cores 2 --config demo_assets=1 -- demo_assets   # rebuild the demo corpus+models
 #
-# Stage outputs live under <results_root>/<stage>/<name~value path parts>/ (see
-# src/musiclime/workflow/plan.py), so a sweep rebuilds only what its changed parameters touch.
+# Every rule runs workflow/scripts/<rule>.py, which calls musiclime.workflow.stages.<rule>.
+# Stage outputs live under <results_root>/<stage>/<name~value path parts>/ (built by
+# src/musiclime/workflow/layout.py; `musiclime where PATH` decodes one), so a sweep rebuilds
+# only what its changed parameters touch.
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
 include: "workflow/rules/common.smk"
+
+
+if not DEMO_ASSETS:
+
+    workdir: PLAN.results_root
 
 
 report: "workflow/report/workflow.rst"

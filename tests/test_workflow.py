@@ -85,6 +85,12 @@ def run_capture(overrides, multirun=False, env=None):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+#: the rule names of workflow/rules/{audio,explain,global}.smk (demo.smk rebuilds demo assets)
+FIXED_RULES = {"decode_audio", "separate_stems", "segment_features", "generate_masks",
+               "predict_masks", "fit_lime", "evaluate_explanations", "aggregate_global",
+               "freeze_config", "track_mlflow", "all"}
+
+
 def executed_rules(output: str) -> list[str]:
     return re.findall(r"^(?:local)?rule (\w+):", output, flags=re.M)
 
@@ -103,9 +109,9 @@ def test_kernel_width_change_reruns_only_fit_and_after(corpus, tmp_path):
                                          "explainer.kernel_width=0.5"))
     assert rc == 0, out
     second = set(executed_rules(out))
-    assert second <= {"fit_lime", "evaluate_explanation", "aggregate_global", "freeze_config",
+    assert second <= {"fit_lime", "evaluate_explanations", "aggregate_global", "freeze_config",
                       "all"}, second
-    assert {"fit_lime", "evaluate_explanation", "aggregate_global"} <= second
+    assert {"fit_lime", "evaluate_explanations", "aggregate_global"} <= second
 
     # the white-box evidence is recovered by the explanation of an `ai` song
     fits = sorted(results.glob("fit/**/song0/explanation.json"))
@@ -124,10 +130,11 @@ def test_num_samples_sweep_shares_one_prediction(corpus, tmp_path):
     assert rc == 0, out
     rules = executed_rules(out)
     assert rules.count("predict_masks") == 3  # 3 songs, one prediction run each
-    # both prefixes of a song are fitted (and evaluated) by one batch job (workflow.batch)
-    assert sum(r.startswith("fit_batch_") for r in rules) == 3, rules
-    assert sum(r.startswith("evaluate_batch_") for r in rules) == 3, rules
-    assert "fit_lime" not in rules and "evaluate_explanation" not in rules
+    # both prefixes of a song are fitted (and evaluated) by one job (workflow.batch)
+    assert rules.count("fit_lime") == 3, rules
+    assert rules.count("evaluate_explanations") == 3, rules
+    # every job runs under a rule name written in workflow/rules/*.smk: none is generated
+    assert set(rules) <= FIXED_RULES, set(rules) - FIXED_RULES
     assert len(list(results.glob("fit/**/song0/explanation.json"))) == 2
     preds = list(results.glob("predict/**/song0.npz"))
     assert len(preds) == 1 and "n~120" in str(preds[0])
@@ -163,9 +170,8 @@ def test_batched_sweep_matches_point_by_point_jobs(corpus, tmp_path):
         assert rc == 0, out
         runs[batch] = (results, executed_rules(out))
     (batched, rules_b), (single, rules_s) = runs["true"], runs["false"]
-    assert rules_s.count("fit_lime") == 8 and rules_s.count("evaluate_explanation") == 8
-    assert sum(r.startswith("fit_batch_") for r in rules_b) == 2
-    assert sum(r.startswith("evaluate_batch_") for r in rules_b) == 2
+    assert rules_s.count("fit_lime") == 8 and rules_s.count("evaluate_explanations") == 8
+    assert rules_b.count("fit_lime") == 2 and rules_b.count("evaluate_explanations") == 2
     assert len(rules_b) < len(rules_s) - 10
 
     files = sorted(p.relative_to(single) for p in single.glob("fit/**/explanation.json"))
@@ -356,24 +362,35 @@ def test_plan_batches_points_that_share_a_prediction_run(corpus, tmp_path):
                                "explainer.kernel_width=0.25,1", "explainer.num_samples=60,120",
                                "explainer.modality=both,audio")
     plan, points = plan_from_overrides(overrides, multirun=True)
-    assert len(points) == 8
-    stages = plan["stages"]
-    assert len(stages["predict"]) == 2  # one prediction run per modality
-    fit_batches = list(stages["fit_batch"].values())
-    assert len(fit_batches) == 2 and all(len(b["members"]) == 4 for b in fit_batches)
-    for b in fit_batches:  # members share the batch's prediction run, and nothing else batches
-        assert {stages["fit"][m]["predict"] for m in b["members"]} == {b["predict"]}
-    assert sorted(m for b in fit_batches for m in b["members"]) == sorted(stages["fit"])
-    eval_batches = list(stages["evaluate_batch"].values())
-    assert sorted(m for b in eval_batches for m in b["members"]) == sorted(stages["evaluate"])
+    assert len(points) == 8 and len(plan.points) == 8
+    assert len(plan.predict) == 2  # one prediction run per modality
+    fit_jobs = list(plan.fit.values())
+    assert len(fit_jobs) == 2 and all(len(job.members) == 4 for job in fit_jobs)
+    for job in fit_jobs:  # members share the job's prediction run
+        assert {m.key.rpartition("/")[0] for m in job.members} == {job.predict}
+    assert sorted(m.key for job in fit_jobs for m in job.members) == sorted(
+        p.fit for p in plan.points.values())
+    eval_jobs = list(plan.evaluate.values())
+    assert sorted(m.key for job in eval_jobs for m in job.members) == sorted(
+        p.evaluate for p in plan.points.values())
+    # each point knows the jobs that make its files
+    for p in plan.points.values():
+        assert p.fit in {m.key for m in plan.fit[p.fit_batch].members}
+        assert p.evaluate in {m.key for m in plan.evaluate[p.evaluate_batch].members}
 
-    # different metric settings are evaluated in different batches
+    # different metric settings are evaluated in different jobs
     plan, _ = plan_from_overrides(overrides + ["metrics.heldout_masks=50,100"], multirun=True)
-    assert len(plan["stages"]["evaluate_batch"]) == 4
-    assert len(plan["stages"]["fit_batch"]) == 2
+    assert len(plan.evaluate) == 4 and len(plan.fit) == 2
 
+    # without batching, every point is a job of its own
     plan, _ = plan_from_overrides(overrides + ["workflow.batch=false"], multirun=True)
-    assert plan["stages"]["fit_batch"] == {} and plan["stages"]["evaluate_batch"] == {}
-    # a single point has nothing to share
-    plan, _ = plan_from_overrides(base_overrides(corpus, tmp_path / "r", "tracking.enabled=false"))
-    assert plan["stages"]["fit_batch"] == {} and plan["stages"]["evaluate_batch"] == {}
+    assert len(plan.fit) == 8 and len(plan.evaluate) == 8
+    assert all(len(job.members) == 1 for job in plan.fit.values())
+
+    # the plan survives its JSON round trip (the Snakemake config file) unchanged
+    import json
+
+    from musiclime.workflow.specs import Plan
+
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert Plan.from_dict(data).to_dict() == data

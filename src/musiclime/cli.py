@@ -5,6 +5,7 @@
     musiclime report [-m] [--out report.html] [overrides ...]
     musiclime results [--results-root results] [--out docs/results.md]
     musiclime config [overrides ...]
+    musiclime where PATH
 
 Overrides are Hydra's: ``explainer.num_samples=2000 separator=oracle model=demo``.
 """
@@ -98,6 +99,16 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_where(args) -> int:
+    from .workflow.layout import describe_text
+
+    try:
+        print(describe_text(args.path, args.results_root))
+    except ValueError as exc:
+        raise MusicLimeError(str(exc)) from exc
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="musiclime", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "@FILE reads it from FILE")
     res.add_argument("--out", default="docs/results.md")
     res.set_defaults(func=cmd_results)
+
+    w = sub.add_parser("where", help="what a results path holds: its stage and parameters")
+    w.add_argument("path", help="a file or folder under a results root")
+    w.add_argument("--results-root", help="the results root (to ignore its own path parts)")
+    w.set_defaults(func=cmd_where)
 
     c = sub.add_parser("config", help="print the composed, validated config")
     c.add_argument("overrides", nargs="*")

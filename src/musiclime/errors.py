@@ -5,7 +5,11 @@ class MusicLimeError(Exception):
     """Base class of every error musiclime raises on purpose."""
 
 
-class AudioDecodeError(MusicLimeError):
+class InputError(MusicLimeError):
+    """An input file (audio, lyrics, manifest, stems) is missing or cannot be read."""
+
+
+class AudioDecodeError(InputError):
     """An audio file could not be read, or holds no samples."""
 
 

@@ -12,11 +12,15 @@ Two unit kinds:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from .errors import InputError
 
 _METADATA_LINE = re.compile(r"^\s*(\[[^\]]*\]|\([^)]*\))\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -127,6 +131,23 @@ class WordUnits(LyricsUnits):
         return "".join(
             tok.text for tok in self._tokens if tok.vocab_index is None or active[tok.vocab_index]
         )
+
+
+def read_lyrics(path: str | os.PathLike) -> str:
+    """The text of a lyrics file, decoded as UTF-8 (a byte-order mark is dropped).
+
+    Raises :class:`~musiclime.errors.InputError` naming the file when it is missing or is not
+    UTF-8 text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"lyrics file not found: {path}")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"lyrics file {path} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from exc
 
 
 def make_lyrics_units(text: str, unit: str = "line") -> LyricsUnits:

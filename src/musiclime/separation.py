@@ -218,6 +218,9 @@ class OracleSeparator:
     ``stems_dir`` is given per song (datasets ship one folder of stems per song).
     """
 
+    #: reads each song's stems from its ``stems_dir`` instead of computing them
+    uses_stems_dir = True
+
     def __init__(self, stems: tuple[str, ...] | list[str] = STEMS):
         self.stems = tuple(stems)
 

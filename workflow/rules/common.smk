@@ -1,268 +1,194 @@
-# Helpers for the rules: the plan, input functions and wildcard constraints. No rules here.
-import re
-
+# Helpers for the rules: the plan, spec and input functions, wildcard constraints. No rules here.
+# Every path comes from musiclime.workflow.layout; every spec from musiclime.workflow.specs.
+from musiclime.workflow import layout
 from musiclime.workflow.plan import plan_from_overrides
+from musiclime.workflow.specs import Plan
 from musiclime.workflow.tracking import ensure_experiment, tracking_uri
 
 DEMO_ASSETS = bool(config.get("demo_assets", False))
 
 if DEMO_ASSETS:
     # rebuilding the demo corpus and models (workflow/rules/demo.smk): nothing to plan
-    config.setdefault("results_root", "results")
-    config.setdefault("stages", {})
-    config.setdefault("points", {})
-    config.setdefault("tracking", {"enabled": False})
-elif "stages" not in config:
+    PLAN = Plan.from_dict({"results_root": "results", "tracking": {"enabled": False}})
+elif "decode" in config:
+    PLAN = Plan.from_dict(config)  # written by `musiclime run`
+else:
     # plain `snakemake`: compose the Hydra config here (overrides may come from --config)
-    _plan, _ = plan_from_overrides(
+    PLAN, _ = plan_from_overrides(
         list(config.get("overrides", [])), multirun=bool(config.get("multirun", False))
     )
-    config.update(_plan)
 
-RESULTS = config["results_root"]
-STAGES = config["stages"]
-STAGES.setdefault("fit_batch", {})
-STAGES.setdefault("evaluate_batch", {})
-PREDICT_GPU = int(config.get("gpu", 0))
-
-
-def _only(keys):
-    """A wildcard regex matching exactly these keys (none: matches nothing)."""
-    return "|".join(re.escape(k) for k in sorted(keys)) or "(?!)"
-
-
-# Keys fitted / evaluated by a batch rule (workflow/rules/explain.smk) are not made by the
-# per-point rules, so every output has exactly one producing rule.
-_BATCHED_FITS = {m for b in STAGES["fit_batch"].values() for m in b["members"]}
-_BATCHED_EVALS = {m for b in STAGES["evaluate_batch"].values() for m in b["members"]}
-SINGLE_FIT_KEYS = _only(set(STAGES["fit"]) - _BATCHED_FITS)
-SINGLE_EVALUATE_KEYS = _only(set(STAGES["evaluate"]) - _BATCHED_EVALS)
+GPU = int(PLAN.invocation.gpu)
 
 
 wildcard_constraints:
     song="[^/]+",
     point="p-[0-9a-f]+",
+    batch="[0-9a-f]{12}",
 
 
 onstart:
     # Create the MLflow store once, before parallel jobs (concurrent creation races).
-    if config["tracking"].get("enabled", False):
+    if PLAN.tracking.enabled and PLAN.points:
         ensure_experiment(
-            tracking_uri(config["tracking"], RESULTS),
-            config["tracking"].get("experiment", "musiclime"),
-            RESULTS,
+            tracking_uri(PLAN.tracking, PLAN.results_root),
+            PLAN.tracking.experiment,
+            PLAN.results_root,
         )
 
 
-def song_entry(dataset, song):
-    return config["datasets"][dataset][song]
+def song_source(dataset, song):
+    return PLAN.song(dataset, song).to_dict()
 
 
-def stage_path(stage, key, song, name):
-    return f"{RESULTS}/{stage}/{key}/{song}{name}"
-
-
-# --- decode -------------------------------------------------------------------------------------
+# --- decode / separate / segment ----------------------------------------------------------------
 def decode_spec(wildcards):
-    return STAGES["decode"][wildcards.key]
+    return PLAN.decode[wildcards.key].to_dict()
 
 
 def decode_song(wildcards):
-    return song_entry(STAGES["decode"][wildcards.key]["dataset"], wildcards.song)
+    return song_source(PLAN.decode[wildcards.key].dataset, wildcards.song)
 
 
 def decode_inputs(wildcards):
-    song = decode_song(wildcards)
-    inputs = {"audio": song["audio"]}
-    if song["lyrics"]:
-        inputs["lyrics"] = song["lyrics"]
-    return inputs
+    song = PLAN.song(PLAN.decode[wildcards.key].dataset, wildcards.song)
+    return {"audio": song.audio, **({"lyrics": song.lyrics} if song.lyrics else {})}
 
 
-# --- separate -----------------------------------------------------------------------------------
 def separate_spec(wildcards):
-    return STAGES["separate"][wildcards.key]
+    return PLAN.separate[wildcards.key].to_dict()
 
 
 def separate_song(wildcards):
-    return song_entry(STAGES["separate"][wildcards.key]["dataset"], wildcards.song)
+    return song_source(PLAN.separate[wildcards.key].dataset, wildcards.song)
 
 
 def separate_inputs(wildcards):
-    spec = STAGES["separate"][wildcards.key]
-    return {"decoded": stage_path("decode", spec["decode"], wildcards.song, ".npz")}
+    spec = PLAN.separate[wildcards.key]
+    return {"decoded": layout.path("decode", key=spec.decode, song=wildcards.song)}
 
 
-# --- segment ------------------------------------------------------------------------------------
 def segment_spec(wildcards):
-    return STAGES["segment"][wildcards.key]
+    return PLAN.segment[wildcards.key].to_dict()
+
+
+def segment_song(wildcards):
+    return song_source(PLAN.segment[wildcards.key].dataset, wildcards.song)
 
 
 def segment_inputs(wildcards):
-    spec = STAGES["segment"][wildcards.key]
+    spec = PLAN.segment[wildcards.key]
     return {
-        "decoded": stage_path("decode", spec["decode"], wildcards.song, ".npz"),
-        "separated": stage_path("separate", spec["separate"], wildcards.song, ".npz"),
+        "decoded": layout.path("decode", key=spec.decode, song=wildcards.song),
+        "stems": layout.path("separate", key=spec.separate, song=wildcards.song),
     }
 
 
-# --- masks / predict / fit ----------------------------------------------------------------------
+# --- masks / predict ----------------------------------------------------------------------------
 def masks_spec(wildcards):
-    return STAGES["masks"][wildcards.key]
+    return PLAN.masks[wildcards.key].to_dict()
 
 
 def masks_inputs(wildcards):
-    spec = STAGES["masks"][wildcards.key]
-    return {"table": stage_path("segment", spec["segment"], wildcards.song, ".features.json")}
+    spec = PLAN.masks[wildcards.key]
+    return {"table": layout.path("features", key=spec.segment, song=wildcards.song)}
 
 
 def predict_spec(wildcards):
-    return STAGES["predict"][wildcards.key]
+    return PLAN.predict[wildcards.key].to_dict()
+
+
+def predict_song(wildcards):
+    return song_source(PLAN.predict[wildcards.key].dataset, wildcards.song)
 
 
 def predict_inputs(wildcards):
-    spec = STAGES["predict"][wildcards.key]
+    spec = PLAN.predict[wildcards.key]
     return {
-        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
-        "table": stage_path("segment", spec["segment"], wildcards.song, ".features.json"),
-        "masks": stage_path("masks", spec["masks"], wildcards.song, ".npy"),
+        "segment": layout.path("segment", key=spec.segment, song=wildcards.song),
+        "masks": layout.path("masks", key=spec.masks, song=wildcards.song),
     }
 
 
+# --- fit / evaluate: one job per song and batch -------------------------------------------------
 def fit_spec(wildcards):
-    return STAGES["fit"][wildcards.key]
+    return PLAN.fit[wildcards.batch].to_dict()
 
 
 def fit_song(wildcards):
-    return song_entry(STAGES["fit"][wildcards.key]["dataset"], wildcards.song)
+    return song_source(PLAN.fit[wildcards.batch].dataset, wildcards.song)
 
 
 def fit_inputs(wildcards):
-    spec = STAGES["fit"][wildcards.key]
+    spec = PLAN.fit[wildcards.batch]
     return {
-        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
-        "table": stage_path("segment", spec["segment"], wildcards.song, ".features.json"),
-        "masks": stage_path("masks", spec["masks"], wildcards.song, ".npy"),
-        "predict": stage_path("predict", spec["predict"], wildcards.song, ".npz"),
+        "segment": layout.path("segment", key=spec.segment, song=wildcards.song),
+        "table": layout.path("features", key=spec.segment, song=wildcards.song),
+        "masks": layout.path("masks", key=spec.masks, song=wildcards.song),
+        "predict": layout.path("predict", key=spec.predict, song=wildcards.song),
     }
 
 
 def evaluate_spec(wildcards):
-    return STAGES["evaluate"][wildcards.key]
+    return PLAN.evaluate[wildcards.batch].to_dict()
 
 
 def evaluate_song(wildcards):
-    return song_entry(STAGES["evaluate"][wildcards.key]["dataset"], wildcards.song)
+    return song_source(PLAN.evaluate[wildcards.batch].dataset, wildcards.song)
 
 
 def evaluate_inputs(wildcards):
-    spec = STAGES["evaluate"][wildcards.key]
+    spec = PLAN.evaluate[wildcards.batch]
+    song = PLAN.song(spec.dataset, wildcards.song)
     inputs = {
-        "explanation": f"{RESULTS}/fit/{spec['fit']}/{wildcards.song}/explanation.json",
-        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
+        "segment": layout.path("segment", key=spec.segment, song=wildcards.song),
+        "fit_record": fit_record(spec.fit_batch, wildcards.song),
     }
-    evidence = evaluate_song(wildcards).get("evidence")
-    if evidence:
-        inputs["evidence"] = evidence
+    if song.evidence:
+        inputs["evidence"] = song.evidence
     return inputs
 
 
-# --- batches: one job per song for every point that shares a prediction run -----------------
-def fit_batch_outputs(batch_id):
-    outs = {}
-    for i, key in enumerate(STAGES["fit_batch"][batch_id]["members"]):
-        base = f"{RESULTS}/fit/{key}/{{song}}"
-        outs[f"json_{i}"] = f"{base}/explanation.json"
-        outs[f"heatmap_{i}"] = f"{base}/audio_heatmap.png"
-        outs[f"lyrics_{i}"] = f"{base}/lyrics.png"
-        outs[f"listen_{i}"] = f"{base}/listen_top.wav"
-    return outs
+def fit_record(batch, song):
+    return layout.path("fit_record", key=PLAN.fit[batch].predict, batch=batch, song=song)
 
 
-def fit_batch_spec(batch_id):
-    return [STAGES["fit"][key] for key in STAGES["fit_batch"][batch_id]["members"]]
+def evaluate_record(batch, song):
+    return layout.path("evaluate_record", key=PLAN.evaluate[batch].predict, batch=batch, song=song)
 
 
-def fit_batch_inputs(batch_id, wildcards):
-    spec = STAGES["fit"][STAGES["fit_batch"][batch_id]["members"][0]]
-    return {
-        "segment": stage_path("segment", spec["segment"], wildcards.song, ".npz"),
-        "table": stage_path("segment", spec["segment"], wildcards.song, ".features.json"),
-        "masks": stage_path("masks", spec["masks"], wildcards.song, ".npy"),
-        "predict": stage_path("predict", spec["predict"], wildcards.song, ".npz"),
-    }
+# --- aggregate / points / track -----------------------------------------------------------------
+def aggregate_spec(wildcards):
+    return PLAN.aggregate[wildcards.key].to_dict()
 
 
-def evaluate_batch_outputs(batch_id):
-    return {f"json_{i}": f"{RESULTS}/evaluate/{key}/{{song}}.json"
-            for i, key in enumerate(STAGES["evaluate_batch"][batch_id]["members"])}
-
-
-def evaluate_batch_spec(batch_id):
-    return [STAGES["evaluate"][key] for key in STAGES["evaluate_batch"][batch_id]["members"]]
-
-
-def evaluate_batch_inputs(batch_id, wildcards):
-    members = STAGES["evaluate_batch"][batch_id]["members"]
-    specs = [STAGES["evaluate"][key] for key in members]
-    inputs = {
-        f"explanation_{i}": f"{RESULTS}/fit/{spec['fit']}/{wildcards.song}/explanation.json"
-        for i, spec in enumerate(specs)
-    }
-    inputs["segment"] = stage_path("segment", specs[0]["segment"], wildcards.song, ".npz")
-    evidence = song_entry(specs[0]["dataset"], wildcards.song).get("evidence")
-    if evidence:
-        inputs["evidence"] = evidence
-    return inputs
-
-
-def batch_song(stage, batch_id):
-    dataset = STAGES[stage][STAGES[f"{stage}_batch"][batch_id]["members"][0]]["dataset"]
-    return lambda wildcards: song_entry(dataset, wildcards.song)
-
-
-# --- aggregate / track --------------------------------------------------------------------------
 def aggregate_inputs(wildcards):
-    songs = STAGES["aggregate"][wildcards.key]["songs"]
-    return [f"{RESULTS}/fit/{wildcards.key}/{song}/explanation.json" for song in songs]
+    spec = PLAN.aggregate[wildcards.key]
+    return [fit_record(spec.fit_batch, song) for song in spec.songs]
 
 
 def point_spec(wildcards):
-    return config["points"][wildcards.point]
-
-
-def track_spec(wildcards):
-    return {
-        "point": wildcards.point,
-        "tracking": config["tracking"],
-        "fit": STAGES["track"][wildcards.point]["fit"],
-        "evaluate": STAGES["track"][wildcards.point].get("evaluate"),
-    }
+    return PLAN.points[wildcards.point].to_dict()
 
 
 def track_inputs(wildcards):
-    track = STAGES["track"][wildcards.point]
+    point = PLAN.points[wildcards.point]
     inputs = {
-        "summary": f"{RESULTS}/aggregate/{track['fit']}/summary.json",
-        "config": f"{RESULTS}/points/{wildcards.point}/config.yaml",
+        "summary": layout.path("summary", key=point.fit),
+        "config": layout.path("point_config", point=point.point_id),
     }
-    if track.get("evaluate"):
-        inputs["metrics"] = [
-            f"{RESULTS}/evaluate/{track['evaluate']}/{song}.json" for song in track["songs"]
-        ]
+    if point.evaluate_batch:
+        inputs["metrics"] = [evaluate_record(point.evaluate_batch, s) for s in point.songs]
     return inputs
 
 
 def final_targets():
     targets = []
-    for point_id, point in config["points"].items():
-        targets.append(f"{RESULTS}/points/{point_id}/config.yaml")
-        targets.append(f"{RESULTS}/aggregate/{point['keys']['fit']}/summary.json")
-        if point["keys"].get("evaluate"):
-            targets += [
-                f"{RESULTS}/evaluate/{point['keys']['evaluate']}/{song}.json"
-                for song in point["songs"]
-            ]
-        if config["tracking"].get("enabled", False):
-            targets.append(f"{RESULTS}/track/{point_id}.json")
+    for point in PLAN.points.values():
+        targets.append(layout.path("point_config", point=point.point_id))
+        targets.append(layout.path("summary", key=point.fit))
+        if point.evaluate_batch:
+            targets += [evaluate_record(point.evaluate_batch, s) for s in point.songs]
+        if PLAN.tracking.enabled:
+            targets.append(layout.path("track", point=point.point_id))
     return targets

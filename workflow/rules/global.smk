@@ -1,50 +1,53 @@
 # Global per-class aggregation, the frozen config of each point, and MLflow tracking.
+# Each rule runs workflow/scripts/<rule>.py -> musiclime.workflow.stages.<rule>.
 
 
 rule aggregate_global:
     input:
         aggregate_inputs,
     output:
-        summary=f"{RESULTS}/aggregate/{{key}}/summary.json",
+        summary=layout.PATTERNS["summary"],
         plots=report(
-            directory(f"{RESULTS}/aggregate/{{key}}/plots"),
+            directory(layout.PATTERNS["plots"]),
             patterns=["{name}.png"],
             caption="../report/global.rst",
             category="Global",
         ),
+    params:
+        spec=aggregate_spec,
     conda:
         "../envs/musiclime.yaml"
     log:
-        f"{RESULTS}/logs/aggregate/{{key}}.log",
+        layout.LOG_PATTERNS["aggregate"],
     script:
-        "../scripts/stage.py"
+        "../scripts/aggregate_global.py"
 
 
 rule freeze_config:
     output:
-        yaml=f"{RESULTS}/points/{{point}}/config.yaml",
+        yaml=layout.PATTERNS["point_config"],
     params:
         point=point_spec,
     conda:
         "../envs/musiclime.yaml"
     log:
-        f"{RESULTS}/logs/points/{{point}}.log",
+        layout.LOG_PATTERNS["point_config"],
     script:
-        "../scripts/stage.py"
+        "../scripts/freeze_config.py"
 
 
 rule track_mlflow:
     input:
         unpack(track_inputs),
     output:
-        json=f"{RESULTS}/track/{{point}}.json",
+        json=layout.PATTERNS["track"],
     params:
-        spec=track_spec,
+        point=point_spec,
     resources:
         mlflow=1,
     conda:
         "../envs/musiclime.yaml"
     log:
-        f"{RESULTS}/logs/track/{{point}}.log",
+        layout.LOG_PATTERNS["track"],
     script:
-        "../scripts/stage.py"
+        "../scripts/track_mlflow.py"

@@ -345,7 +345,10 @@ class DemoClassifier:
         net = DemoNet(cfg)
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-        return cls(net, device=device, batch_size=batch_size)
+        clf = cls(net, device=device, batch_size=batch_size)
+        # what musiclime.identity hashes into the prediction cache key
+        clf.weights_files = [config_path.resolve(), ckpt_path.resolve()]
+        return clf
 
     # ------------------------------------------------------------------ input checks
     def _check_audio(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:

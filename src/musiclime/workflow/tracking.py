@@ -31,11 +31,13 @@ from ..fileio import read_json
 log = logging.getLogger(__name__)
 
 
-def tracking_uri(tracking: dict, results_root: str | Path) -> str:
+def tracking_uri(tracking, results_root: str | Path) -> str:
+    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``, else the results root's SQLite store.
+    ``tracking`` is a :class:`~.specs.TrackingSettings` (or ``None``)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    if tracking.get("uri"):
-        return str(tracking["uri"])
+    if getattr(tracking, "uri", None):
+        return str(tracking.uri)
     return f"sqlite:///{Path(results_root).resolve() / 'mlflow.db'}"
 
 
@@ -76,13 +78,13 @@ def code_version() -> str:
         return __version__
 
 
-def dataset_fingerprint(songs: dict[str, dict], song_ids: list[str]) -> str:
-    """Hash of the songs' ids, sizes and first/last 64 KiB of audio and the lyrics."""
+def dataset_fingerprint(songs: list) -> str:
+    """Hash of the songs' ids, sizes and first/last 64 KiB of audio and lyrics
+    (``songs``: :class:`~.specs.SongSource`)."""
     h = hashlib.sha256()
-    for sid in sorted(song_ids):
-        h.update(sid.encode())
-        for key in ("audio", "lyrics"):
-            path = songs[sid].get(key)
+    for song in sorted(songs, key=lambda s: s.song_id):
+        h.update(song.song_id.encode())
+        for path in (song.audio, song.lyrics):
             if not path or not Path(path).is_file():
                 continue
             size = Path(path).stat().st_size
@@ -178,57 +180,64 @@ def store_lock(uri: str, results_root: str | Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
-              config_path: str | Path, eval_dir: str | Path | None = None) -> str:
-    """Log one configuration as an MLflow run (a child of the invocation's parent run)."""
-    uri = tracking_uri(plan["tracking"], plan["results_root"])
-    with store_lock(uri, plan["results_root"]):
-        return _log_point(plan, point_id, fit_dir, aggregate_dir, config_path, eval_dir)
+def log_point(plan, point, config_path: str | Path) -> str:
+    """Log one configuration (a :class:`~.specs.PointSpec` of ``plan``) as an MLflow run, a
+    child of the invocation's parent run. Paths are read from the layout, relative to the
+    results root (the working directory of workflow jobs)."""
+    uri = tracking_uri(plan.tracking, plan.results_root)
+    with store_lock(uri, plan.results_root):
+        return _log_point(plan, point, uri, config_path)
 
 
-def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: str | Path,
-               config_path: str | Path, eval_dir: str | Path | None) -> str:
-    from mlflow.entities import Param
+def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    tracking = plan["tracking"]
-    root = plan["results_root"]
-    uri = tracking_uri(tracking, root)
-    experiment_id = ensure_experiment(uri, tracking.get("experiment", "musiclime"), root)
-    point = plan["points"][point_id]
-    dataset = plan["stages"]["track"][point_id]["dataset"]
-    songs = point["songs"]
-    tags = {"musiclime.point_id": point_id, "musiclime.code_version": code_version(),
-            "musiclime.dataset": dataset,
-            "musiclime.dataset_fingerprint": dataset_fingerprint(plan["datasets"][dataset], songs),
-            "musiclime.overrides": " ".join(point["overrides"]) or "(defaults)"}
-    if tracking.get("parent_run_id"):
-        tags["mlflow.parentRunId"] = tracking["parent_run_id"]
+    from .files import load_record
+    from .layout import aggregate_dir, path
+
+    root = plan.results_root
+    experiment_id = ensure_experiment(uri, plan.tracking.experiment, root)
+    songs = point.songs
+    sources = [plan.song(point.dataset, sid) for sid in songs]
+    tags = {"musiclime.point_id": point.point_id, "musiclime.code_version": code_version(),
+            "musiclime.dataset": point.dataset,
+            "musiclime.dataset_fingerprint": dataset_fingerprint(sources),
+            "musiclime.classifier_code": str(point.model_identity.get("code", "")),
+            "musiclime.overrides": " ".join(point.overrides) or "(defaults)"}
+    if plan.invocation.parent_run_id:
+        tags["mlflow.parentRunId"] = plan.invocation.parent_run_id
     client = MlflowClient(tracking_uri=uri)
-    run_name = " ".join(point["overrides"]) or "defaults"
+    run_name = " ".join(point.overrides) or "defaults"
     run = client.create_run(experiment_id, run_name=run_name[:250], tags=tags)
     rid = run.info.run_id
     try:
-        cfg = {k: v for k, v in point["config"].items() if not k.startswith("_")}
-        params = flatten(cfg)
+        params = flatten(point.config)
         params["explainer.kernel_formula"] = "sqrt(exp(-(distance_scale*d)^2/kernel_width^2))"
         params["explainer.distance"] = "cosine to the all-ones mask"
         params["n_songs"] = str(len(songs))
         items = sorted(params.items())
         for i in range(0, len(items), 100):
             client.log_batch(rid, params=[Param(k[:250], v[:6000]) for k, v in items[i:i + 100]])
-        fit_dir = Path(fit_dir)
+        explanations = {sid: load_record(path("fit_record", key=point.predict,
+                                              batch=point.fit_batch, song=sid)).files[point.fit]
+                        for sid in songs}
+        metric_files = {}
+        if point.evaluate_batch:
+            ev = plan.evaluate[point.evaluate_batch]
+            metric_files = {sid: load_record(path("evaluate_record", key=ev.predict,
+                                                  batch=point.evaluate_batch, song=sid)
+                                             ).files[point.evaluate] for sid in songs}
         rows = []
-        for sid in songs:
-            exp = Explanation.load(fit_dir / sid / "explanation.json")
-            row = {"song_id": sid, "label": plan["datasets"][dataset][sid].get("label", ""),
+        for src in sources:
+            exp = Explanation.load(explanations[src.song_id])
+            row = {"song_id": src.song_id, "label": src.label or "",
                    "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
-            if eval_dir is not None:
-                row.update({k: v for k, v in read_json(Path(eval_dir) / f"{sid}.json").items()
+            if metric_files:
+                row.update({k: v for k, v in read_json(metric_files[src.song_id]).items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool)})
                 add_normalized_precision(row, exp)
             rows.append(row)
-        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = []
@@ -256,14 +265,14 @@ def _log_point(plan: dict, point_id: str, fit_dir: str | Path, aggregate_dir: st
         writer.writerows(rows)
         client.log_text(rid, buf.getvalue(), "per_song_metrics.csv")
         client.log_artifact(rid, str(config_path), "config")
-        client.log_artifacts(rid, str(aggregate_dir), "global")
-        if eval_dir is not None:
-            client.log_artifacts(rid, str(eval_dir), "metrics")
-        for sid in songs:
-            client.log_artifacts(rid, str(fit_dir / sid), f"songs/{sid}")
+        client.log_artifacts(rid, aggregate_dir(point.fit), "global")
+        for mpath in metric_files.values():
+            client.log_artifact(rid, mpath, "metrics")
+        for sid, epath in explanations.items():
+            client.log_artifacts(rid, str(Path(epath).parent), f"songs/{sid}")
         client.set_terminated(rid, "FINISHED")
     except BaseException:
         client.set_terminated(rid, "FAILED")
         raise
-    log.info("logged %s as MLflow run %s (%s)", point_id, rid, uri)
+    log.info("logged %s as MLflow run %s (%s)", point.point_id, rid, uri)
     return rid

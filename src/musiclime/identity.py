@@ -1,0 +1,124 @@
+"""Identities (cache keys) of the things a stage's output depends on beyond its config.
+
+A stale cache is worse than a slow one: it looks like a new result. So a key covers what the
+output is computed *from*, not what it is called:
+
+- **Classifier** (:func:`classifier_identity`): the model config, the content (sha256) of every
+  weights file it loads, and a fingerprint of its code.
+
+  - *Weights*: every file named by a path-valued entry of the model config (a directory counts
+    with every file in it), plus the files the built classifier lists in an optional
+    ``weights_files`` attribute (the demo classifier lists its shipped checkpoint, which its
+    config leaves as ``path: null``).
+  - *Code*: a ``version`` the classifier declares (a class or instance attribute: bump it when
+    its code changes), else the sha256 of the source file of the module that defines the
+    config's ``_target_``. A bring-your-own classifier whose predictions depend on code in
+    other modules should declare ``version``.
+- **Dataset** (:func:`dataset_identity`): the manifest's (or folder's) resolved location. Two
+  manifests under one ``dataset.name`` get different keys. A song's own files are its decode
+  job's inputs, so Snakemake re-runs that song from decoding on when the manifest points it
+  at another file or the file is replaced (newer modification time).
+
+File digests are cached per (path, size, mtime) for the life of the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (cached by path, size and modification time)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
+def _files_under(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def short_hash(obj: Any, n: int = 8) -> str:
+    """A short, stable hash of a JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def _path_values(node: Any) -> list[Path]:
+    """Existing files or folders named by string values of a config (recursively)."""
+    out: list[Path] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k != "_target_":
+                out += _path_values(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            out += _path_values(v)
+    elif isinstance(node, str) and ("/" in node or os.sep in node or "." in node):
+        try:
+            p = Path(node).expanduser()
+            if p.exists():
+                out.append(p.resolve())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def code_fingerprint(target: str | None, instance: Any = None) -> str:
+    """``version:<declared>`` or ``source:<sha256 of the target's module file>``."""
+    version = getattr(instance, "version", None) if instance is not None else None
+    if version is not None and not callable(version):
+        return f"version:{version}"
+    if not target:
+        return "unknown"
+    module_name, _, _ = target.rpartition(".")
+    while module_name:
+        try:
+            module = importlib.import_module(module_name)
+            break
+        except ImportError:
+            module_name, _, _ = module_name.rpartition(".")
+    else:
+        return f"target:{target}"
+    try:
+        source = inspect.getsourcefile(module)
+    except TypeError:
+        source = None
+    if not source or not Path(source).is_file():
+        return f"target:{target}"
+    return "source:" + file_digest(source)[:16]
+
+
+def classifier_identity(model_config: dict, classifier: Any = None) -> dict:
+    """What predictions of this classifier depend on (see the module docstring)."""
+    files = set(_path_values(model_config))
+    for p in getattr(classifier, "weights_files", None) or []:
+        files.add(Path(p).resolve())
+    weights = {}
+    for root in sorted(files):
+        for f in _files_under(root):
+            weights[str(f)] = file_digest(f)
+    config = {k: v for k, v in model_config.items() if k != "name"}
+    return {"config": config, "weights": weights,
+            "code": code_fingerprint(model_config.get("_target_"), classifier)}
+
+
+def dataset_identity(manifest: str | os.PathLike) -> str:
+    """A short key of a dataset's location (a manifest file or a folder of songs)."""
+    return short_hash(str(Path(manifest).expanduser().resolve()), 6)
