@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,12 +14,15 @@ from musiclime.config import (
     build_classifier,
     build_separator,
     compose,
+    config_dir,
     explainer_config,
+    metric_settings,
     to_yaml,
 )
 from musiclime.errors import ConfigError
 from musiclime.explainer import ExplainerConfig
 from musiclime.explanation import Explanation
+from musiclime.metrics import MetricsConfig, MetricSettings
 from musiclime.models.whitebox import ToneKeywordClassifier
 from musiclime.separation import OpenUnmixSeparator, OracleSeparator
 
@@ -30,6 +34,31 @@ def test_defaults_compose_and_match_explainer_defaults():
     assert econf == ExplainerConfig()  # config/explainer/default.yaml == the dataclass defaults
     assert econf.kernel_width == 0.25 and econf.num_samples == 1000
     assert cfg.results_root == "results" and cfg.working_sample_rate is None
+
+
+def test_explainer_and_metrics_defaults_come_from_the_dataclass_schemas():
+    # the groups' yaml files hold no keys: every default is a dataclass field
+    for group in ("explainer", "metrics"):
+        data = yaml.safe_load((config_dir() / group / "default.yaml").read_text())
+        assert data == {"defaults": ["schema", "_self_"]}, group
+    cfg = compose([])
+    assert list(cfg.explainer) == [f.name for f in dataclasses.fields(ExplainerConfig)]
+    assert list(cfg.metrics) == [f.name for f in dataclasses.fields(MetricsConfig)]
+    assert set(cfg.metrics) == {"enabled", *(f.name for f in dataclasses.fields(MetricSettings))}
+    assert cfg.metrics.enabled is True
+    # the pipeline leaves the costly stability reruns off; the Python API's default is 3
+    assert metric_settings(cfg) == MetricSettings(stability_seeds=0)
+    assert metric_settings(compose(["metrics.enabled=false"])) is None
+    assert metric_settings(compose(["sweep=paper"])).stability_seeds == 3
+
+
+def test_typed_schema_keeps_lists_and_converts_numbers():
+    cfg = compose(["explainer.kernel_width=1", "explainer.labels=[ai]",
+                   "metrics.sufficiency_ks=[1,2]", "metrics.label=1"])
+    assert cfg.explainer.kernel_width == 1.0 and isinstance(cfg.explainer.kernel_width, float)
+    assert explainer_config(cfg).labels == ["ai"]
+    m = metric_settings(cfg)
+    assert m.sufficiency_ks == (1, 2) and m.label == 1
 
 
 @pytest.mark.parametrize("separator", ["demo", "oracle", "umxhq", "umxl"])
@@ -76,6 +105,12 @@ def test_explainer_overrides_reach_the_explainer_config():
     ("explainer.kernel_width=-1", "explainer.kernel_width"),
     ("explainer.kernel_width=wide", "kernel_width"),
     ("explainer.residual=maybe", "explainer.residual"),
+    ("explainer.modality=visual", "explainer.modality"),
+    ("explainer.num_samples=many", "Integer"),
+    ("metrics.foo=1", "foo"),
+    ("+metrics.foo=1", "foo"),
+    ("metrics.stability_seeds=x", "metrics.stability_seeds"),
+    ("metrics.curve_points=1", "curve_points"),
     ("+bogus_top=1", "bogus_top"),
     ("separator=nope", "nope"),
     ("working_sample_rate=-5", "working_sample_rate"),
@@ -172,6 +207,9 @@ def test_cli_config_prints_resolved_yaml(capsys):
     assert main(["config", "model=whitebox", "explainer.seed=7"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["explainer"]["seed"] == 7 and printed["model"]["name"] == "whitebox"
+    # every explainer key, with its default
+    assert printed["explainer"] == {**dataclasses.asdict(ExplainerConfig()), "seed": 7}
+    assert printed["metrics"]["enabled"] is True
 
 
 def test_cli_overrides_may_follow_options_but_unknown_options_fail(capsys):

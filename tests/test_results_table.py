@@ -7,7 +7,9 @@ import math
 
 import pandas as pd
 
+from musiclime.metrics.registry import label, metric_for_key
 from musiclime.results_table import (
+    METRICS,
     default_rows,
     flatness,
     markdown_report,
@@ -78,3 +80,19 @@ def test_page_has_every_answer_and_the_main_table_at_1000_samples():
     assert main.count("\n| ") == 1 + 8  # header + 2 separators x 2 modalities x 2 widths
     # pivot columns name the swept num_samples
     assert "num_samples=250" in page and "num_samples=4000" in page
+
+
+def test_metric_columns_are_the_registry_labels():
+    for logged, column in METRICS.items():
+        key = logged.removesuffix("_mean")
+        if metric_for_key(key) is not None:
+            assert column == label(key), logged
+    assert METRICS["evidence_precision_at_5_combined_mean"] == "evidence P@5"
+    assert METRICS["evidence_normalized_precision_at_5_audio_mean"] == "audio nP@5"
+    assert METRICS["surrogate_r2_mean"] == "R^2 in-sample"
+    # every column the page's sections read is one of its columns
+    for column in ("evidence P@5", "audio P@5", "lyrics P@5", "evidence nP@5", "audio nP@5",
+                   "evidence AUROC", "deletion / random", "insertion / random", "R^2 in-sample",
+                   "R^2 held-out", "kernel w min", "kernel w max", "effective samples",
+                   "Jaccard top-5", "U_5", "separate s"):
+        assert column in METRICS.values(), column

@@ -3,6 +3,13 @@
 The config tree lives in the repo's ``config/`` (or ``$MUSICLIME_CONFIG_DIR``). Composition
 always uses ``version_base="1.3"`` through Hydra's compose API, so Hydra never changes the working
 directory or creates timestamped output folders: every result goes under ``results_root``.
+
+The ``explainer`` and ``metrics`` groups are Hydra structured configs: their ``default.yaml``
+only says ``defaults: [schema, _self_]``, and the schema nodes (:func:`register_configs`) are the
+dataclasses :class:`~musiclime.explainer.ExplainerConfig` and
+:class:`~musiclime.metrics.evaluate.MetricsConfig`, whose fields hold every key, type and
+default. Hydra rejects an unknown key or a value of the wrong type while composing; the
+dataclasses' own checks run in :func:`validate`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from .explainer import ExplainerConfig
 #: Top-level groups and keys a config may hold; anything else is a typo.
 ROOT_KEYS = {"dataset", "separator", "model", "explainer", "metrics", "tracking", "sweep",
              "results_root", "working_sample_rate", "hydra", "workflow"}
-GROUP_CHOICES_DIRS = ("dataset", "separator", "model", "explainer", "tracking", "sweep")
+#: (group, name) of the structured-config schema nodes in Hydra's ConfigStore
+EXPLAINER_SCHEMA = ("explainer", "schema")
+METRICS_SCHEMA = ("metrics", "schema")
 
 
 def repo_root() -> Path:
@@ -38,6 +47,19 @@ def config_dir() -> Path:
     return path.resolve()
 
 
+def register_configs() -> None:
+    """Store the schema nodes ``explainer/schema`` (:class:`ExplainerConfig`) and
+    ``metrics/schema`` (:class:`~musiclime.metrics.evaluate.MetricsConfig`) in Hydra's
+    ConfigStore, where the groups' ``default.yaml`` find them (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    from .metrics.evaluate import MetricsConfig
+
+    store = ConfigStore.instance()
+    store.store(group=EXPLAINER_SCHEMA[0], name=EXPLAINER_SCHEMA[1], node=ExplainerConfig)
+    store.store(group=METRICS_SCHEMA[0], name=METRICS_SCHEMA[1], node=MetricsConfig)
+
+
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
     """Compose the config with Hydra and validate it (raises :class:`ConfigError`)."""
     from hydra import compose as hydra_compose
@@ -46,12 +68,17 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
     from hydra.errors import HydraException
 
     overrides = list(overrides or [])
+    register_configs()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = hydra_compose(config_name=config_name, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"invalid configuration override(s) {overrides}: {exc}") from exc
+        # Hydra's message names the override; its cause says what is wrong with it (the schema's
+        # "Key 'foo' not in 'MetricsConfig'", "Value 'x' ... could not be converted to Float")
+        cause = str(exc.__cause__).splitlines()[0] if exc.__cause__ is not None else ""
+        raise ConfigError(f"invalid configuration override(s) {overrides}: {exc}"
+                          + (f" ({cause})" if cause else "")) from exc
     finally:
         GlobalHydra.instance().clear()
     validate(cfg)
@@ -60,11 +87,17 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
 
 def explainer_config(cfg: DictConfig) -> ExplainerConfig:
     """The ``explainer`` group as a validated :class:`ExplainerConfig`."""
+    fields = ExplainerConfig.__dataclass_fields__
+    # the schema rejects unknown keys, except those added with Hydra's `+key=value`
+    unknown = set(cfg.explainer.keys()) - set(fields)
+    if unknown:
+        raise ConfigError(f"explainer: unknown key(s) {', '.join(sorted(unknown))}. "
+                          f"Valid keys: {', '.join(fields)}")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ExplainerConfig), cfg.explainer)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"explainer: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]
-                          + f". Valid keys: {', '.join(ExplainerConfig.__dataclass_fields__)}"
+                          + f". Valid keys: {', '.join(fields)}"
                           ) from exc
     data = OmegaConf.to_container(merged, resolve=True)
     return ExplainerConfig(**data)
@@ -125,11 +158,6 @@ def build_classifier(cfg: DictConfig):
 
 def build_separator(cfg: DictConfig):
     return _build(cfg.separator, "separator")
-
-
-def results_root(cfg: DictConfig) -> Path:
-    root = Path(cfg.results_root)
-    return root if root.is_absolute() else Path.cwd() / root
 
 
 def to_yaml(cfg: DictConfig) -> str:

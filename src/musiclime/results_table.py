@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .fileio import atomic_path
+from .metrics.registry import label as metric_label
 
 PARAMS = {
     "explainer.kernel_width": "kernel_width",
@@ -26,24 +27,18 @@ PARAMS = {
     "model.name": "model",
     "n_songs": "songs",
 }
+#: registry metrics on the page, in column order; MLflow logs each per-song key as <key>_mean
+PAGE_METRICS = (
+    "evidence_precision_at_5_combined", "evidence_precision_at_5_audio",
+    "evidence_precision_at_5_lyrics", "evidence_normalized_precision_at_5_combined",
+    "evidence_normalized_precision_at_5_audio", "evidence_normalized_precision_at_5_lyrics",
+    "evidence_auroc_combined", "deletion_ratio", "insertion_ratio", "surrogate_r2", "heldout_r2",
+    "kernel_weight_min", "kernel_weight_max", "kernel_effective_samples",
+    "stability_jaccard_top5", "stability_uk_top5", "stability_spearman",
+)
+#: MLflow metric -> column label: the registry's labels, then run-level numbers
 METRICS = {
-    "evidence_precision_at_5_combined_mean": "evidence P@5",
-    "evidence_precision_at_5_audio_mean": "audio P@5",
-    "evidence_precision_at_5_lyrics_mean": "lyrics P@5",
-    "evidence_normalized_precision_at_5_combined_mean": "evidence nP@5",
-    "evidence_normalized_precision_at_5_audio_mean": "audio nP@5",
-    "evidence_normalized_precision_at_5_lyrics_mean": "lyrics nP@5",
-    "evidence_auroc_combined_mean": "evidence AUROC",
-    "deletion_ratio_mean": "deletion / random",
-    "insertion_ratio_mean": "insertion / random",
-    "surrogate_r2_mean": "R^2 in-sample",
-    "heldout_r2_mean": "R^2 held-out",
-    "kernel_weight_min_mean": "kernel w min",
-    "kernel_weight_max_mean": "kernel w max",
-    "kernel_effective_samples_mean": "effective samples",
-    "stability_jaccard_top5_mean": "Jaccard top-5",
-    "stability_uk_top5_mean": "U_5",
-    "stability_spearman_mean": "Spearman",
+    **{f"{key}_mean": metric_label(key) for key in PAGE_METRICS},
     "classifier_accuracy": "accuracy",
     "time_separate_s_mean": "separate s",
 }

@@ -13,7 +13,8 @@ One metric per module, each saying which direction is better and where it comes 
 - :mod:`.complexity` — entropy of the normalised absolute weights (lower = simpler; Bhatt et
   al., 2020).
 
-:func:`evaluate_explanation` runs them all for one song and returns a flat ``dict[str, float]``.
+:func:`evaluate_explanation` runs them all for one song and returns a flat ``dict[str, float]``;
+:mod:`.registry` declares every key it writes, with its better direction and a label.
 """
 
 from .complexity import complexity, weight_entropy
@@ -26,7 +27,12 @@ from .deletion import (
     deletion_insertion,
     insertion_curve,
 )
-from .evaluate import MetricSettings, config_from_explanation, evaluate_explanation
+from .evaluate import (
+    MetricsConfig,
+    MetricSettings,
+    config_from_explanation,
+    evaluate_explanation,
+)
 from .evidence import (
     audio_evidence,
     auroc,
@@ -42,6 +48,7 @@ from .evidence import (
 )
 from .fidelity import explanation_fidelity, heldout_fidelity, heldout_masks, surrogate_predict
 from .predictor import MaskPredictor, ranking
+from .registry import MetricInfo, all_metrics, metric_for_key, parse_evidence_key
 from .stability import (
     StabilityResult,
     explanation_stability,
@@ -52,13 +59,13 @@ from .stability import (
 from .sufficiency import SufficiencyResult, sufficiency
 
 __all__ = [
-    "CurveResult", "MaskPredictor", "MetricSettings", "StabilityResult", "SufficiencyResult",
-    "audio_evidence", "auroc", "complexity", "config_from_explanation", "curve_auc", "curve_ks",
-    "curve_masks", "deletion_curve", "deletion_insertion", "evaluate_explanation",
-    "evidence_features", "evidence_recovery", "evidence_scores", "explanation_evidence",
-    "explanation_fidelity", "explanation_stability", "heldout_fidelity", "heldout_masks",
-    "insertion_curve", "jaccard", "load_evidence", "lyrics_evidence", "normalized_precision",
-    "precision_at_k",
-    "ranking", "repeat_explanations", "segment_is_evidence", "sufficiency", "surrogate_predict",
-    "weight_entropy", "weight_stability",
+    "CurveResult", "MaskPredictor", "MetricInfo", "MetricSettings", "MetricsConfig",
+    "StabilityResult", "SufficiencyResult", "all_metrics", "audio_evidence", "auroc", "complexity",
+    "config_from_explanation", "curve_auc", "curve_ks", "curve_masks", "deletion_curve",
+    "deletion_insertion", "evaluate_explanation", "evidence_features", "evidence_recovery",
+    "evidence_scores", "explanation_evidence", "explanation_fidelity", "explanation_stability",
+    "heldout_fidelity", "heldout_masks", "insertion_curve", "jaccard", "load_evidence",
+    "lyrics_evidence", "metric_for_key", "normalized_precision", "parse_evidence_key",
+    "precision_at_k", "ranking", "repeat_explanations", "segment_is_evidence", "sufficiency",
+    "surrogate_predict", "weight_entropy", "weight_stability",
 ]

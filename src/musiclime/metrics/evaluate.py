@@ -30,7 +30,8 @@ combined}``
 ===============================================  =========================================  ======
 
 Evidence keys appear only when an evidence annotation is given (NaN where it has no positives
-for a modality); stability keys only when ``stability_seeds >= 2``.
+for a modality); stability keys only when ``stability_seeds >= 2``. Every key's family, better
+direction and label are in :mod:`musiclime.metrics.registry` (``docs/metrics.md``).
 
 Classifier cost per song, in mask rows (one forward pass each), with ``F`` perturbed features
 and the defaults (``R = 10`` random orderings/subsets, 20 curve points, ks (1, 3, 5, 10), 200
@@ -77,18 +78,24 @@ _SURROGATE_KEYS = ("kernel_width", "distance_scale", "feature_selection", "ridge
 
 @dataclass
 class MetricSettings:
-    """Metric settings (the ``metrics`` config group)."""
+    """Metric settings of :func:`evaluate_explanation` (the ``metrics`` config group is
+    :class:`MetricsConfig`, these fields plus ``enabled``).
+
+    Classifier rows per song: about ``2 * R * curve_points`` (deletion + insertion)
+    ``+ R * len(sufficiency_ks) + heldout_masks``, plus ``(stability_seeds - 1) * num_samples``
+    when stability is on (module docstring).
+    """
 
     random_orderings: int = 10  # R: random orderings (curves) and random k-subsets (sufficiency)
     curve_points: int = 20  # points per deletion/insertion curve (k from 0 to F)
-    sufficiency_ks: Any = (1, 3, 5, 10)
-    precision_k: int = 5
-    min_overlap: float = 0.5  # evidence overlap rule, see metrics.evidence
-    heldout_masks: int = 200
+    sufficiency_ks: Any = (1, 3, 5, 10)  # top-k sizes of the sufficiency check
+    precision_k: int = 5  # k of planted-evidence precision@k
+    min_overlap: float = 0.5  # share of a segment (or span) that makes it evidence
+    heldout_masks: int = 200  # fresh masks for the surrogate's held-out R^2
     stability_seeds: int = 3  # S runs in all (the given one + S-1 reruns); < 2 skips stability
-    stability_ks: Any = (3, 5)
-    seed: int = 0
-    label: Any = None  # None: the explanation's predicted label
+    stability_ks: Any = (3, 5)  # top-k sizes of the stability metrics
+    seed: int = 0  # seed of the random orderings, k-subsets and held-out masks
+    label: Any = None  # None: the explanation's predicted label; else a class index
 
     def __post_init__(self):
         self.sufficiency_ks = tuple(int(k) for k in self.sufficiency_ks)
@@ -109,6 +116,17 @@ class MetricSettings:
         d["sufficiency_ks"] = list(self.sufficiency_ks)
         d["stability_ks"] = list(self.stability_ks)
         return d
+
+
+@dataclass
+class MetricsConfig(MetricSettings):
+    """Schema of the ``metrics`` config group (``config/metrics/default.yaml``): the fields of
+    :class:`MetricSettings`, with stability off by default, plus ``enabled``."""
+
+    # stability reruns the explainer S - 1 times (2 * num_samples rows per song at S = 3), so
+    # the pipeline leaves it off unless asked (the paper preset sets 3)
+    stability_seeds: int = 0
+    enabled: bool = True  # false: no evaluate stage
 
 
 def config_from_explanation(exp: Explanation, config: ExplainerConfig | None = None,

@@ -63,14 +63,17 @@ def _r2(y, yhat, w=None) -> float:
 
 
 def heldout_fidelity(weights: np.ndarray, intercept: float, predict: PredictFn, label: int,
-                     n_masks: int = 200, seed: int = 0, kernel_width: float = 0.25,
+                     n_masks: int = 200, seed: int = 0, kernel_width: float | None = 0.25,
                      distance_scale: float = 1.0) -> dict[str, float]:
-    """``heldout_r2`` and ``heldout_weighted_r2`` on ``n_masks`` fresh masks (one call)."""
+    """``heldout_r2`` and ``heldout_weighted_r2`` on ``n_masks`` fresh masks (one call);
+    ``kernel_width=None`` (kernel unknown): ``heldout_weighted_r2`` is NaN."""
     predict = as_predict_fn(predict)
     weights = np.asarray(weights, dtype=np.float64)
     masks = heldout_masks(weights.size, n_masks, seed)
     y = predict(masks)[:, int(label)]
     yhat = surrogate_predict(masks, intercept, weights)
+    if kernel_width is None:
+        return {"heldout_r2": _r2(y, yhat), "heldout_weighted_r2": float("nan")}
     kw = exponential_kernel(distances_to_original(masks), kernel_width, distance_scale)
     return {"heldout_r2": _r2(y, yhat), "heldout_weighted_r2": _r2(y, yhat, kw)}
 
@@ -81,7 +84,10 @@ def explanation_fidelity(exp, predict: PredictFn, label: int | None = None, n_ma
     label = exp.predicted_label if label is None else int(label)
     fit = exp.fits[label]
     out = {"insample_r2": float(fit.score)}
+    width = exp.kernel.get("width", 0.25)
+    scale = exp.kernel.get("distance_scale", 1.0)
+    # a custom kernel (fit_lime(kernel=...)) records no width: it cannot be re-applied here
     out.update(heldout_fidelity(fit.weights, fit.intercept, predict, label, n_masks, seed,
-                                kernel_width=float(exp.kernel.get("width", 0.25)),
-                                distance_scale=float(exp.kernel.get("distance_scale", 1.0))))
+                                kernel_width=None if width is None else float(width),
+                                distance_scale=1.0 if scale is None else float(scale)))
     return out
