@@ -39,26 +39,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExplainerConfig:
-    """Explainer settings (the ``explainer`` config group). See docs/configuration.md."""
+    """Explainer settings, and the schema of the ``explainer`` config group
+    (``config/explainer/default.yaml``). See docs/configuration.md."""
 
-    num_samples: int = 1000
+    num_samples: int = 1000  # perturbed samples per song (row 0 is the original)
+    # kernel w = sqrt(exp(-(distance_scale * d)^2 / kernel_width^2)), d = cosine distance to the
+    # all-ones mask (surrogate.ExponentialKernel); lime's text explainer: width 25, scale 100
     kernel_width: float = 0.25
     distance_scale: float = 1.0
-    modality: str = "both"
-    temporal_segments: int = 10
-    segment_boundaries: Any = None  # list of seconds; overrides temporal_segments
-    lyrics_unit: str = "line"
-    residual: str = "keep"
-    seed: int = 0
+    modality: str = "both"  # both | audio (lyrics kept whole) | lyrical (audio kept whole)
+    temporal_segments: int = 10  # equal segments per stem; the remainder goes to the last one
+    segment_boundaries: Any = None  # list of seconds, e.g. [0, 5, 12]; overrides temporal_segments
+    lyrics_unit: str = "line"  # line (the reference) | word (the MusicLIME paper's bag of words)
+    residual: str = "keep"  # keep (always on) | feature (a 5th stem) | drop (the reference)
+    seed: int = 0  # mask seed: same seed and config, same explanation bit for bit
     labels: Any = None  # None: the predicted label; else a list of indices or class names
-    feature_selection: str = "none"
+    feature_selection: str = "none"  # lime's feature selection before the fit; none keeps all
     num_features: int = 10  # features listed in top_features (all weights are always kept)
-    ridge_alpha: float = 1.0
-    batch_size: int = 0  # 0: chosen from memory
-    exhaustive: bool = True
-    deduplicate: bool = True
+    ridge_alpha: float = 1.0  # ridge regularisation of the surrogate (lime's default)
+    batch_size: int = 0  # masks per classifier call; 0: chosen from memory
+    exhaustive: bool = True  # enumerate all 2^F masks once when 2^F <= num_samples
+    deduplicate: bool = True  # predict each distinct mask once
     mixed_precision: bool = False  # classifier under torch.autocast (fp16 CUDA / bf16 CPU)
-    listen_top_k: int = 3
+    listen_top_k: int = 3  # components in the listenable explanation WAV
 
     def __post_init__(self):
         self.validate()
@@ -183,8 +186,10 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     masks, probs = masks[:n], probs[:n]
     t0 = time.perf_counter()
     labels = resolve_labels(config.labels, probs[0], class_names)
-    fits, stats = fit_lime(masks, probs, labels, kernel_width=config.kernel_width,
-                           distance_scale=config.distance_scale,
+    from .surrogate import ExponentialKernel, cosine_distance
+
+    kernel = ExponentialKernel(config.kernel_width, config.distance_scale)
+    fits, stats = fit_lime(masks, probs, labels, kernel, cosine_distance,
                            feature_selection=config.feature_selection,
                            ridge_alpha=config.ridge_alpha, random_state=config.seed)
     timings = dict(timings or {})
