@@ -41,7 +41,7 @@ def read_manifest(path: str | os.PathLike, split: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"dataset manifest {path} does not exist. For the demo corpus run "
-                          "`make demo` or `python -m musiclime.demo.corpus --out data/demo`.")
+                          "`make demo` or `python -m musiclime_demo.corpus --out data/demo`.")
     root = path.parent
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)

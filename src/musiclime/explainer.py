@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .audio import load_audio
-from .errors import ConfigError
+from .audio import load_audio, resample
+from .errors import ConfigError, InputError
 from .explanation import Explanation
 from .factorization import RESIDUAL_MODES, AudioFactorization
 from .features import FeatureTable
-from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units
+from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units, read_lyrics
 from .masks import MODALITIES, MaskLayout, is_exhaustive, sample_masks
+from .separation import fit_length
 from .surrogate import FEATURE_SELECTIONS, fit_lime
 
 if TYPE_CHECKING:
@@ -117,7 +118,19 @@ class Song:
 
 
 def factorize(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, lyrics: str,
-              config: ExplainerConfig, song_id: str = "song", info: dict | None = None) -> Song:
+              config: ExplainerConfig, song_id: str = "song", info: dict | None = None,
+              stems_rate: int | None = None) -> Song:
+    """Cut stems into stem x segment components and lyrics into units: a :class:`Song`.
+
+    ``mix`` is at ``sample_rate`` (the working rate: the classifier's). ``stems`` are at
+    ``stems_rate`` (the separator's rate; default ``sample_rate``) and are resampled to the
+    working rate here, trimmed or padded to the mix's length. Only the segmentation fields of
+    ``config`` are read (``temporal_segments``, ``segment_boundaries``, ``residual``,
+    ``lyrics_unit``).
+    """
+    if stems_rate is not None and int(stems_rate) != int(sample_rate):
+        stems = {name: fit_length(resample(y, int(stems_rate), int(sample_rate)), len(mix))
+                 for name, y in stems.items()}
     fac = AudioFactorization.from_stems(mix, stems, sample_rate,
                                         segments=config.temporal_segments,
                                         boundaries=config.segment_boundaries,
@@ -126,20 +139,53 @@ def factorize(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, l
                 info=dict(info or {}))
 
 
+def separation_rate(separator, working_rate: int) -> int:
+    """The rate a separator wants its input at: its model's rate, or (oracle stems, which are
+    read from disk at any rate) the working rate."""
+    rate = getattr(separator, "sample_rate", None)
+    return int(rate) if rate else int(working_rate)
+
+
+def separate(separator, mix: np.ndarray, sample_rate: int,
+             stems_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """Stems of ``mix`` (at ``sample_rate``, which should be :func:`separation_rate`).
+
+    ``stems_dir`` (the song's ground-truth stems) is handed only to separators that read stems
+    from disk (``uses_stems_dir``, the oracle); model-based separators ignore it.
+    """
+    if getattr(separator, "uses_stems_dir", False):
+        if not stems_dir:
+            raise InputError("separator=oracle needs the song's ground-truth stems folder: give "
+                             "it in the manifest's stems_dir column (or --stems for explain)")
+        return separator.separate(mix, sample_rate, stems_dir=stems_dir)
+    return separator.separate(mix, sample_rate)
+
+
 def load_song(audio_path: str | os.PathLike, lyrics_path: str | os.PathLike | None, separator,
               sample_rate: int, config: ExplainerConfig | None = None,
               song_id: str | None = None, stems_dir: str | os.PathLike | None = None) -> Song:
-    """Decode, separate and factorize one song at ``sample_rate`` (the classifier's rate)."""
+    """Decode, separate and factorize one song for a classifier working at ``sample_rate``.
+
+    The sample-rate path (the same in ``musiclime explain`` and in every workflow stage):
+
+    1. decode the file at the separator's rate (:func:`separation_rate`) and separate it there,
+       so the separator sees audio at the rate its model was trained at;
+    2. decode the file again at the working rate (the classifier's; once only when the two
+       rates are equal): the mix the classifier hears is resampled once, from the file;
+    3. resample the stems to the working rate (:func:`factorize`); the residual (mix minus the
+       sum of the stems) absorbs what resampling changes, so the all-ones mask is still the mix.
+    """
     config = config or ExplainerConfig()
-    mix, rate = load_audio(audio_path, sample_rate)
-    text = Path(lyrics_path).read_text(encoding="utf-8") if lyrics_path else ""
-    if stems_dir is not None:
-        stems = separator.separate(mix, rate, stems_dir=stems_dir)
-    else:
-        stems = separator.separate(mix, rate)
+    rate = int(sample_rate)
+    sep_rate = separation_rate(separator, rate)
+    sep_mix, _ = load_audio(audio_path, sep_rate)
+    stems = separate(separator, sep_mix, sep_rate, stems_dir)
+    mix = sep_mix if sep_rate == rate else load_audio(audio_path, rate)[0]
+    text = read_lyrics(lyrics_path) if lyrics_path else ""
     return factorize(mix, stems, rate, text, config, song_id=song_id or Path(audio_path).stem,
                      info={"audio_path": str(audio_path),
-                           "lyrics_path": str(lyrics_path) if lyrics_path else None})
+                           "lyrics_path": str(lyrics_path) if lyrics_path else None},
+                     stems_rate=sep_rate)
 
 
 def make_masks(table: FeatureTable, config: ExplainerConfig,
@@ -211,6 +257,22 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        song_info=dict(song_info or {}))
 
 
+def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
+                 config: ExplainerConfig, progress: bool = True) -> Predictions:
+    """Class probabilities of every mask row of ``song`` (streaming, batched on the
+    classifier's device); the inference settings come from ``config`` (``batch_size``,
+    ``deduplicate``, ``mixed_precision``)."""
+    from .classifier import classifier_device
+    from .composition import WaveformComposer
+    from .inference import predict_masks
+
+    composer = WaveformComposer(song.audio, device=classifier_device(classifier))
+    return predict_masks(classifier, composer, song.lyrics, masks, layout,
+                         batch_size=config.batch_size, progress=progress,
+                         deduplicate=config.deduplicate,
+                         mixed_precision=config.mixed_precision)
+
+
 class MusicLIME:
     """The explainer: a classifier plus settings.
 
@@ -238,15 +300,7 @@ class MusicLIME:
         return int(self.classifier.sample_rate)
 
     def predict(self, song: Song, masks: np.ndarray, layout: MaskLayout) -> Predictions:
-        from .classifier import classifier_device
-        from .composition import WaveformComposer
-        from .inference import predict_masks
-
-        composer = WaveformComposer(song.audio, device=classifier_device(self.classifier))
-        return predict_masks(self.classifier, composer, song.lyrics, masks, layout,
-                             batch_size=self.config.batch_size, progress=self.progress,
-                             deduplicate=self.config.deduplicate,
-                             mixed_precision=self.config.mixed_precision)
+        return predict_song(self.classifier, song, masks, layout, self.config, self.progress)
 
     def explain(self, song: Song) -> Explanation:
         cfg = self.config

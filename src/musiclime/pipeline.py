@@ -1,4 +1,9 @@
-"""One song from files to explanation files: used by ``musiclime explain`` and the workflow."""
+"""One song from files to explanation files.
+
+``musiclime explain`` runs :func:`explain_file`; the workflow's ``fit_lime`` stage writes each
+explanation's files with the same :func:`write_explanation_files`, after the same
+:func:`~musiclime.explainer.load_song` steps ran as separate stages.
+"""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ Architecture (``DemoNet``):
 
 It is trained on LIME-style perturbed songs with a graded target (the share of the planted
 evidence still present), so removing evidence lowers ``P(ai)`` step by step; see
-:mod:`musiclime.demo.train_classifier`.
+:mod:`musiclime_demo.train_classifier`.
 
 Inference is deterministic on CPU: the same input gives bit-identical output (no random ops,
 batch norm and dropout in eval mode).
@@ -337,7 +337,7 @@ class DemoClassifier:
         if not config_path.is_file() or not ckpt_path.is_file():
             raise FileNotFoundError(
                 f"no demo classifier at {directory}: expected {CONFIG_NAME} and {CHECKPOINT_NAME}. "
-                "Train one with `python -m musiclime.demo.train_classifier --manifest "
+                "Train one with `python -m musiclime_demo.train_classifier --manifest "
                 "data/demo/manifest.csv --out <dir>`."
             )
         with open(config_path, encoding="utf-8") as fh:

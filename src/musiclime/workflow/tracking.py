@@ -18,7 +18,6 @@ import io
 import logging
 import math
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -141,21 +140,19 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
     return m
 
 
-_PRECISION = re.compile(r"^evidence_precision_at_(\d+)_(audio|lyrics|combined)$")
-
-
 def add_normalized_precision(row: dict, exp: Explanation) -> None:
     """Fill in ``evidence_normalized_precision_at_{k}_{kind}`` for evaluate outputs written
     before the evaluate stage reported it (same formula: ``metrics.normalized_precision``)."""
     from ..metrics.evidence import normalized_precision
+    from ..metrics.registry import metric, parse_evidence_key
 
     kinds = [exp.features[int(c)].kind for c in exp.columns]
     for key in list(row):
-        m = _PRECISION.match(key)
-        if not m:
+        parsed = parse_evidence_key(key)
+        if parsed is None:
             continue
-        k, kind = int(m.group(1)), m.group(2)
-        target = f"evidence_normalized_precision_at_{k}_{kind}"
+        k, kind = parsed
+        target = metric("evidence_normalized_precision").key(k=k, kind=kind)
         if target in row:
             continue
         n = len(kinds) if kind == "combined" else sum(x == kind for x in kinds)
@@ -213,15 +210,17 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
     rid = run.info.run_id
     try:
         params = flatten(point.config)
-        params["explainer.kernel_formula"] = "sqrt(exp(-(distance_scale*d)^2/kernel_width^2))"
-        params["explainer.distance"] = "cosine to the all-ones mask"
         params["n_songs"] = str(len(songs))
-        items = sorted(params.items())
-        for i in range(0, len(items), 100):
-            client.log_batch(rid, params=[Param(k[:250], v[:6000]) for k, v in items[i:i + 100]])
         explanations = {sid: load_record(path("fit_record", key=point.predict,
                                               batch=point.fit_batch, song=sid)).files[point.fit]
                         for sid in songs}
+        # the kernel and distance the fit used, as it recorded them
+        kernel = Explanation.load(explanations[songs[0]]).kernel
+        params["explainer.kernel_formula"] = str(kernel.get("formula"))
+        params["explainer.distance"] = str(kernel.get("distance"))
+        items = sorted(params.items())
+        for i in range(0, len(items), 100):
+            client.log_batch(rid, params=[Param(k[:250], v[:6000]) for k, v in items[i:i + 100]])
         metric_files = {}
         if point.evaluate_batch:
             ev = plan.evaluate[point.evaluate_batch]
