@@ -13,7 +13,7 @@ from musiclime.cli import main
 from musiclime.config import (
     build_classifier,
     build_separator,
-    compose,
+    compose_config,
     config_dir,
     explainer_config,
     metric_settings,
@@ -28,7 +28,7 @@ from musiclime.separation import OpenUnmixSeparator, OracleSeparator
 
 
 def test_defaults_compose_and_match_explainer_defaults():
-    cfg = compose([])
+    cfg = compose_config([])
     assert cfg.separator.name == "demo" and cfg.model.name == "demo"
     econf = explainer_config(cfg)
     assert econf == ExplainerConfig()  # config/explainer/default.yaml == the dataclass defaults
@@ -41,19 +41,19 @@ def test_explainer_and_metrics_defaults_come_from_the_dataclass_schemas():
     for group in ("explainer", "metrics"):
         data = yaml.safe_load((config_dir() / group / "default.yaml").read_text())
         assert data == {"defaults": ["schema", "_self_"]}, group
-    cfg = compose([])
+    cfg = compose_config([])
     assert list(cfg.explainer) == [f.name for f in dataclasses.fields(ExplainerConfig)]
     assert list(cfg.metrics) == [f.name for f in dataclasses.fields(MetricsConfig)]
     assert set(cfg.metrics) == {"enabled", *(f.name for f in dataclasses.fields(MetricSettings))}
     assert cfg.metrics.enabled is True
     # the pipeline leaves the costly stability reruns off; the Python API's default is 3
     assert metric_settings(cfg) == MetricSettings(stability_seeds=0)
-    assert metric_settings(compose(["metrics.enabled=false"])) is None
-    assert metric_settings(compose(["sweep=paper"])).stability_seeds == 3
+    assert metric_settings(compose_config(["metrics.enabled=false"])) is None
+    assert metric_settings(compose_config(["sweep=paper"])).stability_seeds == 3
 
 
 def test_typed_schema_keeps_lists_and_converts_numbers():
-    cfg = compose(["explainer.kernel_width=1", "explainer.labels=[ai]",
+    cfg = compose_config(["explainer.kernel_width=1", "explainer.labels=[ai]",
                    "metrics.sufficiency_ks=[1,2]", "metrics.label=1"])
     assert cfg.explainer.kernel_width == 1.0 and isinstance(cfg.explainer.kernel_width, float)
     assert explainer_config(cfg).labels == ["ai"]
@@ -63,7 +63,7 @@ def test_typed_schema_keeps_lists_and_converts_numbers():
 
 @pytest.mark.parametrize("separator", ["demo", "oracle", "umxhq", "umxl"])
 def test_every_separator_choice_composes_and_builds(separator):
-    cfg = compose([f"separator={separator}", "model=whitebox", "dataset=demo",
+    cfg = compose_config([f"separator={separator}", "model=whitebox", "dataset=demo",
                    "tracking=local", "sweep=none", "explainer=default"])
     assert cfg.separator.name == separator
     sep = build_separator(cfg)
@@ -80,7 +80,7 @@ def test_every_separator_choice_composes_and_builds(separator):
 
 
 def test_whitebox_model_builds_with_overrides():
-    cfg = compose(["model=whitebox", "model.start=1.5", "model.end=2.5", "model.keyword=Zebra"])
+    cfg = compose_config(["model=whitebox", "model.start=1.5", "model.end=2.5", "model.keyword=Zebra"])
     clf = build_classifier(cfg)
     assert isinstance(clf, ToneKeywordClassifier)
     assert (clf.start, clf.end, clf.keyword, clf.sample_rate) == (1.5, 2.5, "zebra", 22050)
@@ -88,7 +88,7 @@ def test_whitebox_model_builds_with_overrides():
 
 
 def test_explainer_overrides_reach_the_explainer_config():
-    cfg = compose(["explainer.kernel_width=1.5", "explainer.modality=lyrical",
+    cfg = compose_config(["explainer.kernel_width=1.5", "explainer.modality=lyrical",
                    "explainer.segment_boundaries=[0,1.5,3]", "explainer.labels=[0,1]",
                    "explainer.lyrics_unit=word"])
     e = explainer_config(cfg)
@@ -117,7 +117,7 @@ def test_explainer_overrides_reach_the_explainer_config():
 ])
 def test_bad_config_raises_config_error_naming_the_key(override, key):
     with pytest.raises(ConfigError) as info:
-        compose([override])
+        compose_config([override])
     assert key in str(info.value)
 
 
@@ -160,7 +160,7 @@ def test_cli_explain_with_local_openunmix_dir(short_song, tiny_umx_dir, tmp_path
     out = tmp_path / "out"
     overrides = ["separator=demo", f"separator.model={tiny_umx_dir}", "separator.device=cpu",
                  *_whitebox_overrides(short_song)]
-    cfg = compose(overrides)
+    cfg = compose_config(overrides)
     sep = build_separator(cfg)
     assert isinstance(sep, OpenUnmixSeparator) and sep.model == str(tiny_umx_dir)
     assert sep.is_local and sep.sample_rate == 44100

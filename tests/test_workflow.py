@@ -180,7 +180,7 @@ def test_batched_sweep_matches_point_by_point_jobs(corpus, tmp_path):
     for rel in files:
         assert _comparable(batched / rel) == _comparable(single / rel), rel
 
-    evals = sorted(p.relative_to(single) for p in single.glob("evaluate/**/*.json"))
+    evals = sorted(p.relative_to(single) for p in single.glob("evaluate/**/met~*/*.json"))
     assert len(evals) == 8
     rows_single = rows_batched = 0.0
     for rel in evals:
@@ -264,61 +264,92 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_tracking_to_a_real_mlflow_server(corpus, tmp_path):
-    from mlflow.tracking import MlflowClient
-
-    port = _free_port()
-    store = tmp_path / "server"
-    store.mkdir()
+def start_mlflow_server(store: Path, port: int) -> subprocess.Popen:
+    """A real `mlflow server` on 127.0.0.1:port; returns once it listens."""
+    store.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
          "--default-artifact-root", str(store / "artifacts"), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240  # a busy 2-core machine can take minutes
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(f"mlflow server exited with code {server.returncode}")
+            if time.time() > deadline:
+                server.kill()
+                pytest.fail("mlflow server did not listen within 240 s")
+            time.sleep(0.5)
+
+
+def test_tracking_server_down_then_up(corpus, tmp_path):
+    """The server is only a recorder: while it is down everything is computed and tracking is
+    pending; once it is up, a rerun records each point once, and a further rerun adds nothing."""
+    from mlflow.tracking import MlflowClient
+
+    port = _free_port()
     uri = f"http://127.0.0.1:{port}"
+    results = tmp_path / "results"
+    overrides = base_overrides(corpus, results, "explainer.kernel_width=0.25,1")
+    t0 = time.time()
+    rc, out = run_capture(overrides, multirun=True, env={"MLFLOW_TRACKING_URI": uri})
+    down_s = time.time() - t0
+    assert rc == 0, out
+    assert "tracking pending" in out and "unreachable" in out, out
+    assert len(list(results.glob("fit/**/explanation.json"))) == 6
+    assert len(list(results.glob("aggregate/**/summary.json"))) == 2
+    assert not list(results.glob("track/*.json")) and not (results / "mlflow.db").exists()
+
+    server = start_mlflow_server(tmp_path / "server", port)
     try:
-        deadline = time.time() + 240  # a busy 2-core machine can take minutes
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"mlflow server exited with code {server.returncode}")
-                if time.time() > deadline:
-                    pytest.fail("mlflow server did not listen within 240 s")
-                time.sleep(0.5)
-        results = tmp_path / "results"
-        rc, out = run_capture(base_overrides(corpus, results), env={"MLFLOW_TRACKING_URI": uri})
+        rc, out = run_capture(overrides, multirun=True, env={"MLFLOW_TRACKING_URI": uri})
         assert rc == 0, out
-        assert not (results / "mlflow.db").exists()
+        rules = executed_rules(out)
+        assert set(rules) <= {"track_mlflow", "all"} and rules.count("track_mlflow") == 2, rules
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name("musiclime")
-        runs = client.search_runs([exp.experiment_id])
-        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-        assert len(children) == 1
-        child = children[0]
+
+        def children():
+            return [r for r in client.search_runs([exp.experiment_id])
+                    if "mlflow.parentRunId" in r.data.tags]
+
+        first = children()
+        assert len(first) == 2 and {r.info.status for r in first} == {"FINISHED"}
+        child = first[0]
         assert child.data.params["model.name"] == "whitebox"
         assert "surrogate_r2_mean" in child.data.metrics
         arts = {a.path for a in client.list_artifacts(child.info.run_id, "global")}
         assert "global/global_stem_segment.csv" in arts
+
+        rc, out = run_capture(overrides, multirun=True, env={"MLFLOW_TRACKING_URI": uri})
+        assert rc == 0 and "track_mlflow" not in executed_rules(out), out
+        assert sorted(r.info.run_id for r in children()) == sorted(r.info.run_id for r in first)
+        parents = [r for r in client.search_runs([exp.experiment_id])
+                   if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # one per sweep
     finally:
         server.terminate()
         server.wait(timeout=30)
+    print(f"run with the server down: {down_s:.1f}s")
 
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_plain_snakemake_plans_the_config_itself(corpus, tmp_path):
-    """`snakemake --cores N` without `musiclime run`: the Snakefile composes the config."""
+    """`snakemake --cores N` without `musiclime run`: the Snakefile composes the config, and
+    its `workdir:` puts every output under results_root (relative to it, so it can move)."""
     results = tmp_path / "results"
     overrides = base_overrides(corpus, results, "tracking.enabled=false", "dataset.limit=1")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-         "--directory", str(tmp_path), "--cores", "2",
+         "--cores", "2",
          "--config", "overrides=[" + ",".join(f'"{o}"' for o in overrides) + "]"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     exps = list(results.glob("fit/**/song0/explanation.json"))
     assert len(exps) == 1

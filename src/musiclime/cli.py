@@ -2,6 +2,7 @@
 
     musiclime explain AUDIO [--lyrics LYRICS.txt] [--stems DIR] [--out DIR] [overrides ...]
     musiclime run [-m] [--cores N] [overrides ...]
+    musiclime track [-m] [overrides ...]     (after a tracking outage: records what is missing)
     musiclime report [-m] [--out report.html] [overrides ...]
     musiclime results [--results-root results] [--out docs/results.md]
     musiclime config [overrides ...]
@@ -17,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import MusicLimeError
+from .errors import InputError, MusicLimeError
 
 log = logging.getLogger("musiclime")
 
@@ -28,21 +29,26 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_config(args) -> int:
-    from .config import compose, to_yaml
+    from .config import compose_config, to_yaml
 
-    print(to_yaml(compose(args.overrides)))
+    print(to_yaml(compose_config(args.overrides)))
     return 0
 
 
 def cmd_explain(args) -> int:
-    from .config import build_classifier, build_separator, compose, explainer_config, to_yaml
+    from .config import build_classifier, build_separator, compose_config, explainer_config, to_yaml
     from .fileio import atomic_path
     from .separation import OracleSeparator
 
-    cfg = compose(args.overrides)
+    cfg = compose_config(args.overrides)
     econf = explainer_config(cfg)
     audio = Path(args.audio)
     song_id = args.song_id or audio.stem
+    from .dataset import song_id_problem
+
+    problem = song_id_problem(song_id)
+    if problem:
+        raise InputError(f"{problem}; pass --song-id with a plain name")
     out = Path(args.out) if args.out else Path(cfg.results_root) / "explain" / song_id
     separator = build_separator(cfg)
     stems_dir = None
@@ -125,15 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. explainer.num_samples=500")
     e.set_defaults(func=cmd_explain)
 
-    r = sub.add_parser("run", help="run the Snakemake workflow for a config or a sweep")
-    r.add_argument("-m", "--multirun", action="store_true",
-                   help="sweep: every comma-separated override value is a sweep axis")
-    r.add_argument("--cores", type=int, default=2)
-    r.add_argument("-n", "--dry-run", action="store_true")
-    r.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[],
-                   help="passed to snakemake unchanged (must come last)")
-    r.add_argument("overrides", nargs="*", help="Hydra overrides")
-    r.set_defaults(func=cmd_run)
+    for name, text in (("run", "run the Snakemake workflow for a config or a sweep"),
+                       ("track", "the same as run: finish what is missing, which after a "
+                                 "tracking outage is the MLflow runs")):
+        r = sub.add_parser(name, help=text)
+        r.add_argument("-m", "--multirun", action="store_true",
+                       help="sweep: every comma-separated override value is a sweep axis")
+        r.add_argument("--cores", type=int, default=2)
+        r.add_argument("-n", "--dry-run", action="store_true")
+        r.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[],
+                       help="passed to snakemake unchanged (must come last)")
+        r.add_argument("overrides", nargs="*", help="Hydra overrides")
+        r.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", help="Snakemake HTML report of a finished run or sweep")
     rep.add_argument("-m", "--multirun", action="store_true")
@@ -175,11 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except MusicLimeError as exc:
-        print(f"musiclime: error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"musiclime: error: {exc}", file=sys.stderr)
+    except (MusicLimeError, FileNotFoundError) as exc:
+        # one line on the console; the traceback with -v
+        log.debug("traceback", exc_info=True)
+        print(f"musiclime: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
 
 

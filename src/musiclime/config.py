@@ -60,7 +60,7 @@ def register_configs() -> None:
     store.store(group=METRICS_SCHEMA[0], name=METRICS_SCHEMA[1], node=MetricsConfig)
 
 
-def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+def compose_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
     """Compose the config with Hydra and validate it (raises :class:`ConfigError`)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,38 @@ from .audio import AUDIO_SUFFIXES
 from .errors import ConfigError
 
 REQUIRED = ("song_id", "audio_path")
+
+#: a song id becomes a file and folder name in every stage: letters, digits, ``_ - . + ( )``
+#: and spaces, not starting with a dot or a space (so never ``..``), at most 120 characters
+_SONG_ID = re.compile(r"^[\w\-+()][\w\-+(). ]{0,119}$")
+
+
+def song_id_problem(song_id: str) -> str | None:
+    """Why ``song_id`` cannot name a song's files (None when it can)."""
+    if not _SONG_ID.match(song_id) or song_id.endswith(" "):
+        return (f"song id {song_id!r} cannot be used as a file name: use letters, digits, "
+                "'_', '-', '+', '(', ')', '.' and spaces, not starting with '.' or a space "
+                "(no '/', '~' or ',')")
+    return None
+
+
+def entry_problems(entry: SongEntry, needs_stems: bool = False) -> list[str]:
+    """What is wrong with one song's inputs, one line each (empty: nothing found)."""
+    problems = []
+    id_problem = song_id_problem(entry.song_id)
+    if id_problem:
+        problems.append(id_problem)
+    if entry.audio_path is None or not Path(entry.audio_path).is_file():
+        problems.append(f"audio file not found: {entry.audio_path}")
+    if entry.lyrics_path is not None and not Path(entry.lyrics_path).is_file():
+        problems.append(f"lyrics file not found: {entry.lyrics_path} (fix the manifest's "
+                        "lyrics_path, or leave it empty for a song without lyrics)")
+    if needs_stems and (entry.stems_dir is None or not Path(entry.stems_dir).is_dir()):
+        problems.append(f"separator=oracle needs ground-truth stems, but the stems folder "
+                        f"{entry.stems_dir} does not exist (manifest column stems_dir)")
+    if entry.evidence_path is not None and not Path(entry.evidence_path).is_file():
+        problems.append(f"evidence file not found: {entry.evidence_path}")
+    return problems
 
 
 @dataclass

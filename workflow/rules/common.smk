@@ -29,7 +29,7 @@ wildcard_constraints:
 
 onstart:
     # Create the MLflow store once, before parallel jobs (concurrent creation races).
-    if PLAN.tracking.enabled and PLAN.points:
+    if PLAN.tracking.enabled and PLAN.invocation.track and PLAN.points:
         ensure_experiment(
             tracking_uri(PLAN.tracking, PLAN.results_root),
             PLAN.tracking.experiment,
@@ -183,12 +183,19 @@ def track_inputs(wildcards):
 
 
 def final_targets():
+    """Every song's explanations (and metrics); unless this is `musiclime run`'s song pass,
+    each configuration's frozen config, global tables and MLflow run."""
     targets = []
     for point in PLAN.points.values():
-        targets.append(layout.path("point_config", point=point.point_id))
-        targets.append(layout.path("summary", key=point.fit))
+        if not point.songs:
+            continue  # every song of this configuration failed its input checks
+        targets += [fit_record(point.fit_batch, s) for s in point.songs]
         if point.evaluate_batch:
             targets += [evaluate_record(point.evaluate_batch, s) for s in point.songs]
-        if PLAN.tracking.enabled:
+        if PLAN.invocation.phase == "songs":
+            continue
+        targets.append(layout.path("point_config", point=point.point_id))
+        targets.append(layout.path("summary", key=point.fit))
+        if PLAN.tracking.enabled and PLAN.invocation.track:
             targets.append(layout.path("track", point=point.point_id))
     return targets

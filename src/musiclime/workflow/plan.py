@@ -19,8 +19,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import build_classifier, build_separator, compose, explainer_config, metric_settings
-from ..dataset import load_dataset
+from ..config import (
+    build_classifier,
+    build_separator,
+    compose_config,
+    explainer_config,
+    metric_settings,
+)
+from ..dataset import entry_problems, load_dataset
 from ..errors import ConfigError
 from ..identity import classifier_identity, dataset_identity, short_hash
 from . import layout
@@ -119,7 +125,7 @@ class Planner:
                                         int(clf.sample_rate))
         return self._models[memo]
 
-    def _separator(self, cfg: DictConfig, working_rate: int) -> tuple[str, int]:
+    def _separator(self, cfg: DictConfig, working_rate: int) -> tuple[str, int, bool]:
         from ..explainer import separation_rate
 
         node = _container(cfg.separator)
@@ -129,10 +135,14 @@ class Planner:
             identity = getattr(sep, "identity", None) or short_hash(node)
             name = layout.fmt(node.get("name", "separator"))
             ident = name if identity == name else f"{name}-{identity[:8]}"
-            self._separators[memo] = (ident, separation_rate(sep, working_rate))
+            self._separators[memo] = (ident, separation_rate(sep, working_rate),
+                                      bool(getattr(sep, "uses_stems_dir", False)))
         return self._separators[memo]
 
-    def _dataset(self, cfg: DictConfig) -> tuple[str, list[SongSource]]:
+    def _dataset(self, cfg: DictConfig, needs_stems: bool
+                 ) -> tuple[str, list[SongSource], dict[str, str]]:
+        """The dataset's key, its songs whose inputs are in order, and the others with the
+        reason (missing files, an id that cannot name a file): those fail alone."""
         dcfg = _container(cfg.dataset)
         manifest = str(Path(dcfg["manifest"]).expanduser().resolve())
         key = layout.dataset_key(dcfg["name"], dataset_identity(manifest))
@@ -144,10 +154,15 @@ class Planner:
         def opt(p):
             return str(Path(p).resolve()) if p else None
 
+        rejected = {}
+        for e in entries:
+            problems = entry_problems(e, needs_stems)
+            if problems:
+                rejected[e.song_id] = "; ".join(problems)
         sources = [SongSource(song_id=e.song_id, audio=str(Path(e.audio_path).resolve()),
                               lyrics=opt(e.lyrics_path), stems_dir=opt(e.stems_dir),
                               evidence=opt(e.evidence_path), label=e.label, split=e.split)
-                   for e in entries]
+                   for e in entries if e.song_id not in rejected]
         songs = self.plan.songs.setdefault(key, {})
         for s in sources:
             if s.song_id in songs and songs[s.song_id] != s:
@@ -156,7 +171,7 @@ class Planner:
                     f"labels in two configurations of this run ({songs[s.song_id].audio} and "
                     f"{s.audio}); give each manifest its own dataset.name")
             songs[s.song_id] = s
-        return key, sources
+        return key, sources, rejected
 
     # --- points -------------------------------------------------------------------------------
     def add_point(self, overrides: list[str], cfg: DictConfig) -> PointSpec:
@@ -167,14 +182,14 @@ class Planner:
         for spec, *_ in self._pending:
             if spec.point_id == point_id:
                 return spec
-        dataset, sources = self._dataset(cfg)
         model = self._model(cfg)
         rate = int(cfg.working_sample_rate or model.sample_rate)
         if rate != model.sample_rate:
             raise ConfigError(f"working_sample_rate={rate} differs from the classifier's rate "
                               f"{model.sample_rate} Hz; leave it null so audio is composed at "
                               "the classifier's rate")
-        sep_ident, sep_rate = self._separator(cfg, rate)
+        sep_ident, sep_rate, needs_stems = self._separator(cfg, rate)
+        dataset, sources, rejected = self._dataset(cfg, needs_stems)
 
         p = self.plan
         dec_work = layout.decode_key(dataset, rate)
@@ -204,7 +219,7 @@ class Planner:
             metrics_hash=None if metrics is None else short_hash(metrics.as_dict()))
         point = PointSpec(point_id=point_id, overrides=list(overrides), config=resolved,
                           dataset=dataset, songs=[s.song_id for s in sources], predict="",
-                          fit="", fit_batch="", model_identity=model.detail)
+                          fit="", fit_batch="", model_identity=model.detail, failed=rejected)
         self._pending.append((point, keys, econf, metrics))
         return point
 
@@ -283,7 +298,7 @@ class Planner:
 def plan_from_overrides(overrides: list[str], multirun: bool = False
                         ) -> tuple[Plan, list[list[str]]]:
     """Compose every point of a (multi)run and return ``(plan, point overrides)``."""
-    base = compose([o for o in overrides if not _is_sweep(o)] if multirun else overrides)
+    base = compose_config([o for o in overrides if not _is_sweep(o)] if multirun else overrides)
     workflow = _container(base.get("workflow", {}) or {}) if "workflow" in base else {}
     preset = workflow.get("sweep")
     if multirun or preset:
@@ -292,7 +307,7 @@ def plan_from_overrides(overrides: list[str], multirun: bool = False
         point_overrides = [list(overrides)]
     planner = Planner(base.results_root)
     for ov in point_overrides:
-        planner.add_point(ov, compose(ov))
+        planner.add_point(ov, compose_config(ov))
     tracking = TrackingSettings.from_dict(_container(base.tracking))
     return planner.finalize(tracking, batch=bool(workflow.get("batch", True))), point_overrides
 

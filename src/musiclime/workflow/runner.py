@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
+import socket
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import repo_root
+from ..errors import MusicLimeError
 from ..fileio import write_json
+from ..identity import short_hash
 from . import layout
 from .plan import plan_from_overrides
 from .specs import Invocation, Plan, TrackingSettings
+from .stages import ERROR_PREFIX
 from .tracking import (
+    FAST_FAIL_ENV,
     code_version,
     end_run,
     ensure_experiment,
-    start_parent_run,
+    kill_stale_runs,
+    open_parent_run,
+    probe,
     tracking_uri,
     ui_command,
 )
@@ -43,49 +55,184 @@ def write_plan(plan: Plan, prefix: str = "plan") -> Path:
     return write_json(Path(plan.results_root) / "plans" / f"{prefix}-{digest[:12]}.json", data)
 
 
-def prepare(overrides: list[str], multirun: bool = False, dry_run: bool = False
-            ) -> tuple[Plan, Path]:
-    """Compose and plan every point; create the MLflow store and parent run; write the plan."""
+@contextlib.contextmanager
+def invocation_lock(results_root: Path):
+    """Hold the results root for this invocation (``<root>/.musiclime.lock``, an flock the
+    kernel releases when the process dies, however it dies). A live concurrent invocation gets
+    a clear error naming its PID; a Snakemake lock left by a dead one is cleared."""
+    results_root.mkdir(parents=True, exist_ok=True)
+    path = results_root / ".musiclime.lock"
+    fh = open(path, "a+")  # noqa: SIM115 (held for the whole invocation)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise MusicLimeError(
+            f"another musiclime run is using {results_root} ({holder}); wait for it to "
+            "finish, or stop it, then run again") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"PID {os.getpid()} on {socket.gethostname()}, started "
+             f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    fh.flush()
+    stale = list((results_root / ".snakemake" / "locks").glob("*.lock"))
+    for lock in stale:  # no live musiclime run holds this root: these are a dead one's
+        lock.unlink(missing_ok=True)
+    if stale:
+        log.warning("removed the Snakemake lock of an interrupted run in %s", results_root)
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocation:
+    """Create the store (atomically), mark runs of dead invocations KILLED and open the
+    sweep's parent run; or, when the tracking store does not answer, leave tracking pending."""
     import torch
 
-    plan, points = plan_from_overrides(list(overrides), multirun=multirun)
+    gpu = 1 if torch.cuda.is_available() else 0
+    if not plan.tracking.enabled:
+        return Invocation(gpu=gpu, track=False)
     root = Path(plan.results_root)
-    root.mkdir(parents=True, exist_ok=True)
-    parent = uri = None
-    if plan.tracking.enabled and not dry_run:
-        uri = tracking_uri(plan.tracking, root)
-        exp_id = ensure_experiment(uri, plan.tracking.experiment, root)
-        name = " ".join(overrides) or "defaults"
-        tags = {"musiclime.code_version": code_version(), "musiclime.n_points": str(len(points)),
-                "musiclime.overrides": name, "musiclime.multirun": str(bool(multirun))}
-        parent = start_parent_run(uri, exp_id, f"run: {name}"[:250], tags)
-    plan.invocation = Invocation(parent_run_id=parent, tracking_uri=uri,
-                                 gpu=1 if torch.cuda.is_available() else 0)
-    return plan, write_plan(plan)
+    uri = tracking_uri(plan.tracking, root)
+    problem = probe(uri)
+    if problem:
+        return Invocation(tracking_uri=uri, gpu=gpu, track=False, tracking_problem=problem)
+    exp_id = ensure_experiment(uri, plan.tracking.experiment, root)
+    kill_stale_runs(uri, exp_id, root)
+    name = " ".join(overrides) or "defaults"
+    tags = {"musiclime.code_version": code_version(), "musiclime.n_points": str(len(plan.points)),
+            "musiclime.overrides": name, "musiclime.multirun": str(bool(multirun))}
+    parent = open_parent_run(uri, exp_id, root, short_hash(sorted(plan.points), 16),
+                             f"run: {name}"[:250], tags)
+    return Invocation(parent_run_id=parent, tracking_uri=uri, gpu=gpu)
 
 
 def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                  dry_run: bool = False, extra: list[str] | None = None) -> int:
-    plan, plan_path = prepare(overrides, multirun, dry_run)
+    """Plan, then run Snakemake in two passes: every song's explanation (a song that fails
+    fails alone), then each configuration's global tables and MLflow run from the songs that
+    succeeded. Returns non-zero when any song or job failed."""
+    plan, _ = plan_from_overrides(list(overrides), multirun=multirun)
     root = Path(plan.results_root)
-    cmd = snakemake_command(plan_path, root, cores, dry_run, extra)
-    log.info("%d configuration(s); running %s", len(plan.points), " ".join(cmd))
-    rc = subprocess.call(cmd)
+    if dry_run:
+        plan.invocation = Invocation(track=plan.tracking.enabled)
+        return subprocess.call(snakemake_command(write_plan(plan), root, cores, True, extra))
+    with invocation_lock(root):
+        plan.invocation = open_tracking(plan, overrides, multirun)
+        env = {**os.environ, **FAST_FAIL_ENV}
+        plan.invocation = replace(plan.invocation, phase="songs")
+        cmd = snakemake_command(write_plan(plan), root, cores, extra=extra)
+        log.info("%d configuration(s); running %s", len(plan.points), " ".join(cmd))
+        rc_songs = subprocess.call(cmd, env=env)
+        failed = failed_songs(plan)
+        for pid, point in plan.points.items():
+            new = {s: failed[point.dataset][s] for s in point.songs
+                   if s in failed.get(point.dataset, {})}
+            if new:
+                plan.points[pid] = replace(point, songs=[s for s in point.songs if s not in new],
+                                           failed={**point.failed, **new})
+                spec = plan.aggregate[point.fit]
+                plan.aggregate[point.fit] = replace(spec, songs=plan.points[pid].songs)
+        plan.invocation = replace(plan.invocation, phase="all")
+        rc = subprocess.call(snakemake_command(write_plan(plan), root, cores, extra=extra),
+                             env=env)
+        inv = plan.invocation
+        any_failed = any(p.failed for p in plan.points.values())
+        if inv.parent_run_id:
+            end_run(inv.tracking_uri, inv.parent_run_id, ok=rc == 0 and not any_failed)
+    print_summary(plan, rc)
+    if rc == 0 and (rc_songs != 0 or any_failed):
+        rc = 1
+    return rc
+
+
+def failed_songs(plan: Plan) -> dict[str, dict[str, str]]:
+    """dataset -> song -> one-line reason, for every song whose explanation or metrics of some
+    point are missing after the song pass (read from the failing job's log)."""
+    out: dict[str, dict[str, str]] = {}
+    for point in plan.points.values():
+        for song in point.songs:
+            if song in out.get(point.dataset, {}):
+                continue
+            chain = song_chain(plan, point, song)
+            if all(Path(path).exists() for _, path, _ in chain):
+                continue
+            reason = "not computed: an earlier job was interrupted (rerun to continue)"
+            for stage, path, log_file in chain:
+                if not Path(path).exists() and Path(log_file).is_file():
+                    line = _error_line(Path(log_file))
+                    reason = f"{stage}: {line or 'failed'} (log: {log_file})"
+                    break
+            out.setdefault(point.dataset, {})[song] = reason
+    return out
+
+
+def song_chain(plan: Plan, point, song: str) -> list[tuple[str, str, str]]:
+    """``(stage, output, log)`` of every job one song goes through for one point, in order
+    (paths relative to the results root, absolute here)."""
+    root = Path(plan.results_root)
+    pred = plan.predict[point.predict]
+    seg = plan.segment[pred.segment]
+    sep = plan.separate[seg.separate]
+    steps = [("decode", layout.path("decode", key=sep.decode, song=song),
+              layout.log_path("decode", key=sep.decode, song=song)),
+             ("decode", layout.path("decode", key=seg.decode, song=song),
+              layout.log_path("decode", key=seg.decode, song=song)),
+             ("separate", layout.path("separate", key=seg.separate, song=song),
+              layout.log_path("separate", key=seg.separate, song=song)),
+             ("segment", layout.path("segment", key=pred.segment, song=song),
+              layout.log_path("segment", key=pred.segment, song=song)),
+             ("masks", layout.path("masks", key=pred.masks, song=song),
+              layout.log_path("masks", key=pred.masks, song=song)),
+             ("predict", layout.path("predict", key=point.predict, song=song),
+              layout.log_path("predict", key=point.predict, song=song)),
+             ("fit", layout.path("fit_record", key=point.predict, batch=point.fit_batch,
+                                 song=song),
+              layout.log_path("fit", key=point.predict, batch=point.fit_batch, song=song))]
+    if point.evaluate_batch:
+        steps.append(("evaluate", layout.path("evaluate_record", key=point.predict,
+                                              batch=point.evaluate_batch, song=song),
+                      layout.log_path("evaluate", key=point.predict, batch=point.evaluate_batch,
+                                      song=song)))
+    return [(stage, str(root / out), str(root / lg)) for stage, out, lg in steps]
+
+
+def _error_line(log_file: Path) -> str | None:
+    lines = [ln for ln in log_file.read_text(errors="replace").splitlines()
+             if ln.startswith(ERROR_PREFIX)]
+    return lines[-1][len(ERROR_PREFIX):].strip() if lines else None
+
+
+def print_summary(plan: Plan, rc: int) -> None:
+    root = Path(plan.results_root)
     inv = plan.invocation
-    if inv.parent_run_id:
-        end_run(inv.tracking_uri, inv.parent_run_id, ok=rc == 0)
     print(f"\nresults: {root}")
     for pid, point in plan.points.items():
-        print(f"  {pid}: {' '.join(point.overrides) or '(defaults)'}\n"
+        print(f"  {pid}: {' '.join(point.overrides) or '(defaults)'}: "
+              f"{len(point.songs)} song(s) explained, {len(point.failed)} failed\n"
               f"      explanations: {root / 'fit' / point.fit}\n"
               f"      global tables: {root / layout.aggregate_dir(point.fit)}")
+    failed = {s: r for p in plan.points.values() for s, r in p.failed.items()}
+    if failed:
+        print(f"{len(failed)} song(s) failed:", file=sys.stderr)
+        for song, reason in sorted(failed.items()):
+            print(f"  {song}: {reason}", file=sys.stderr)
     if inv.parent_run_id:
         print(f"MLflow parent run {inv.parent_run_id} in {inv.tracking_uri}")
         print(f"open it with: {ui_command(inv.tracking_uri, root)}")
+    elif inv.tracking_problem:
+        print(f"tracking pending: {inv.tracking_problem}. Explanations and global tables are "
+              "computed; when the tracking server is back, run the same `musiclime run` "
+              "command again (or `musiclime track` with the same overrides) to record them.",
+              file=sys.stderr)
     if rc != 0:
-        print(f"snakemake exited with {rc}: see the logs under {root / 'logs'}; songs that "
-              "finished are kept and a rerun continues where it stopped", file=sys.stderr)
-    return rc
+        print(f"snakemake exited with {rc}: see the logs under {root / 'logs'}; everything "
+              "finished is kept and a rerun continues where it stopped", file=sys.stderr)
 
 
 def report_workflow(overrides: list[str], multirun: bool = False,

@@ -222,6 +222,7 @@ class PointSpec(_Spec):
     evaluate: str | None = None
     evaluate_batch: str | None = None
     model_identity: dict = field(default_factory=dict)
+    failed: dict = field(default_factory=dict)  # song id -> one-line reason (not in ``songs``)
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,9 @@ class Invocation(_Spec):
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     gpu: int = 0
+    track: bool = True  # False: tracking is off, or pending (the store did not answer)
+    tracking_problem: str | None = None
+    phase: str = "all"  # "songs": only every song's explanations and metrics; "all": and the rest
 
 
 @dataclass

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from ..audio import load_audio
+from ..errors import MusicLimeError
 from ..fileio import atomic_path, write_json
 from ..lyrics import read_lyrics
 from . import layout
@@ -225,6 +226,9 @@ def track_mlflow(point: PointSpec, plan, config_path: str, out: str) -> None:
                      "parent_run_id": plan.invocation.parent_run_id})
 
 
+#: the last line of a failed job's log starts with this, then says what went wrong in one line
+ERROR_PREFIX = "musiclime: error:"
+
 #: rules whose jobs run torch: one thread per job, so parallel jobs do not oversubscribe
 TORCH_RULES = ("separate_stems", "predict_masks", "evaluate_explanations")
 
@@ -247,8 +251,12 @@ def job(smk):
     try:
         with contextlib.redirect_stderr(stream):
             yield smk
-    except Exception:
+    except Exception as exc:
         log.exception("%s failed for %s", smk.rule, dict(smk.wildcards))
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, MusicLimeError):
+            message = f"{type(exc).__name__}: {message}"
+        print(f"{ERROR_PREFIX} {message}", file=stream, flush=True)
         raise
     finally:
         root.removeHandler(handler)

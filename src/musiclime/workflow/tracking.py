@@ -1,11 +1,24 @@
 """MLflow tracking: one run per configuration (sweep point), nested under one parent run per
-``musiclime run`` invocation.
+sweep.
 
 The default store is embedded: SQLite at ``<results_root>/mlflow.db`` with artifacts in
 ``<results_root>/mlartifacts``; ``MLFLOW_TRACKING_URI`` (or ``tracking.uri``) sends everything to
-an ``mlflow server`` instead. The store and experiment are created once, before any parallel
-job starts (concurrent first creation of a SQLite store races), and the workflow runs tracking
-jobs one at a time (Snakemake resource ``mlflow=1``).
+an ``mlflow server`` instead. The workflow runs tracking jobs one at a time (Snakemake resource
+``mlflow=1`` plus a file lock).
+
+Tracking is a recorder, never a gate:
+
+- the SQLite store is created atomically (:func:`create_store`: built and migrated in a temp
+  file, then linked into place), before any job runs, so a kill -9 during its creation leaves
+  no half-migrated store and two first runs cannot race inside MLflow's schema migration;
+- a server is probed in seconds (:func:`probe`); when it is unreachable the computation goes
+  on and tracking is pending until the next ``musiclime run`` (or ``musiclime track``);
+- a sweep has one parent run (keyed by its points, :func:`open_parent_run`), reused by reruns;
+  runs left RUNNING by a dead invocation are marked KILLED at the next start
+  (:func:`kill_stale_runs`);
+- a point has one child run: a track job that re-runs because its point was recomputed logs a
+  new run and deletes (soft, restorable in MLflow) the runs it supersedes, tagging the new one
+  ``musiclime.supersedes``. A rerun that recomputed nothing runs no track job.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import io
 import logging
 import math
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -51,8 +65,60 @@ def ui_command(uri: str, results_root: str | Path) -> str:
     return f"open {uri} in a browser"
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (``sqlite:////abs`` or ``sqlite:///rel``)."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def create_store(uri: str, experiment: str, results_root: str | Path) -> None:
+    """Create a local SQLite store atomically: migrate it in a temp file beside the target,
+    then hard-link it into place (which fails if another process made it first) and drop the
+    temp name. A store that exists is left alone. No-op for a server."""
+    db = _sqlite_path(uri)
+    if db is None or db.exists():
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        _ensure_experiment(f"sqlite:///{tmp}", experiment, results_root)
+        try:
+            os.link(tmp, db)
+        except FileExistsError:
+            pass  # another process won the race with a complete store of its own
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def probe(uri: str, timeout: float = 5.0) -> str | None:
+    """None when the tracking store answers; else why not (one line). Servers are asked for
+    ``/health`` with a short timeout; a local store always answers."""
+    if is_local_store(uri):
+        return None
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            if resp.status >= 400:
+                return f"{uri} answered HTTP {resp.status}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{uri} is unreachable ({getattr(exc, 'reason', exc)})"
+    return None
+
+
+#: MLflow's HTTP client retries for minutes by default; a recorder should give up in seconds
+FAST_FAIL_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 def ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> str:
     """Create (once) the store and the experiment; return its id."""
+    create_store(uri, experiment, results_root)
+    return _ensure_experiment(uri, experiment, results_root)
+
+
+def _ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -96,12 +162,46 @@ def dataset_fingerprint(songs: list) -> str:
     return h.hexdigest()[:16]
 
 
-def start_parent_run(uri: str, experiment_id: str, name: str, tags: dict) -> str:
+def _root_tag(results_root: str | Path) -> str:
+    return f"{socket.gethostname()}:{Path(results_root).resolve()}"
+
+
+def kill_stale_runs(uri: str, experiment_id: str, results_root: str | Path) -> list[str]:
+    """Mark KILLED every run of this results root that is still RUNNING. Call it while holding
+    the results root's invocation lock: then no live invocation is writing those runs."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    return run.info.run_id
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and "
+        f"tags.`musiclime.results_root` = '{_root_tag(results_root)}'", max_results=5000)
+    for run in runs:
+        client.set_terminated(run.info.run_id, "KILLED")
+    if runs:
+        log.warning("marked %d run(s) left RUNNING by a dead invocation as KILLED", len(runs))
+    return [r.info.run_id for r in runs]
+
+
+def open_parent_run(uri: str, experiment_id: str, results_root: str | Path, sweep_id: str,
+                    name: str, tags: dict) -> str:
+    """The sweep's parent run: the existing one for these points and results root (set
+    RUNNING again), or a new one."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    root_tag = _root_tag(results_root)
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`musiclime.sweep_id` = '{sweep_id}' and "
+        f"tags.`musiclime.results_root` = '{root_tag}'", max_results=1,
+        order_by=["attributes.start_time DESC"])
+    tags = {**tags, "musiclime.sweep_id": sweep_id, "musiclime.results_root": root_tag}
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        for k, v in tags.items():
+            client.set_tag(run_id, k, v)
+        return run_id
+    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 
 def end_run(uri: str, run_id: str, ok: bool = True) -> None:
@@ -202,9 +302,17 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
             "musiclime.dataset_fingerprint": dataset_fingerprint(sources),
             "musiclime.classifier_code": str(point.model_identity.get("code", "")),
             "musiclime.overrides": " ".join(point.overrides) or "(defaults)"}
+    tags["musiclime.results_root"] = _root_tag(root)
+    if point.failed:
+        tags["musiclime.failed_songs"] = ", ".join(sorted(point.failed))[:5000]
     if plan.invocation.parent_run_id:
         tags["mlflow.parentRunId"] = plan.invocation.parent_run_id
     client = MlflowClient(tracking_uri=uri)
+    earlier = [r.info.run_id for r in client.search_runs(
+        [experiment_id], filter_string=f"tags.`musiclime.point_id` = '{point.point_id}' and "
+        f"tags.`musiclime.results_root` = '{tags['musiclime.results_root']}'", max_results=1000)]
+    if earlier:
+        tags["musiclime.supersedes"] = ", ".join(earlier)
     run_name = " ".join(point.overrides) or "defaults"
     run = client.create_run(experiment_id, run_name=run_name[:250], tags=tags)
     rid = run.info.run_id
@@ -269,9 +377,18 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
             client.log_artifact(rid, mpath, "metrics")
         for sid, epath in explanations.items():
             client.log_artifacts(rid, str(Path(epath).parent), f"songs/{sid}")
+        if point.failed:
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(["song_id", "reason"])
+            writer.writerows(sorted(point.failed.items()))
+            client.log_text(rid, buf.getvalue(), "failed_songs.csv")
         client.set_terminated(rid, "FINISHED")
     except BaseException:
         client.set_terminated(rid, "FAILED")
         raise
+    for old in earlier:  # one run per point: the recomputed run replaces the earlier ones
+        client.set_tag(old, "musiclime.superseded_by", rid)
+        client.delete_run(old)
     log.info("logged %s as MLflow run %s (%s)", point.point_id, rid, uri)
     return rid

@@ -1,0 +1,157 @@
+"""Runs that survive: kill -9 of a real `musiclime run`, concurrent invocations, bad songs.
+
+Real processes throughout: `musiclime run` in its own process group, killed with SIGKILL;
+a real SQLite MLflow store read back through MLflow's client.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_workflow import base_overrides, make_corpus, run_capture
+
+pytestmark = pytest.mark.slow
+
+
+def start_run(overrides: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "musiclime.cli", "run", "--cores", "2",
+                             *overrides], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
+def weights(results: Path) -> dict[str, list[float]]:
+    out = {}
+    for path in sorted(results.glob("fit/**/explanation.json")):
+        d = json.loads(path.read_text())
+        out[str(path.relative_to(results))] = [
+            w["weight"] for e in d["explanations"].values() for w in e["weights"]]
+    return out
+
+
+def store_runs(results: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("musiclime")
+    return client.search_runs([exp.experiment_id])
+
+
+def test_kill_9_at_any_moment_then_a_plain_rerun_completes(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=3)
+    settings = ("metrics.enabled=false", "explainer.num_samples=60",
+                "explainer.kernel_width=0.25,1")
+    reference = tmp_path / "reference"
+    rc, out = run_capture(base_overrides(manifest, reference, *settings), multirun=True)
+    assert rc == 0, out
+
+    results = tmp_path / "results"
+    overrides = ["-m", *base_overrides(manifest, results, *settings)]
+    # kill the whole process group: while planning / creating the store, then in Snakemake,
+    # each time before the previous invocation could finish
+    for delay in (3.0, 9.0, 16.0):
+        proc = start_run(overrides)
+        time.sleep(delay)
+        kill_group(proc)
+    rc, out = run_capture(overrides[1:], multirun=True)
+    assert rc == 0, out  # no --unlock, no manual step
+
+    assert weights(results) == weights(reference)  # bit for bit
+    assert len(weights(results)) == 6
+    runs = store_runs(results)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.tags["musiclime.point_id"] for r in children) == sorted(
+        {r.data.tags["musiclime.point_id"] for r in children})  # one child run per point
+    assert len(children) == 2
+
+
+def test_a_second_concurrent_run_gets_a_clear_message(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    results = tmp_path / "results"
+    overrides = base_overrides(manifest, results, "tracking.enabled=false",
+                               "metrics.enabled=false")
+    first = start_run(overrides)
+    try:
+        lock = results / ".musiclime.lock"
+        deadline = time.time() + 120
+        while not (lock.is_file() and lock.read_text().startswith("PID")):
+            assert first.poll() is None, "the first run ended before taking its lock"
+            assert time.time() < deadline
+            time.sleep(0.2)
+        rc, out = run_capture(overrides)
+        assert rc == 2, out
+        assert "another musiclime run is using" in out and f"PID {first.pid}" in out, out
+        assert len(out.strip().splitlines()) == 1, out  # one line, no traceback
+    finally:
+        kill_group(first)
+
+
+def test_bad_songs_fail_alone_and_the_rest_is_explained_aggregated_and_tracked(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=2)
+    root = manifest.parent
+    (root / "corrupt.flac").write_bytes(b"this is not audio")
+    (root / "latin1.txt").write_bytes("caf\xe9 na\xefve robot\nthe night is long\n"
+                                      .encode("latin-1"))
+    rows = list(csv.DictReader(open(manifest)))
+    good = rows[0]
+    rows += [{**good, "song_id": "corrupt", "audio_path": "corrupt.flac"},
+             {**good, "song_id": "nolyrics", "lyrics_path": "missing.txt"},
+             {**good, "song_id": "latin1", "lyrics_path": "latin1.txt"},
+             {**good, "song_id": "../../x"}]
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(good))
+        writer.writeheader()
+        writer.writerows(rows)
+    results = tmp_path / "results"
+    rc, out = run_capture(base_overrides(manifest, results, "metrics.enabled=false"))
+    assert rc != 0, out
+    explained = {p.parent.name for p in results.glob("fit/**/explanation.json")}
+    assert {"song0", "song1"} <= explained
+    assert not {"corrupt", "nolyrics", "../../x"} & explained
+    assert not (tmp_path / "x").exists()  # the `..` id wrote nothing outside the results
+
+    # each bad song is named with a one-line reason that names its file
+    tail = out[out.index("song(s) failed:"):]
+    lines = {line.split(":")[0].strip(): line for line in tail.splitlines()[1:]
+             if line.startswith("  ")}
+    assert "corrupt.flac" in lines["corrupt"] and "cannot decode" in lines["corrupt"]
+    assert "missing.txt" in lines["nolyrics"]
+    assert "../../x" in lines
+    log_file = lines["corrupt"].rpartition("(log: ")[2].rstrip(")")
+    assert "cannot decode" in Path(log_file).read_text()  # the traceback is in the log
+
+    [summary] = results.glob("aggregate/**/summary.json")
+    assert json.loads(summary.read_text())  # global tables from the songs that succeeded
+    runs = store_runs(results)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 1
+    failed = set(children[0].data.tags["musiclime.failed_songs"].split(", "))
+    assert {"corrupt", "nolyrics", "../../x"} <= failed
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_explain_refuses_a_song_id_that_is_a_path(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    audio = manifest.parent / "song0.flac"
+    proc = subprocess.run([sys.executable, "-m", "musiclime.cli", "explain", str(audio),
+                           "--song-id", "../../x", f"results_root={tmp_path / 'r'}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "song id '../../x' cannot be used" in proc.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "r").exists()
