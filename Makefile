@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.musiclime-installed
 CORES  ?= 2
 
-.PHONY: setup demo test test-fast lint bench clean-results
+.PHONY: setup system-deps demo test test-fast lint bench clean-results
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install musiclime with its dependencies
+
+# Debian packages the tests need besides Python: headless Chromium and its driver for the
+# explanation page's browser test (skipped, saying so, where they are missing). Idempotent;
+# needs root or sudo only when something is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+system-deps:  ## install chromium + chromedriver (apt) if missing
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	fi
 
 demo: setup  ## generate the demo test songs (once) and explain them
 	$(PY) -m musiclime_demo.run --cores $(CORES)

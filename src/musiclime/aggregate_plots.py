@@ -1,36 +1,76 @@
 """Figures of the global (per-class) importances computed by :mod:`musiclime.aggregate`.
 
 - ``global_heatmap_<importance>.png``: one stems (rows) x segment index (columns) heatmap per
-  class, from the ``stem_segment`` table;
+  class, from the stem x segment table;
 - ``global_top_audio.png`` / ``global_top_lyrics.png``: one bar chart per class of the
-  ``top_k`` keys of the ``stem_segment`` / ``lyrics_text`` table, ranked by ``importance``.
+  ``top_k`` audio features (stem x segment) / lyric units, ranked by the importance.
 
-Every file is always written (a placeholder text when a table is missing or empty), so a
-workflow can declare them as outputs.
+Each figure says in words which importance it shows and, in a subtitle, what that measure is
+(:data:`IMPORTANCE_LABELS`, :data:`IMPORTANCE_DESCRIPTIONS`). Every class panel has its own
+scale (its own x range, its own colour bar): a class with few songs has smaller importances, and
+a shared axis would squash its panel flat. ``vmax`` shares one scale on purpose.
+
+:func:`plot_heatmaps` and :func:`plot_top_bars` return a Figure and save only when given a
+path; :func:`plot_global` writes all three files (a placeholder text when a table is missing or
+empty, so a workflow can declare them as outputs) and returns their paths.
 """
 
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from .plots import new_figure, save_figure
 
 IMPORTANCES = ("lime_importance", "avg_importance", "hw_importance")
+#: plain-language names of the importance columns (axis labels, titles)
+IMPORTANCE_LABELS = {
+    "lime_importance": "LIME importance",
+    "avg_importance": "average importance",
+    "hw_importance": "homogeneity-weighted importance",
+}
+#: what each importance measures, one line (the figures' subtitle)
+IMPORTANCE_DESCRIPTIONS = {
+    "lime_importance": "sqrt of the summed positive LIME weights over the songs predicted as "
+                       "the class",
+    "avg_importance": "summed positive LIME weights over the songs predicted as the class, "
+                      "divided by the number of songs counted",
+    "hw_importance": "LIME importance x (1 - normalised entropy of the feature across "
+                     "classes): high when important and specific to one class",
+}
 # Open-Unmix's stems first, then the factorization's optional residual, then anything else.
 STEM_ORDER = ("vocals", "drums", "bass", "other", "residual")
 
 
-def _placeholder(path: Path, title: str, message: str) -> Path:
+def importance_label(importance: str) -> str:
+    return IMPORTANCE_LABELS.get(importance, importance.replace("_", " "))
+
+
+def _subtitle(title: str, importance: str) -> str:
+    desc = IMPORTANCE_DESCRIPTIONS.get(importance)
+    if not desc:
+        return title
+    return f"{title}\n" + textwrap.fill(f"{importance_label(importance)} = {desc}", 100)
+
+
+def _placeholder(path: str | os.PathLike | None, title: str, message: str) -> Figure:
     fig = new_figure(figsize=(5, 2))
     ax = fig.subplots()
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
-    return save_figure(fig, path)
+    return _finish(fig, path)
+
+
+def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
 
 def _classes(df: pd.DataFrame) -> list[str]:
@@ -51,11 +91,18 @@ def order_stems(stems) -> list[str]:
     return [s for s in STEM_ORDER if s in stems] + sorted(stems - set(STEM_ORDER))
 
 
-def plot_heatmaps(df: pd.DataFrame | None, path: str | os.PathLike,
-                  importance: str = "hw_importance") -> Path:
-    """Per-class stems x segments heatmap of ``importance`` (0 where a class has no row)."""
-    path = Path(path)
-    title = f"global {importance} per class (stem x segment)"
+def _songs(df: pd.DataFrame, name: str) -> str:
+    n = int(df.loc[df["class"] == name, "n_songs_class"].iloc[0])
+    return f"{name} ({n} song{'s' if n != 1 else ''})"
+
+
+def plot_heatmaps(df: pd.DataFrame | None, path: str | os.PathLike | None = None,
+                  importance: str = "hw_importance", vmax: float | None = None) -> Figure:
+    """Per-class stems x segments heatmap of ``importance`` (0 where a class has no row).
+
+    Each class has its own colour scale (0 to its largest value) unless ``vmax`` is given.
+    """
+    title = f"global {importance_label(importance)} per class (stem x segment)"
     if df is None or df.empty:
         return _placeholder(path, title, "no audio features")
     parsed = [split_stem_segment(k) for k in df["feature"]]
@@ -70,28 +117,30 @@ def plot_heatmaps(df: pd.DataFrame | None, path: str | os.PathLike,
             stem, seg = split_stem_segment(key)
             grid[stems.index(stem), seg] = value
         grids[name] = grid
-    vmax = max(float(g.max()) for g in grids.values()) or 1.0
-    width = 1.5 + 0.55 * n_seg
+    width = 2.5 + 0.55 * n_seg
     fig = new_figure(layout="constrained",
-                     figsize=(width, 0.6 + (1.0 + 0.4 * len(stems)) * len(classes)))
+                     figsize=(max(width, 6.5), 1.0 + (1.0 + 0.4 * len(stems)) * len(classes)))
     axes = fig.subplots(len(classes), 1, squeeze=False)
     for ax, name in zip(axes[:, 0], classes, strict=True):
-        im = ax.imshow(grids[name], cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        top = float(vmax) if vmax is not None else float(np.nanmax(grids[name]))
+        im = ax.imshow(grids[name], cmap="viridis", vmin=0.0, vmax=top or 1.0, aspect="auto")
         ax.set_yticks(range(len(stems)), stems, fontsize=8)
         ax.set_xticks(range(n_seg), [f"T{t}" for t in range(n_seg)], fontsize=7)
-        n = int(df.loc[df["class"] == name, "n_songs_class"].iloc[0])
-        ax.set_title(f"{name} ({n} song{'s' if n != 1 else ''})", fontsize=9)
-        fig.colorbar(im, ax=ax, label=importance)
-    fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+        ax.set_xlabel("segment index", fontsize=8)
+        ax.set_title(_songs(df, name), fontsize=9)
+        fig.colorbar(im, ax=ax).set_label(importance_label(importance), fontsize=8)
+    fig.suptitle(_subtitle(title, importance), fontsize=9)
+    return _finish(fig, path)
 
 
-def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike,
+def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike | None = None,
                   importance: str = "hw_importance", top_k: int = 10,
-                  what: str = "features") -> Path:
-    """Per-class horizontal bars of the ``top_k`` keys by ``importance`` (ties by name)."""
-    path = Path(path)
-    title = f"top {top_k} {what} per class by {importance}"
+                  what: str = "features", vmax: float | None = None) -> Figure:
+    """Per-class horizontal bars of the ``top_k`` keys by ``importance`` (ties by name).
+
+    Each class panel has its own x range (0 to 1.05 x its largest bar) unless ``vmax`` is given.
+    """
+    title = f"top {top_k} {what} per class by {importance_label(importance)}"
     if df is None or df.empty:
         return _placeholder(path, title, f"no {what}")
     classes = _classes(df)
@@ -101,10 +150,8 @@ def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike,
                                                   ascending=[False, True], kind="mergesort")
         tops[name] = sub.head(top_k)
     n_max = max(len(t) for t in tops.values())
-    vmax = max(float(t[importance].max()) for t in tops.values())
-    vmax = 1.05 * vmax if vmax > 0 else 1.0
     fig = new_figure(layout="constrained",
-                     figsize=(4.2 * len(classes), 1.2 + 0.3 * max(1, n_max)))
+                     figsize=(max(4.6 * len(classes), 7.0), 1.5 + 0.3 * max(1, n_max)))
     axes = fig.subplots(1, len(classes), squeeze=False)
     for ax, name in zip(axes[0], classes, strict=True):
         top = tops[name]
@@ -112,13 +159,13 @@ def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike,
         values = top[importance].to_numpy()[::-1]
         ax.barh(range(len(values)), values, color="#b2182b")
         ax.set_yticks(range(len(values)), labels, fontsize=7)
-        ax.set_xlim(0.0, vmax)
+        right = float(vmax) if vmax is not None else 1.05 * float(np.nanmax(values))
+        ax.set_xlim(0.0, right if right > 0 else 1.0)
         ax.tick_params(axis="x", labelsize=7)
-        ax.set_xlabel(importance, fontsize=8)
-        n = int(top["n_songs_class"].iloc[0])
-        ax.set_title(f"{name} ({n} song{'s' if n != 1 else ''})", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+        ax.set_xlabel(importance_label(importance), fontsize=8)
+        ax.set_title(_songs(df, name), fontsize=9)
+    fig.suptitle(_subtitle(title, importance), fontsize=9)
+    return _finish(fig, path)
 
 
 def plot_global(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
@@ -131,10 +178,9 @@ def plot_global(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
     out_dir = Path(out_dir)
     audio = tables.get("stem_segment")
     lyrics = tables.get("lyrics_text")
-    return [
-        plot_heatmaps(audio, out_dir / f"global_heatmap_{importance}.png", importance),
-        plot_top_bars(audio, out_dir / "global_top_audio.png", importance, top_k,
-                      "audio features (stem_segment)"),
-        plot_top_bars(lyrics, out_dir / "global_top_lyrics.png", importance, top_k,
-                      "lyric units (lyrics_text)"),
-    ]
+    paths = [out_dir / f"global_heatmap_{importance}.png", out_dir / "global_top_audio.png",
+             out_dir / "global_top_lyrics.png"]
+    plot_heatmaps(audio, paths[0], importance)
+    plot_top_bars(audio, paths[1], importance, top_k, "audio features (stem x segment)")
+    plot_top_bars(lyrics, paths[2], importance, top_k, "lyric units")
+    return paths

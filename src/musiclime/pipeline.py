@@ -17,6 +17,7 @@ from .explanation import Explanation
 from .fileio import write_json
 from .listen import save_listenable
 from .plots import plot_audio_heatmap, plot_lyrics_bars
+from .report import write_explanation_page
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +28,24 @@ class ExplanationFiles:
     heatmap: Path
     lyrics: Path
     listen: Path
+    #: the self-contained HTML page (:mod:`musiclime.report.page`)
+    page: Path
 
 
 def write_explanation_files(exp: Explanation, song: Song, out_dir: str | os.PathLike,
                             listen_top_k: int = 3, num_features: int = 10) -> ExplanationFiles:
+    """Every file of one explanation in ``out_dir``: the heatmap and lyrics PNGs, the
+    listenable WAV of the top-k positive audio components, ``explanation.html`` and, last,
+    ``explanation.json``."""
     out = Path(out_dir)
     files = ExplanationFiles(json=out / "explanation.json", heatmap=out / "audio_heatmap.png",
-                             lyrics=out / "lyrics.png", listen=out / "listen_top.wav")
+                             lyrics=out / "lyrics.png", listen=out / "listen_top.wav",
+                             page=out / "explanation.html")
     plot_audio_heatmap(exp, files.heatmap)
     plot_lyrics_bars(exp, files.lyrics)
     save_listenable(exp, song.audio, files.listen, k=listen_top_k)
+    write_explanation_page(exp, song, files.page, listen_top_k=listen_top_k,
+                           num_features=num_features)
     exp.save_json(files.json, num_features=num_features)  # last: its presence means "done"
     return files
 
