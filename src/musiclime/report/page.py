@@ -428,8 +428,9 @@ def render_explanation_page(exp: Explanation, song=None, label: int | None = Non
                     '<button class="stop" id="stop">&#9632; Stop</button></div>')
 
     warnings = ""
-    if exp.warnings:
-        items = "".join(f"<li>{_e(w)}</li>" for w in exp.warnings)
+    found = getattr(exp, "warnings", None) or []  # an explanation record may predate warnings
+    if found:
+        items = "".join(f"<li>{_e(w)}</li>" for w in found)
         warnings = f'<div class="warnings" id="warnings"><b>Warnings</b><ul>{items}</ul></div>'
     fit = exp.fits[label]
     summary = (f"predicted <b>{_e(exp.label_name(exp.predicted_label))}</b> "
