@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_song
-from test_workflow import base_overrides, executed_rules, make_corpus
+from test_workflow import base_overrides, executed_rules, make_corpus, with_snakemake_log
 
 from musiclime.workflow import layout
 
@@ -24,7 +24,7 @@ def musiclime(*args: str, cwd: Path | None = None, env: dict | None = None
               ) -> tuple[int, str]:
     proc = subprocess.run([sys.executable, "-m", "musiclime.cli", *args], capture_output=True,
                           text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=900)
-    return proc.returncode, proc.stdout + proc.stderr
+    return proc.returncode, with_snakemake_log(proc.stdout + proc.stderr)
 
 
 def all_weights(path: Path) -> dict[str, np.ndarray]:

@@ -218,12 +218,14 @@ def describe(p: str | os.PathLike, results_root: str | os.PathLike | None = None
     song = None
     if plain:
         last = plain[-1]
-        for suffix in (".features.json", ".npz", ".npy", ".json", ".log", ".yaml"):
+        for suffix in (".features.json", ".npz", ".npy", ".json", ".log", ".yaml", ".html",
+                       ".png", ".wav", ".csv"):
             if last.endswith(suffix):
                 last = last[: -len(suffix)]
                 break
         if last not in ("explanation", "summary", "config", "audio_heatmap", "lyrics",
-                        "listen_top", "plots"):
+                        "listen_top", "plots", "feature_table") and not (
+                            stage == "aggregate" and last.startswith("global")):
             song = last
         elif len(plain) >= 2:
             song = plain[-2]

@@ -177,6 +177,10 @@ class Planner:
     def add_point(self, overrides: list[str], cfg: DictConfig) -> PointSpec:
         econf = explainer_config(cfg)
         resolved = _container(cfg)
+        # one spelling per path, so runs compare without false differences
+        resolved["results_root"] = str(self.results_root)
+        resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
+                                              .expanduser().resolve())
         point_id = "p-" + short_hash({k: v for k, v in resolved.items()
                                       if k not in ("tracking", "workflow", "hydra")})
         for spec, *_ in self._pending:
@@ -309,7 +313,72 @@ def plan_from_overrides(overrides: list[str], multirun: bool = False
     for ov in point_overrides:
         planner.add_point(ov, compose_config(ov))
     tracking = TrackingSettings.from_dict(_container(base.tracking))
-    return planner.finalize(tracking, batch=bool(workflow.get("batch", True))), point_overrides
+    plan = planner.finalize(tracking, batch=bool(workflow.get("batch", True)))
+    name_points(plan)
+    return plan, point_overrides
+
+
+#: short names of config keys in run names; a key not listed is named by its last part
+SHORT_NAMES = {"explainer.kernel_width": "kw", "explainer.num_samples": "n",
+               "explainer.modality": "", "explainer.distance_scale": "ds",
+               "explainer.seed": "seed", "explainer.lyrics_unit": "unit",
+               "explainer.temporal_segments": "seg", "separator": "sep", "model": "model",
+               "dataset": "data", "explainer.residual": "res", "explainer.labels": "lab"}
+#: settings every run name shows, swept or not (the MusicLIME paper's axes)
+HEADLINE = ("explainer.kernel_width", "explainer.num_samples", "explainer.modality")
+
+
+def _lookup(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node.get("name") if isinstance(node, dict) else node
+
+
+def name_points(plan: Plan, limit: int = 40) -> None:
+    """Give every point a short run name from its sweep's axes (the settings whose values
+    differ between points, plus the headline settings): ``kw=0.1 n=1000 both``. Names are at
+    most ``limit`` characters and distinct; the full overrides stay in the point's spec."""
+    from dataclasses import replace
+
+    points = list(plan.points.values())
+    keys = sorted({k for p in points for k in flatten_keys(p.config)})
+    swept = [k for k in keys if len({str(_lookup(p.config, k)) for p in points}) > 1
+             and not k.startswith(("results_root", "hydra", "workflow", "tracking"))]
+    shown = list(HEADLINE) + [k for k in swept if k not in HEADLINE]
+    names = {}
+    for p in points:
+        parts = []
+        for k in shown:
+            value = _lookup(p.config, k)
+            short = SHORT_NAMES.get(k, k.rpartition(".")[2])
+            text = layout.fmt(value)
+            parts.append(f"{short}={text}" if short else text)
+        name = " ".join(parts)
+        if len(name) > limit:
+            name = name[: limit - 9].rstrip() + " " + p.point_id[2:10]
+        names[p.point_id] = name
+    if len(set(names.values())) < len(names):  # distinct, whatever the truncation did
+        names = {pid: f"{n[: limit - 9].rstrip()} {pid[2:10]}" for pid, n in names.items()}
+    for p in points:
+        plan.points[p.point_id] = replace(p, name=names[p.point_id],
+                                          axes={k: _lookup(p.config, k) for k in swept})
+
+
+def flatten_keys(d: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of a nested config; a group with a ``name`` also counts as one key."""
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            if "name" in v:
+                out.append(key)
+            out += flatten_keys(v, key + ".")
+        else:
+            out.append(key)
+    return out
 
 
 def _is_sweep(override: str) -> bool:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from .tracking import (
     kill_stale_runs,
     open_parent_run,
     probe,
+    roll_up,
     tracking_uri,
     ui_command,
 )
@@ -116,19 +118,27 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                  dry_run: bool = False, extra: list[str] | None = None) -> int:
     """Plan, then run Snakemake in two passes: every song's explanation (a song that fails
     fails alone), then each configuration's global tables and MLflow run from the songs that
-    succeeded. Returns non-zero when any song or job failed."""
+    succeeded. Snakemake's own output goes to ``<root>/logs/snakemake/``; the console gets a
+    progress line and, at the end, one row per configuration. Returns non-zero when any song
+    or job failed."""
     plan, _ = plan_from_overrides(list(overrides), multirun=multirun)
     root = Path(plan.results_root)
     if dry_run:
         plan.invocation = Invocation(track=plan.tracking.enabled)
         return subprocess.call(snakemake_command(write_plan(plan), root, cores, True, extra))
+    t0 = time.time()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation chatter
     with invocation_lock(root):
         plan.invocation = open_tracking(plan, overrides, multirun)
         env = {**os.environ, **FAST_FAIL_ENV}
+        smk_log = root / "logs" / "snakemake" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+        smk_log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"musiclime: {len(plan.points)} configuration(s), "
+              f"{len({s for p in plan.points.values() for s in p.songs})} song(s); "
+              f"snakemake log: {smk_log}", flush=True)
         plan.invocation = replace(plan.invocation, phase="songs")
         cmd = snakemake_command(write_plan(plan), root, cores, extra=extra)
-        log.info("%d configuration(s); running %s", len(plan.points), " ".join(cmd))
-        rc_songs = subprocess.call(cmd, env=env)
+        rc_songs = run_snakemake(cmd, env, smk_log, "explaining songs")
         failed = failed_songs(plan)
         for pid, point in plan.points.items():
             new = {s: failed[point.dataset][s] for s in point.songs
@@ -139,15 +149,51 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                 spec = plan.aggregate[point.fit]
                 plan.aggregate[point.fit] = replace(spec, songs=plan.points[pid].songs)
         plan.invocation = replace(plan.invocation, phase="all")
-        rc = subprocess.call(snakemake_command(write_plan(plan), root, cores, extra=extra),
-                             env=env)
+        rc = run_snakemake(snakemake_command(write_plan(plan), root, cores, extra=extra), env,
+                           smk_log, "global tables and tracking")
         inv = plan.invocation
         any_failed = any(p.failed for p in plan.points.values())
         if inv.parent_run_id:
+            axes = sorted({k for p in plan.points.values() for k in p.axes})
+            try:
+                roll_up(inv.tracking_uri, inv.parent_run_id, axes)
+            except Exception as exc:  # a recorder's hiccup must not fail the computation
+                log.warning("could not roll up the sweep's metrics on its parent run: %s", exc)
             end_run(inv.tracking_uri, inv.parent_run_id, ok=rc == 0 and not any_failed)
-    print_summary(plan, rc)
+    print_summary(plan, rc, time.time() - t0, smk_log)
     if rc == 0 and (rc_songs != 0 or any_failed):
         rc = 1
+    return rc
+
+
+_PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
+
+
+def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str) -> int:
+    """Run Snakemake with its output appended to ``log_file``; show one progress line."""
+    tty = sys.stderr.isatty()
+    shown = -1
+    with open(log_file, "a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            fh.write(line)
+            m = _PROGRESS.match(line)
+            if not m:
+                continue
+            done, total, pct = (int(x) for x in m.groups())
+            if tty:
+                print(f"\r  {what}: {done}/{total} jobs ({pct}%)", end="", file=sys.stderr,
+                      flush=True)
+            elif pct // 50 > shown:
+                shown = pct // 50
+                print(f"  {what}: {done}/{total} jobs ({pct}%)", file=sys.stderr, flush=True)
+        rc = proc.wait()
+    if tty and shown == -1:
+        print(file=sys.stderr)
     return rc
 
 
@@ -208,31 +254,67 @@ def _error_line(log_file: Path) -> str | None:
     return lines[-1][len(ERROR_PREFIX):].strip() if lines else None
 
 
-def print_summary(plan: Plan, rc: int) -> None:
+def point_row(plan: Plan, point) -> dict:
+    """The console's numbers of one configuration, read from its result files."""
+    from ..fileio import read_json
+
+    root = Path(plan.results_root)
+    values: dict[str, list[float]] = {"p5": [], "r2": [], "ess": [], "s": []}
+    for song in point.songs:
+        fit_rec = root / layout.path("fit_record", key=point.predict, batch=point.fit_batch,
+                                     song=song)
+        if not fit_rec.is_file():
+            continue
+        exp = read_json(root / read_json(fit_rec)["files"][point.fit])
+        meta = exp["metadata"]
+        values["ess"].append(meta["kernel"]["effective_samples"])
+        values["s"].append(sum(float(meta["timings"].get(k, 0.0))
+                               for k in ("separate_s", "predict_total_s", "fit_s")))
+        if point.evaluate_batch:
+            ev_rec = root / layout.path("evaluate_record", key=point.predict,
+                                        batch=point.evaluate_batch, song=song)
+            if ev_rec.is_file():
+                m = read_json(root / read_json(ev_rec)["files"][point.evaluate])
+                values["r2"].append(m.get("heldout_r2", float("nan")))
+                values["p5"].append(m.get("evidence_precision_at_5_combined", float("nan")))
+
+    def avg(xs):
+        xs = [x for x in xs if isinstance(x, (int, float)) and x == x]
+        return f"{sum(xs) / len(xs):.3g}" if xs else "-"
+
+    return {"configuration": point.name or point.point_id,
+            "songs ok": str(len(point.songs)), "failed": str(len(point.failed)),
+            "evidence P@5": avg(values["p5"]), "R2 held-out": avg(values["r2"]),
+            "eff. samples": avg(values["ess"]), "compute s": f"{sum(values['s']):.0f}"}
+
+
+def print_summary(plan: Plan, rc: int, wall_s: float, smk_log: Path) -> None:
     root = Path(plan.results_root)
     inv = plan.invocation
-    print(f"\nresults: {root}")
-    for pid, point in plan.points.items():
-        print(f"  {pid}: {' '.join(point.overrides) or '(defaults)'}: "
-              f"{len(point.songs)} song(s) explained, {len(point.failed)} failed\n"
-              f"      explanations: {root / 'fit' / point.fit}\n"
-              f"      global tables: {root / layout.aggregate_dir(point.fit)}")
+    rows = [point_row(plan, p) for p in plan.points.values()]
+    if rows:
+        cols = list(rows[0])
+        widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+        print("\n" + "  ".join(c.ljust(widths[c]) for c in cols))
+        for r in rows:
+            print("  ".join(r[c].ljust(widths[c]) for c in cols))
     failed = {s: r for p in plan.points.values() for s, r in p.failed.items()}
     if failed:
         print(f"{len(failed)} song(s) failed:", file=sys.stderr)
         for song, reason in sorted(failed.items()):
             print(f"  {song}: {reason}", file=sys.stderr)
+    print(f"done in {wall_s:.0f}s; results: {root} (`musiclime where PATH` explains a path)")
     if inv.parent_run_id:
-        print(f"MLflow parent run {inv.parent_run_id} in {inv.tracking_uri}")
-        print(f"open it with: {ui_command(inv.tracking_uri, root)}")
+        print(f"MLflow: {ui_command(inv.tracking_uri, root)}  (parent run {inv.parent_run_id})")
     elif inv.tracking_problem:
         print(f"tracking pending: {inv.tracking_problem}. Explanations and global tables are "
               "computed; when the tracking server is back, run the same `musiclime run` "
               "command again (or `musiclime track` with the same overrides) to record them.",
               file=sys.stderr)
     if rc != 0:
-        print(f"snakemake exited with {rc}: see the logs under {root / 'logs'}; everything "
-              "finished is kept and a rerun continues where it stopped", file=sys.stderr)
+        print(f"snakemake exited with {rc}: see {smk_log} and the logs under {root / 'logs'}; "
+              "everything finished is kept and a rerun continues where it stopped",
+              file=sys.stderr)
 
 
 def report_workflow(overrides: list[str], multirun: bool = False,

@@ -223,6 +223,8 @@ class PointSpec(_Spec):
     evaluate_batch: str | None = None
     model_identity: dict = field(default_factory=dict)
     failed: dict = field(default_factory=dict)  # song id -> one-line reason (not in ``songs``)
+    name: str = ""  # short and distinct within its sweep, from the swept values: kw=0.1 n=1000
+    axes: dict = field(default_factory=dict)  # swept key -> this point's value
 
 
 @dataclass(frozen=True)

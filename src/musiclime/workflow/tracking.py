@@ -118,17 +118,73 @@ def ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> st
     return _ensure_experiment(uri, experiment, results_root)
 
 
+EXPERIMENT_DESCRIPTION = (
+    "MusicLIME explanations of a multimodal (audio + lyrics) music classifier, made by "
+    "musiclime. Each parent run is one sweep (`musiclime run -m ...`); each child run is one "
+    "configuration, named by its swept values (kw = kernel width, n = num_samples, then the "
+    "modality). Metrics are means over the configuration's songs (`<name>_std`: their spread); "
+    "per-song values are in the per_song_metrics table; metric names are explained in "
+    "docs/metrics.md. Compare children by selecting them and clicking Compare.")
+
+
 def _ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
-    if exp is not None:
-        return exp.experiment_id
-    location = None
-    if is_local_store(uri):
-        location = (Path(results_root).resolve() / "mlartifacts").as_uri()
-    return client.create_experiment(experiment, artifact_location=location)
+    if exp is None:
+        location = None
+        if is_local_store(uri):
+            location = (Path(results_root).resolve() / "mlartifacts").as_uri()
+        exp_id = client.create_experiment(experiment, artifact_location=location)
+        tags = {}
+    else:
+        exp_id, tags = exp.experiment_id, exp.tags
+    # a model-training experiment (MLflow 3 would otherwise open it in its GenAI mode), with
+    # a description of what its runs hold
+    if tags.get("mlflow.experimentKind") != "custom_model_development":
+        client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
+    if not tags.get("mlflow.note.content"):
+        client.set_experiment_tag(exp_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
+    return exp_id
+
+
+#: the headline metrics a sweep's parent run rolls up from its children
+ROLLUP = ("evidence_precision_at_5_combined", "heldout_r2", "stability_jaccard_top5",
+          "samples_per_s", "surrogate_r2", "kernel_effective_samples")
+
+
+def roll_up(uri: str, parent_run_id: str, axes: list[str]) -> dict[str, float]:
+    """Log on a sweep's parent run its axes and, for each headline metric its children have,
+    the best (in the metric's better direction) and the mean: ``best/heldout_r2``,
+    ``mean/heldout_r2``."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from ..metrics.registry import direction
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'", max_results=5000)
+    out: dict[str, float] = {}
+    for key in ROLLUP:
+        values = [r.data.metrics[key] for r in children if key in r.data.metrics
+                  and math.isfinite(r.data.metrics[key])]
+        if not values:
+            continue
+        try:
+            lower = direction(key) == "lower"
+        except KeyError:
+            lower = False
+        out[f"best/{key}"] = min(values) if lower else max(values)
+        out[f"mean/{key}"] = mean(values)
+    out["configurations"] = float(len(children))
+    now = int(time.time() * 1000)
+    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in out.items()])
+    client.set_tag(parent_run_id, "musiclime.sweep_axes", ", ".join(axes) or "(none)")
+    return out
 
 
 def code_version() -> str:
@@ -301,8 +357,8 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
             "musiclime.dataset": point.dataset,
             "musiclime.dataset_fingerprint": dataset_fingerprint(sources),
             "musiclime.classifier_code": str(point.model_identity.get("code", "")),
-            "musiclime.overrides": " ".join(point.overrides) or "(defaults)"}
-    tags["musiclime.results_root"] = _root_tag(root)
+            "musiclime.overrides": " ".join(point.overrides) or "(defaults)",
+            "musiclime.results_root": _root_tag(root), **source_tags()}
     if point.failed:
         tags["musiclime.failed_songs"] = ", ".join(sorted(point.failed))[:5000]
     if plan.invocation.parent_run_id:
@@ -313,58 +369,54 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         f"tags.`musiclime.results_root` = '{tags['musiclime.results_root']}'", max_results=1000)]
     if earlier:
         tags["musiclime.supersedes"] = ", ".join(earlier)
-    run_name = " ".join(point.overrides) or "defaults"
-    run = client.create_run(experiment_id, run_name=run_name[:250], tags=tags)
+    explanations = {sid: load_record(Path(root) / path(
+        "fit_record", key=point.predict, batch=point.fit_batch, song=sid)).files[point.fit]
+        for sid in songs}
+    metric_files = {}
+    if point.evaluate_batch:
+        ev = plan.evaluate[point.evaluate_batch]
+        metric_files = {sid: load_record(Path(root) / path(
+            "evaluate_record", key=ev.predict, batch=point.evaluate_batch, song=sid)
+        ).files[point.evaluate] for sid in songs}
+    rows, compute_s = [], 0.0
+    for src in sources:
+        exp = Explanation.load(Path(root) / explanations[src.song_id])
+        row = {"song_id": src.song_id, "label": src.label or "",
+               "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
+        compute_s += sum(float(exp.timings.get(k, 0.0))
+                         for k in ("separate_s", "predict_total_s", "fit_s"))
+        if metric_files:
+            found = read_json(Path(root) / metric_files[src.song_id])
+            row.update({k: v for k, v in found.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            compute_s += float(found.get("time_evaluate_s", 0.0))
+            add_normalized_precision(row, exp)
+        rows.append(row)
+    # the run spans the computation of its configuration, not the seconds spent logging it
+    summary = Path(root) / aggregate_dir(point.fit) / "summary.json"
+    end_ms = int(summary.stat().st_mtime * 1000)
+    start_ms = end_ms - int(compute_s * 1000)
+    run = client.create_run(experiment_id, run_name=point.name or point.point_id,
+                            start_time=start_ms, tags=tags)
     rid = run.info.run_id
     try:
         params = flatten(point.config)
         params["n_songs"] = str(len(songs))
-        explanations = {sid: load_record(path("fit_record", key=point.predict,
-                                              batch=point.fit_batch, song=sid)).files[point.fit]
-                        for sid in songs}
         # the kernel and distance the fit used, as it recorded them
-        kernel = Explanation.load(explanations[songs[0]]).kernel
+        kernel = Explanation.load(Path(root) / explanations[songs[0]]).kernel
         params["explainer.kernel_formula"] = str(kernel.get("formula"))
         params["explainer.distance"] = str(kernel.get("distance"))
+        params["overrides"] = " ".join(point.overrides) or "(defaults)"
         items = sorted(params.items())
         for i in range(0, len(items), 100):
             client.log_batch(rid, params=[Param(k[:250], v[:6000]) for k, v in items[i:i + 100]])
-        metric_files = {}
-        if point.evaluate_batch:
-            ev = plan.evaluate[point.evaluate_batch]
-            metric_files = {sid: load_record(path("evaluate_record", key=ev.predict,
-                                                  batch=point.evaluate_batch, song=sid)
-                                             ).files[point.evaluate] for sid in songs}
-        rows = []
-        for src in sources:
-            exp = Explanation.load(explanations[src.song_id])
-            row = {"song_id": src.song_id, "label": src.label or "",
-                   "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
-            if metric_files:
-                row.update({k: v for k, v in read_json(metric_files[src.song_id]).items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
-                add_normalized_precision(row, exp)
-            rows.append(row)
 
-        now = int(time.time() * 1000)
-        metrics = []
-        numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))})
-        for k in numeric:
-            # NaN marks "not applicable" (e.g. no audio evidence in a human song): skip it
-            vals = [float(r[k]) for r in rows if k in r and math.isfinite(float(r[k]))]
-            if not vals:
-                continue
-            metrics.append(Metric(f"{k}_mean", mean(vals), now, 0))
-            metrics.append(Metric(f"{k}_std", pstdev(vals) if len(vals) > 1 else 0.0, now, 0))
-        for step, r in enumerate(rows):
-            for k in ("surrogate_r2", "kernel_weight_min", "kernel_weight_max"):
-                metrics.append(Metric(f"song/{k}", float(r[k]), now, step))
-        labelled = [r for r in rows if r["label"]]
-        if labelled:
-            acc = mean(1.0 if r["label"] == r["predicted"] else 0.0 for r in labelled)
-            metrics.append(Metric("classifier_accuracy", acc, now, 0))
+        metrics = [Metric(k, v, end_ms, 0) for k, v in run_metrics(rows).items()]
+        metrics.append(Metric("compute_s", compute_s, end_ms, 0))
         for i in range(0, len(metrics), 500):
             client.log_batch(rid, metrics=metrics[i:i + 500])
+        # per-song values are a table, not steps of a metric
+        client.log_table(rid, data=_columns(rows), artifact_file="per_song_metrics.json")
         buf = io.StringIO()
         fields = list(dict.fromkeys(k for r in rows for k in r))
         writer = csv.DictWriter(buf, fieldnames=fields)
@@ -372,18 +424,18 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         writer.writerows(rows)
         client.log_text(rid, buf.getvalue(), "per_song_metrics.csv")
         client.log_artifact(rid, str(config_path), "config")
-        client.log_artifacts(rid, aggregate_dir(point.fit), "global")
+        _log_files(client, rid, Path(root) / aggregate_dir(point.fit), "global")
         for mpath in metric_files.values():
-            client.log_artifact(rid, mpath, "metrics")
+            client.log_artifact(rid, str(Path(root) / mpath), "metrics")
         for sid, epath in explanations.items():
-            client.log_artifacts(rid, str(Path(epath).parent), f"songs/{sid}")
+            _log_files(client, rid, (Path(root) / epath).parent, f"songs/{sid}")
         if point.failed:
             buf = io.StringIO()
             writer = csv.writer(buf)
             writer.writerow(["song_id", "reason"])
             writer.writerows(sorted(point.failed.items()))
             client.log_text(rid, buf.getvalue(), "failed_songs.csv")
-        client.set_terminated(rid, "FINISHED")
+        client.set_terminated(rid, "FINISHED", end_time=end_ms)
     except BaseException:
         client.set_terminated(rid, "FAILED")
         raise
@@ -392,3 +444,50 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         client.delete_run(old)
     log.info("logged %s as MLflow run %s (%s)", point.point_id, rid, uri)
     return rid
+
+
+def run_metrics(rows: list[dict]) -> dict[str, float]:
+    """A configuration's metrics from its per-song rows: each per-song value's mean under its
+    plain name and, over two or more songs, its spread as ``<name>_std``; bookkeeping values
+    (``metrics_*``: rows predicted, batch sizes) are left to the per-song table."""
+    out: dict[str, float] = {}
+    numeric = sorted({k for r in rows for k, v in r.items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    for k in numeric:
+        if k.startswith("metrics_"):
+            continue
+        # NaN marks "not applicable" (e.g. no audio evidence in a human song): skip it
+        vals = [float(r[k]) for r in rows if k in r and math.isfinite(float(r[k]))]
+        if not vals:
+            continue
+        out[k] = mean(vals)
+        if len(vals) > 1:
+            out[f"{k}_std"] = pstdev(vals)
+    labelled = [r for r in rows if r.get("label")]
+    if labelled:
+        out["classifier_accuracy"] = mean(1.0 if r["label"] == r["predicted"] else 0.0
+                                          for r in labelled)
+    return out
+
+
+def _columns(rows: list[dict]) -> dict[str, list]:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    return {f: [r.get(f) for r in rows] for f in fields}
+
+
+def _log_files(client, run_id: str, folder: Path, artifact_path: str) -> None:
+    """Log a folder's files, without bookkeeping files (``.snakemake_timestamp``, dot files)."""
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts):
+            sub = f.parent.relative_to(folder)
+            client.log_artifact(run_id, str(f),
+                                artifact_path if str(sub) == "." else f"{artifact_path}/{sub}")
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's source tags: what ran, from which commit."""
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "musiclime run"}
+    version = code_version()
+    if "+" in version:
+        tags["mlflow.source.git.commit"] = version.split("+", 1)[1].replace(".dirty", "")
+    return tags
