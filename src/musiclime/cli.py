@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="musiclime", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--config-dir", action="append", default=[], metavar="DIR",
+                   help="a folder of your own config files (DIR/model/my_model.yaml -> "
+                        "model=my_model); DIR is also put on the Python path for their "
+                        "_target_ modules. May be repeated.")
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("explain", help="explain one song (JSON, heatmap, lyrics chart, WAV)")
@@ -183,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     _setup_logging(args.verbose)
     try:
+        for folder in args.config_dir:
+            from .config import add_user_config_dir
+
+            add_user_config_dir(folder)
         return args.func(args)
     except (MusicLimeError, FileNotFoundError) as exc:
         # one line on the console; the traceback with -v

@@ -47,6 +47,36 @@ def config_dir() -> Path:
     return path.resolve()
 
 
+#: extra config folders (``musiclime --config-dir DIR``), ``os.pathsep``-separated
+USER_CONFIG_ENV = "MUSICLIME_USER_CONFIG"
+
+
+def add_user_config_dir(path: str | os.PathLike) -> Path:
+    """Add a user's config folder: its group files (``DIR/model/my_model.yaml``) become
+    choices (``model=my_model``), and ``DIR`` joins the Python path so the modules its
+    ``_target_`` entries name import, in this process and in every workflow job (both read
+    the environment)."""
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"--config-dir {path}: {folder} is not a folder (relative paths are "
+                          "taken from the current directory)")
+    dirs = user_config_dirs()
+    if folder not in dirs:
+        os.environ[USER_CONFIG_ENV] = os.pathsep.join(str(d) for d in [*dirs, folder])
+    python_path = os.environ.get("PYTHONPATH", "")
+    if str(folder) not in python_path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (str(folder), python_path) if x)
+    import sys
+
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return folder
+
+
+def user_config_dirs() -> list[Path]:
+    return [Path(d) for d in os.environ.get(USER_CONFIG_ENV, "").split(os.pathsep) if d]
+
+
 def register_configs() -> None:
     """Store the schema nodes ``explainer/schema`` (:class:`ExplainerConfig`) and
     ``metrics/schema`` (:class:`~musiclime.metrics.evaluate.MetricsConfig`) in Hydra's
@@ -68,6 +98,15 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "confi
     from hydra.errors import HydraException
 
     overrides = list(overrides or [])
+    extra = user_config_dirs()
+    if extra:
+        import sys
+
+        for d in extra:  # `_target_` modules in the user's folder import in this process too
+            if str(d) not in sys.path:
+                sys.path.insert(0, str(d))
+        overrides = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in extra)}]",
+                     *overrides]
     register_configs()
     GlobalHydra.instance().clear()
     try:
