@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musiclime.audio import load_audio, resample, write_wav
+from musiclime.audio import DECODE_BLOCK_FRAMES, load_audio, resample, write_wav
 from musiclime.errors import AudioDecodeError, SampleRateError
 
 FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
@@ -143,3 +143,28 @@ def test_outputs_honour_umask(tmp_path):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # group- and world-readable, as open() gives
     assert json_path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_samples_name_the_file(tmp_path, bad):
+    x = _sine(220.0, 0.5, 8000, 2)
+    x[1000, 1] = bad  # one sample of one channel
+    path = tmp_path / "broken.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(path, 8000)
+    msg = str(info.value)
+    assert str(path) in msg and "NaN or infinite" in msg and "\n" not in msg
+
+
+def test_multichannel_decode_in_blocks_equals_the_whole_file_mean(tmp_path):
+    # longer than two decode blocks, three channels, a partial last block
+    n = 2 * DECODE_BLOCK_FRAMES + 123
+    rng = np.random.default_rng(0)
+    x = (0.3 * rng.standard_normal((n, 3))).astype(np.float32)
+    path = tmp_path / "three.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    audio, rate = load_audio(path)
+    whole, _ = sf.read(path, dtype="float32", always_2d=True)
+    assert rate == 8000 and audio.shape == (n,) and audio.dtype == np.float32
+    np.testing.assert_array_equal(audio, whole.mean(axis=1, dtype=np.float32))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
-from musiclime.lyrics import LineUnits, WordUnits, is_metadata_line, make_lyrics_units
+from musiclime.errors import InputError
+from musiclime.lyrics import (
+    LineUnits,
+    WordUnits,
+    is_metadata_line,
+    make_lyrics_units,
+    read_lyrics,
+)
 
 TEXT = """[Verse 1]
 Hello darkness my old friend
@@ -72,3 +81,46 @@ def test_empty_lyrics_have_no_units():
     assert len(LineUnits("")) == 0
     assert len(LineUnits("[Intro]\n\n(instrumental)\n")) == 0
     assert len(WordUnits("")) == 0
+
+
+# --- reading lyrics files -----------------------------------------------------------------------
+def test_utf8_with_bom_is_read_without_a_warning(tmp_path, caplog):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffcafé naïve\n".encode())
+    with caplog.at_level(logging.WARNING, logger="musiclime.lyrics"):
+        assert read_lyrics(path) == "café naïve\n"
+    assert not caplog.records
+
+
+def test_latin1_lyrics_are_decoded_with_a_warning_naming_file_and_encoding(tmp_path, caplog):
+    text = "café naïve\nla vie en rose, déjà vu\n"
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")  # the file really is not UTF-8
+    with caplog.at_level(logging.WARNING, logger="musiclime.lyrics"):
+        assert read_lyrics(path) == text
+    (record,) = caplog.records
+    msg = record.getMessage()
+    assert str(path) in msg and "cp1252" in msg and "not UTF-8" in msg
+
+
+def test_cyrillic_cp1251_lyrics_are_detected(tmp_path):
+    text = "Привет, как дела?\nЯ пою песню о любви\n"
+    path = tmp_path / "ru.txt"
+    path.write_bytes(text.encode("cp1251"))
+    assert read_lyrics(path) == text
+
+
+def test_binary_file_as_lyrics_names_the_file(tmp_path):
+    path = tmp_path / "song.mp3.txt"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(InputError) as info:
+        read_lyrics(path)
+    msg = str(info.value)
+    assert str(path) in msg and "UTF-8" in msg and "\n" not in msg
+
+
+def test_missing_lyrics_file_names_the_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_lyrics(tmp_path / "nope.txt")

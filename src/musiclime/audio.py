@@ -29,38 +29,73 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     if orig_sr == target_sr:
         return audio
     if audio.ndim == 1:
-        return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32)
+        return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32,
+                                                                             copy=False)
     # soxr wants (samples, channels)
     out = soxr.resample(audio.T, orig_sr, target_sr, quality="HQ")
     return np.ascontiguousarray(out.T, dtype=np.float32)
+
+
+#: Frames decoded per read when a multichannel file is averaged to mono (4 MiB of stereo
+#: float32): the full multichannel array is never held.
+DECODE_BLOCK_FRAMES = 2 ** 19
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` to mono float32, resampled to ``sample_rate`` when given.
 
     Reads wav/flac/ogg/mp3 (libsndfile >= 1.1), mono or multichannel, at any rate. Channels are
-    averaged. Returns ``(audio, rate)``; ``rate`` equals ``sample_rate`` when one was asked for.
-    Raises :class:`AudioDecodeError` naming the file when it is missing, unreadable or empty.
+    averaged block by block (:data:`DECODE_BLOCK_FRAMES`), so a stereo file costs one mono
+    array, not a stereo one plus its mean. Returns ``(audio, rate)``; ``rate`` equals
+    ``sample_rate`` when one was asked for. Raises :class:`AudioDecodeError` naming the file
+    when it is missing, unreadable, empty or holds NaN or infinite samples.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioDecodeError(f"audio file not found: {path}")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        mono, rate = _decode_mono(path)
     except Exception as exc:  # libsndfile raises several types; all mean "cannot decode"
         raise AudioDecodeError(
             f"cannot decode audio file {path}: {exc}. Supported formats: wav, flac, ogg, mp3; "
             "convert the file (e.g. with ffmpeg or sox) to one of them."
         ) from exc
-    if data.shape[0] == 0:
+    if mono.shape[0] == 0:
         raise AudioDecodeError(f"audio file {path} holds no samples; remove it from the dataset")
-    mono = data.mean(axis=1, dtype=np.float32)
-    if not np.all(np.isfinite(mono)):
-        raise AudioDecodeError(f"audio file {path} contains NaN or infinite samples")
+    if not np.isfinite(mono).all():
+        raise AudioDecodeError(f"audio file {path} contains NaN or infinite samples; repair or "
+                               "re-export it, or remove it from the dataset")
     if sample_rate is not None and int(sample_rate) != rate:
         mono = resample(mono, rate, int(sample_rate))
         rate = int(sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32), int(rate)
+
+
+def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
+    """``(mono float32, rate)``: the channel mean, computed per block of frames (each row's
+    mean is the same float32 reduction as on the whole array, so the result does not depend on
+    the block size)."""
+    with sf.SoundFile(str(path)) as f:
+        rate, channels = int(f.samplerate), int(f.channels)
+        if channels == 1:
+            return f.read(dtype="float32"), rate
+        mono = np.empty(max(int(f.frames), 0), dtype=np.float32)
+        buf = np.empty((DECODE_BLOCK_FRAMES, channels), dtype=np.float32)
+        pos = 0
+        while True:
+            block = f.read(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True, out=buf)
+            got = block.shape[0]
+            if got == 0:
+                break
+            if pos + got > mono.shape[0]:  # a header that undercounts its frames
+                grown = np.empty(max(2 * mono.shape[0], pos + got), dtype=np.float32)
+                grown[:pos] = mono[:pos]
+                mono = grown
+            np.mean(block, axis=1, dtype=np.float32, out=mono[pos:pos + got])
+            pos += got
+            if got < DECODE_BLOCK_FRAMES:
+                break
+    return mono[:pos], rate
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,

@@ -3,7 +3,8 @@
 A perturbed waveform is ``base - sum_{s,t} (1 - mask[t, s]) * stem_s[segment t]``: the mix (or,
 under ``residual=drop``, the sum of stems) minus the switched-off components. Segments do not
 overlap, so a batch is, per segment ``t``, one matrix product of the inverted masks ``(B, S)``
-with that segment's ``(S, L)`` stem slice (``einsum('bts,tsl->btl')`` as ``T`` calls of
+with that segment's ``(S, L)`` stem slice, a strided view of the stems
+(``einsum('bts,tsl->btl')`` as ``T`` calls of
 ``torch.mm(..., out=waveforms[:, start:end])``, written straight into the output's columns),
 then one in-place ``base - removed`` on those columns. No ``(T, B, L)`` intermediate and no
 separate copy of the base: about half the memory traffic of a ``bmm`` into a temporary followed by
@@ -13,7 +14,8 @@ Subtracting from the mix rather than adding up components makes the all-ones row
 mix bit for bit.
 
 Only one batch of waveforms exists at a time (and, with ``reuse=True``, in a buffer allocated
-once), so memory does not grow with num_samples.
+once), so memory does not grow with num_samples. The segment slices are views of the
+factorization's stems (no copy on the CPU), so a long song's stems are held once.
 """
 
 from __future__ import annotations
@@ -38,12 +40,11 @@ class WaveformComposer:
         self.n_samples = fac.n_samples
         self.bounds = list(fac.bounds)
         self.lengths = [e - s for s, e in self.bounds]
-        self.seg_len = max(self.lengths)
-        feats = fac.feature_stems
-        seg = np.zeros((self.n_segments, self.n_stems, self.seg_len), dtype=np.float32)
-        for t, (s, e) in enumerate(self.bounds):
-            seg[t, :, : e - s] = feats[:, s:e]
-        self.segments = torch.from_numpy(seg).to(self.device, dtype)  # (T, S, L)
+        # The (S, N) stems, shared with the factorization on the CPU in float32 (a long song's
+        # stems are hundreds of MB: no padded per-segment copy), one copy on another device.
+        self.stems = torch.from_numpy(fac.feature_stems).to(self.device, dtype)
+        # segment t's (S, L_t) slice: a strided view, which torch.mm reads in place
+        self.segments = [self.stems[:, s:e] for s, e in self.bounds]
         self.base = torch.from_numpy(fac.base.copy()).to(self.device, dtype)
         # sample ranges outside every segment (explicit boundaries may leave some): always on
         self.uncovered = _gaps(self.bounds, self.n_samples)
@@ -74,7 +75,7 @@ class WaveformComposer:
             out[:, s:e].copy_(self.base[s:e].expand(b, -1))
         for t, (s, e) in enumerate(self.bounds):
             cols = out[:, s:e]  # a strided view: mm and sub write into it in place
-            torch.mm(off[:, t], self.segments[t, :, : e - s], out=cols)  # removed components
+            torch.mm(off[:, t], self.segments[t], out=cols)  # removed components
             torch.sub(self.base[s:e], cols, out=cols)
         return out
 

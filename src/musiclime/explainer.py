@@ -13,20 +13,20 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .audio import load_audio, resample
+from .audio import load_audio
 from .errors import ConfigError, InputError
 from .explanation import Explanation
 from .factorization import RESIDUAL_MODES, AudioFactorization
 from .features import FeatureTable
 from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units, read_lyrics
 from .masks import MODALITIES, MaskLayout, is_exhaustive, sample_masks
-from .separation import fit_length
 from .surrogate import FEATURE_SELECTIONS, fit_lime
 
 if TYPE_CHECKING:
@@ -79,9 +79,14 @@ class ExplainerConfig:
             bad("distance_scale", self.distance_scale, "must be a number > 0")
         if self.modality not in MODALITIES:
             bad("modality", self.modality, f"must be one of {', '.join(MODALITIES)}")
-        if self.segment_boundaries is None and (
+        if not self.segment_boundaries and (
                 not isinstance(self.temporal_segments, int) or self.temporal_segments < 1):
             bad("temporal_segments", self.temporal_segments, "must be an integer >= 1")
+        if self.segment_boundaries is not None and not _valid_boundaries(
+                self.segment_boundaries):
+            bad("segment_boundaries", self.segment_boundaries,
+                "must be null or a list of at least two increasing times in seconds >= 0, "
+                "e.g. [0, 5, 12]")
         if self.lyrics_unit not in LYRICS_UNITS:
             bad("lyrics_unit", self.lyrics_unit, f"must be one of {', '.join(LYRICS_UNITS)}")
         if self.residual not in RESIDUAL_MODES:
@@ -103,14 +108,38 @@ class ExplainerConfig:
         return d
 
 
+def _valid_boundaries(b) -> bool:
+    """Null-equivalent (empty), or >= 2 strictly increasing non-negative numbers."""
+    if isinstance(b, (str, bytes)) or not isinstance(b, Sequence):
+        return False
+    if len(b) == 0:
+        return True
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in b):
+        return False
+    return len(b) >= 2 and b[0] >= 0 and all(y > x for x, y in zip(b, b[1:], strict=False))
+
+
+#: Below this RMS (of full scale, i.e. -80 dBFS) a mix counts as silent.
+SILENCE_RMS = 1e-4
+#: Audio segments shorter than this (seconds) draw a warning.
+MIN_SEGMENT_SECONDS = 0.5
+#: A predicted label with a lower probability than this draws a warning.
+UNSURE_PROBABILITY = 0.6
+
+
 @dataclass
 class Song:
-    """A factorized song: the audio factorization and the lyric units."""
+    """A factorized song: the audio factorization and the lyric units.
+
+    ``warnings`` lists what looked suspicious in the input (:func:`audio_warnings`); the
+    explanation of the song records them.
+    """
 
     song_id: str
     audio: AudioFactorization
     lyrics: LyricsUnits
     info: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def feature_table(self) -> FeatureTable:
@@ -127,16 +156,60 @@ def factorize(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, l
     working rate here, trimmed or padded to the mix's length. Only the segmentation fields of
     ``config`` are read (``temporal_segments``, ``segment_boundaries``, ``residual``,
     ``lyrics_unit``).
+
+    Raises :class:`ConfigError` when ``explainer.segment_boundaries`` reach past the end of
+    the audio and :class:`InputError` when the audio is too short for
+    ``explainer.temporal_segments``. Suspicious input (silence) is logged and listed in the
+    song's ``warnings``.
     """
-    if stems_rate is not None and int(stems_rate) != int(sample_rate):
-        stems = {name: fit_length(resample(y, int(stems_rate), int(sample_rate)), len(mix))
-                 for name, y in stems.items()}
+    info = dict(info or {})
+    where = f"song {song_id}" + (f" ({info['audio_path']})" if info.get("audio_path") else "")
+    duration = len(mix) / int(sample_rate)
+    if config.segment_boundaries:
+        last = float(config.segment_boundaries[-1])
+        if last > duration + 1e-6:
+            raise ConfigError(
+                f"explainer.segment_boundaries={[float(x) for x in config.segment_boundaries]}: "
+                f"{last:g} s lies past the end of {where}, which lasts {duration:.3f} s; give "
+                "boundaries within the audio, or null to cut explainer.temporal_segments equal "
+                "segments")
+    elif len(mix) < config.temporal_segments:
+        raise InputError(
+            f"{where} holds {len(mix)} samples ({duration:.4f} s at {int(sample_rate)} Hz), too "
+            f"few for explainer.temporal_segments={config.temporal_segments}; use a longer "
+            "recording or fewer segments")
     fac = AudioFactorization.from_stems(mix, stems, sample_rate,
                                         segments=config.temporal_segments,
                                         boundaries=config.segment_boundaries,
-                                        residual=config.residual)
+                                        residual=config.residual, stems_rate=stems_rate)
+    warnings = audio_warnings(fac, where)
+    for text in warnings:
+        log.warning("%s", text)
     return Song(song_id=song_id, audio=fac, lyrics=make_lyrics_units(lyrics, config.lyrics_unit),
-                info=dict(info or {}))
+                info=info, warnings=warnings)
+
+
+def rms_dbfs(audio: np.ndarray, block: int = 2 ** 20) -> float:
+    """RMS of ``audio`` in dB relative to full scale (1.0); ``-inf`` for digital silence.
+    Summed in float64 block by block (no float64 copy of a long song)."""
+    total = 0.0
+    for lo in range(0, audio.shape[0], block):
+        b = audio[lo:lo + block].astype(np.float64)
+        total += float(np.dot(b, b))
+    rms = np.sqrt(total / max(1, audio.shape[0]))
+    return float(20 * np.log10(rms)) if rms > 0 else float("-inf")
+
+
+def audio_warnings(fac: AudioFactorization, where: str) -> list[str]:
+    """What looks wrong with a song's audio before anything is predicted: silence (an RMS
+    below :data:`SILENCE_RMS` of full scale). ``where`` names the song (and its file)."""
+    level = rms_dbfs(fac.mix)
+    limit = 20 * np.log10(SILENCE_RMS)
+    if level < limit:
+        return [f"{where}: the audio is silent (RMS {level:.1f} dBFS, below {limit:.0f} dBFS); "
+                "every stem and segment is silence, so audio weights explain nothing: check "
+                "the file"]
+    return []
 
 
 def separation_rate(separator, working_rate: int) -> int:
@@ -180,7 +253,11 @@ def load_song(audio_path: str | os.PathLike, lyrics_path: str | os.PathLike | No
     sep_rate = separation_rate(separator, rate)
     sep_mix, _ = load_audio(audio_path, sep_rate)
     stems = separate(separator, sep_mix, sep_rate, stems_dir)
-    mix = sep_mix if sep_rate == rate else load_audio(audio_path, rate)[0]
+    if sep_rate == rate:
+        mix = sep_mix
+    else:
+        del sep_mix  # a long song's separator-rate mix is not needed any more
+        mix = load_audio(audio_path, rate)[0]
     text = read_lyrics(lyrics_path) if lyrics_path else ""
     return factorize(mix, stems, rate, text, config, song_id=song_id or Path(audio_path).stem,
                      info={"audio_path": str(audio_path),
@@ -188,9 +265,19 @@ def load_song(audio_path: str | os.PathLike, lyrics_path: str | os.PathLike | No
                      stems_rate=sep_rate)
 
 
-def make_masks(table: FeatureTable, config: ExplainerConfig,
-               num_samples: int | None = None) -> tuple[np.ndarray, MaskLayout]:
+def make_masks(table: FeatureTable, config: ExplainerConfig, num_samples: int | None = None,
+               where: str | None = None) -> tuple[np.ndarray, MaskLayout]:
+    """Masks over the features ``config.modality`` perturbs, and their layout.
+
+    Raises :class:`InputError` when there is nothing to perturb (``modality=lyrical`` and no
+    lyric units); ``where`` names the song (and its lyrics file) in that message.
+    """
     layout = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
+    if layout.n_columns == 0:
+        raise InputError(
+            f"{where or 'the song'}: nothing to perturb: explainer.modality={config.modality} "
+            "perturbs only the lyrics and there are no lyric units (empty lyrics, or only "
+            "[section]/(ad-lib) lines); give the song's lyrics or use explainer.modality=audio")
     masks = sample_masks(layout.n_columns, num_samples or config.num_samples, config.seed,
                          exhaustive=config.exhaustive)
     return masks, layout
@@ -221,11 +308,58 @@ def resolve_labels(spec, prediction: np.ndarray, class_names: list[str]) -> list
     return list(dict.fromkeys(labels))
 
 
+def explanation_warnings(song_id: str, table: FeatureTable, layout: MaskLayout,
+                         probs: np.ndarray, labels: list[int], class_names: list[str],
+                         song_info: dict | None = None) -> list[str]:
+    """What makes an explanation suspect, from what the fit sees: audio segments shorter than
+    :data:`MIN_SEGMENT_SECONDS`, no lyric units where lyrics are perturbed, a predicted label
+    below :data:`UNSURE_PROBABILITY`, and predictions that no perturbation changes."""
+    info = song_info or {}
+    out = []
+    lengths = [f.end - f.start for f in table.features
+               if f.kind == "audio" and f.start is not None and f.end is not None]
+    if lengths and min(lengths) < MIN_SEGMENT_SECONDS:
+        out.append(
+            f"song {song_id}: audio segments are as short as {1000 * min(lengths):.0f} ms "
+            f"({table.n_segments} segments; under {MIN_SEGMENT_SECONDS} s a component is a "
+            "click, not a musical part): use fewer explainer.temporal_segments, wider "
+            "explainer.segment_boundaries or a longer recording")
+    if layout.perturbs_lyrics and table.n_lyrics == 0:
+        lyrics = info.get("lyrics_path")
+        why = (f"the lyrics file {lyrics} is empty or holds only [section]/(ad-lib) lines"
+               if lyrics else "no lyrics were given")
+        out.append(
+            f"song {song_id}: no lyric units to perturb ({why}) with "
+            f"explainer.modality={layout.modality}; only the audio is explained: give the "
+            "lyrics, or use explainer.modality=audio")
+    predicted = int(np.argmax(probs[0]))
+    top = float(probs[0][predicted])
+    if top < UNSURE_PROBABILITY:
+        name = class_names[predicted] if predicted < len(class_names) else str(predicted)
+        out.append(
+            f"song {song_id}: the classifier is not sure of its prediction: P({name}) = "
+            f"{top:.3f} < {UNSURE_PROBABILITY}; the explanation accounts for a near tie, so "
+            "read its weights with care")
+    change = float(np.ptp(probs[:, labels], axis=0).max()) if probs.shape[0] > 1 else 0.0
+    if change < 1e-9:
+        out.append(
+            f"song {song_id}: no perturbation changed the classifier's output (over "
+            f"{probs.shape[0]} samples the probabilities of the explained labels vary by "
+            f"{change:.1e}); the weights are zero and R^2 means nothing: check that the audio "
+            "is not silent and that the classifier reads its inputs")
+    return out
+
+
 def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks: np.ndarray,
                     probs: np.ndarray, class_names: list[str], config: ExplainerConfig,
                     timings: dict | None = None, song_info: dict | None = None,
-                    num_samples: int | None = None) -> Explanation:
-    """Fit the surrogate on the first ``num_samples`` rows (prefix property) and build the record."""
+                    num_samples: int | None = None,
+                    warnings: list[str] | None = None) -> Explanation:
+    """Fit the surrogate on the first ``num_samples`` rows (prefix property) and build the record.
+
+    ``warnings`` (e.g. a :class:`Song`'s, from :func:`audio_warnings`) are recorded in the
+    explanation together with :func:`explanation_warnings`, which are also logged.
+    """
     n = num_samples or masks.shape[0]
     if is_exhaustive(layout.n_columns, n, config.exhaustive):
         n = min(n, masks.shape[0])
@@ -250,11 +384,14 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     params.pop("modality")
     params["exhaustive_enumeration"] = is_exhaustive(layout.n_columns, config.num_samples,
                                                      config.exhaustive)
+    found = explanation_warnings(song_id, table, layout, probs, labels, class_names, song_info)
+    for text in found:
+        log.warning("%s", text)
     return Explanation(song_id=song_id, class_names=list(class_names), modality=layout.modality,
                        features=table, columns=[int(c) for c in layout.feature_indices()],
                        fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
                        kernel=stats.as_dict(), params=params, timings=timings,
-                       song_info=dict(song_info or {}))
+                       song_info=dict(song_info or {}), warnings=[*(warnings or []), *found])
 
 
 def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
@@ -306,7 +443,9 @@ class MusicLIME:
         cfg = self.config
         t0 = time.perf_counter()
         table = song.feature_table
-        masks, layout = make_masks(table, cfg)
+        lyrics_path = song.info.get("lyrics_path")
+        where = f"song {song.song_id}" + (f" (lyrics {lyrics_path})" if lyrics_path else "")
+        masks, layout = make_masks(table, cfg, where=where)
         t_masks = time.perf_counter() - t0
         log.info("%s: %d audio components, %d lyric units (%s), modality %s, %d masks",
                  song.song_id, table.n_audio, table.n_lyrics, table.lyrics_unit, cfg.modality,
@@ -314,6 +453,7 @@ class MusicLIME:
         preds = self.predict(song, masks, layout)
         timings = {"masks_s": t_masks, **preds.timings}
         exp = fit_explanation(song.song_id, table, layout, masks, preds.probs,
-                              preds.class_names, cfg, timings=timings, song_info=song.info)
+                              preds.class_names, cfg, timings=timings, song_info=song.info,
+                              warnings=song.warnings)
         exp.timings["total_s"] = time.perf_counter() - t0
         return exp

@@ -3,7 +3,9 @@
 The JSON is a superset of the reference explainer's ``save_to_json`` output: the same
 ``metadata`` (timestamp, song_info, model_info, explanation_params) and ``explanations``
 (``label_<i>``: prediction_label, intercept, score, local_prediction, top_features) keys, plus
-all feature weights, the kernel's weight spread, the prediction, the parameters and timings.
+all feature weights, the kernel's weight spread, the prediction, the parameters and timings,
+and ``metadata.warnings``: one line per thing that makes the explanation suspect (silent audio,
+tiny segments, no lyric units, an unsure classifier); empty when nothing was found.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Explanation:
     song_info: dict = field(default_factory=dict)
     timestamp: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: what made the input or the explanation suspect (silence, tiny segments, no lyric units,
+    #: an unsure classifier), one line each; also logged as warnings when found
+    warnings: list[str] = field(default_factory=list)
 
     # --- queries ------------------------------------------------------------------------------
     @property
@@ -140,6 +145,7 @@ class Explanation:
                 },
                 "kernel": self.kernel,
                 "timings": self.timings,
+                "warnings": list(self.warnings),
             },
             "explanations": explanations,
             "features": self.features.to_dict(),
@@ -168,7 +174,8 @@ class Explanation:
                    fits=fits, prediction=meta["prediction"]["probabilities"],
                    num_samples=meta["explanation_params"]["num_samples"],
                    kernel=meta["kernel"], params=params, timings=meta.get("timings", {}),
-                   song_info=meta.get("song_info", {}), timestamp=meta["timestamp"])
+                   song_info=meta.get("song_info", {}), timestamp=meta["timestamp"],
+                   warnings=list(meta.get("warnings", [])))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Explanation:

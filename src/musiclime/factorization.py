@@ -19,7 +19,7 @@ reference) or explicit boundaries in seconds. Audio outside every segment stays 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +58,48 @@ def segment_bounds(n_samples: int, sample_rate: int, segments: int | None = 10,
     return list(zip(starts, ends, strict=True))
 
 
+def stack_stems(stems: Mapping[str, np.ndarray], n_samples: int, sample_rate: int,
+                stems_rate: int | None = None) -> np.ndarray:
+    """The stems as one float32 ``(S, n_samples)`` array, filled one stem at a time.
+
+    A long song's stems are large (four 10-minute stems at 22.05 kHz are 212 MB): filling a
+    preallocated array holds at most one resampled stem besides it, where ``np.stack`` of a
+    resampled dict holds every stem twice. Stems at another rate (``stems_rate``) are
+    resampled and trimmed or zero-padded to ``n_samples`` (resampling round trips can be off by
+    a few samples); stems at ``sample_rate`` must already have ``n_samples`` samples.
+    """
+    from .audio import resample
+
+    convert = stems_rate is not None and int(stems_rate) != int(sample_rate)
+    out = np.empty((len(stems), int(n_samples)), dtype=np.float32)
+    for i, (name, y) in enumerate(stems.items()):
+        y = np.asarray(y, dtype=np.float32)
+        if convert:
+            y = resample(y, int(stems_rate), int(sample_rate))
+            m = min(y.shape[0], out.shape[1])
+            out[i, :m] = y[:m]
+            out[i, m:] = 0.0
+        elif y.shape != (out.shape[1],):
+            raise ValueError(f"stem {name!r} has shape {y.shape} but the mix has "
+                             f"{out.shape[1]} samples")
+        else:
+            out[i] = y
+    return out
+
+
+def residual_of(mix: np.ndarray, stems: np.ndarray) -> np.ndarray:
+    """``mix - sum(stems)`` in float64, returned as float32.
+
+    The stems are summed row by row into one float64 accumulator, in the order (and so with
+    the rounding) of ``stems.astype(float64).sum(0)``, without its float64 copy of every stem.
+    """
+    total = stems[0].astype(np.float64) if stems.shape[0] else np.zeros(mix.shape, np.float64)
+    for row in stems[1:]:
+        total += row
+    np.subtract(mix, total, out=total)
+    return total.astype(np.float32)
+
+
 @dataclass
 class AudioFactorization:
     """Stems of one song cut into temporal segments.
@@ -93,15 +135,16 @@ class AudioFactorization:
                 f"stems have {self.stems.shape[1]} samples but the mix has {self.mix.shape[0]}"
             )
         self.bounds = [(int(s), int(e)) for s, e in self.bounds]
-        self.residual = (self.mix.astype(np.float64) - self.stems.astype(np.float64).sum(0)
-                         ).astype(np.float32)
+        self.residual = residual_of(self.mix, self.stems)
 
     @classmethod
-    def from_stems(cls, mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int,
+    def from_stems(cls, mix: np.ndarray, stems: Mapping[str, np.ndarray], sample_rate: int,
                    segments: int | None = 10, boundaries: Sequence[float] | None = None,
-                   residual: str = "keep") -> AudioFactorization:
+                   residual: str = "keep", stems_rate: int | None = None) -> AudioFactorization:
+        """Factorize ``mix`` (at ``sample_rate``) with ``stems`` (at ``stems_rate``, default
+        ``sample_rate``; resampled and trimmed or zero-padded to the mix when it differs)."""
         names = tuple(stems)
-        arr = np.stack([np.asarray(stems[n], dtype=np.float32) for n in names])
+        arr = stack_stems(stems, len(mix), sample_rate, stems_rate)
         bounds = segment_bounds(len(mix), sample_rate, segments, boundaries)
         return cls(mix=mix, stems=arr, stem_names=names, sample_rate=int(sample_rate),
                    bounds=bounds, residual_mode=residual)

@@ -12,6 +12,7 @@ Two unit kinds:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,8 @@ _METADATA_LINE = re.compile(r"^\s*(\[[^\]]*\]|\([^)]*\))\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 LYRICS_UNITS = ("line", "word")
+
+log = logging.getLogger(__name__)
 
 
 def is_metadata_line(line: str) -> bool:
@@ -133,11 +136,23 @@ class WordUnits(LyricsUnits):
         )
 
 
-def read_lyrics(path: str | os.PathLike) -> str:
-    """The text of a lyrics file, decoded as UTF-8 (a byte-order mark is dropped).
+#: Legacy encodings tried when detection finds nothing better: Windows Western (the commonest
+#: legacy encoding of lyrics files), then latin-1.
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+#: Control characters a text file may hold (tab, newlines, form feed); any other means the
+#: bytes were decoded with the wrong encoding, or are not text at all.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
-    Raises :class:`~musiclime.errors.InputError` naming the file when it is missing or is not
-    UTF-8 text.
+
+def read_lyrics(path: str | os.PathLike) -> str:
+    """The text of a lyrics file.
+
+    UTF-8 (a byte-order mark is dropped) is read as is. Anything else is decoded with the
+    encoding that :mod:`charset_normalizer` finds most plausible (where several are equally
+    plausible, as for short Western texts, cp1252 is preferred), else cp1252, else latin-1;
+    the first that decodes without errors and without control characters wins, and a warning
+    names the file and the encoding. Raises :class:`~musiclime.errors.InputError` naming the
+    file when it is missing or when no encoding gives clean text (e.g. a binary file).
     """
     path = Path(path)
     if not path.is_file():
@@ -146,8 +161,41 @@ def read_lyrics(path: str | os.PathLike) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"lyrics file {path} is not UTF-8 text ({exc.reason} at byte "
-                         f"{exc.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from exc
+        utf8_error = exc
+    for encoding in _candidate_encodings(data):
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if encoding.replace("-", "_").lower().startswith("utf_"):
+            text = text.removeprefix("\ufeff")
+        if not _CONTROL.search(text):
+            log.warning("lyrics file %s is not UTF-8; read it as %s. Save it as UTF-8 (e.g. "
+                        "`iconv -f %s -t utf-8`) if that is not its encoding", path, encoding,
+                        encoding)
+            return text
+    raise InputError(
+        f"lyrics file {path} is neither UTF-8 ({utf8_error.reason} at byte "
+        f"{utf8_error.start}) nor text in a detectable encoding (it holds control bytes: is it "
+        "a text file?); save it as UTF-8 text")
+
+
+def _candidate_encodings(data: bytes) -> list[str]:
+    """Encodings to try for non-UTF-8 ``data``, most plausible first."""
+    found: list[str] = []
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # an optional helper (it comes with requests)
+        from_bytes = None
+    if from_bytes is not None:
+        matches = list(from_bytes(data))
+        if matches:
+            least = min(m.chaos for m in matches)
+            tied = [m.encoding for m in matches if m.chaos <= least + 1e-9]
+            rest = [m.encoding for m in matches if m.chaos > least + 1e-9]
+            tied.sort(key=lambda e: e != "cp1252")  # stable: detection order otherwise
+            found = tied + rest
+    return list(dict.fromkeys([*found, *FALLBACK_ENCODINGS]))
 
 
 def make_lyrics_units(text: str, unit: str = "line") -> LyricsUnits:

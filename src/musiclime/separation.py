@@ -5,7 +5,9 @@ Implementations:
 - :class:`OpenUnmixSeparator`: Open-Unmix through openunmix's own loader, from a pretrained
   name (``umxhq``, ``umxl``; weights must be in the torch hub cache, since nothing is
   downloaded here) or a local model directory in openunmix's format (``separator.json``,
-  ``<target>.json``, ``<target>.pth``). Audio is resampled to the model's rate and back.
+  ``<target>.json``, ``<target>.pth``). Audio is resampled to the model's rate and back. Long
+  songs are separated in overlapping chunks stitched by a crossfade (:func:`chunk_plan`,
+  :func:`crossfade_ramp`), so memory is set by the chunk length, not by the song's.
 - :class:`OracleSeparator`: the ground-truth stems shipped with a dataset.
 
 Separation does not depend on any explainer parameter, so the workflow runs it once per
@@ -24,7 +26,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .audio import load_audio, resample
-from .errors import SeparatorWeightsMissing
+from .errors import ConfigError, SeparatorWeightsMissing
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,8 @@ PRETRAINED = ("umxhq", "umxl", "umx", "umxse")
 
 @runtime_checkable
 class Separator(Protocol):
-    """Anything that splits a mono waveform into named stems at the same rate and length."""
+    """Anything that splits a mono waveform into named stems at the same rate and length
+    (sample-aligned with the input: sample ``i`` of a stem belongs to sample ``i`` of the mix)."""
 
     stems: tuple[str, ...]
 
@@ -77,11 +80,33 @@ class OpenUnmixSeparator:
         Wiener/EM post-filter iterations (openunmix's ``niter``); 0 uses the raw soft masks.
     device:
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    chunk_seconds:
+        Separate songs longer than this in overlapping chunks of this length (seconds, overlap
+        included); ``None`` separates every song in one pass. Open-Unmix's memory grows with
+        the length it sees (a 10-minute song in one pass peaks at about 4 GB on top of the
+        process), so chunks bound it. Songs no longer than one chunk are separated in one
+        pass, bit for bit as with ``None``.
+    chunk_overlap_seconds:
+        How much consecutive chunks share; the crossfade spans the whole overlap. It gives
+        each chunk's recurrent layers context before the crossfade takes over.
+
+    Stitching (see :func:`chunk_plan` and :func:`crossfade_ramp`): at the model's rate, chunk
+    ``k`` covers ``[k*H, min(k*H + C, n))`` with hop ``H = C - O``, where the chunk length
+    ``C`` and the overlap ``O`` are rounded to whole STFT hops so that every chunk's frames
+    lie on the one-pass frame grid. The last chunk ends at ``n`` and is longer than ``O``.
+    Where chunks ``k`` and ``k+1`` overlap, chunk ``k+1`` is weighted by the raised-cosine
+    ramp ``r[i] = sin^2(pi/2 * (i + 0.5) / O)`` (``i = 0..O-1``) and chunk ``k`` by
+    ``1 - r[i]``, both in float32, where ``(1 - r) + r == 1`` exactly; elsewhere the one
+    chunk that covers a sample has weight 1. So the weights sum to exactly 1 at every sample,
+    each sample's estimate is a convex mix of the chunk estimates that cover it, and the
+    stems keep the input's length and stay sample-aligned with it. The ramp is close to 0 at
+    each chunk's edges, where a chunk lacks context.
     """
 
     def __init__(self, model: str | os.PathLike | None = None,
                  targets: tuple[str, ...] | list[str] = STEMS, niter: int = 1,
-                 wiener_win_len: int | None = 300, device: str | None = "auto"):
+                 wiener_win_len: int | None = 300, device: str | None = "auto",
+                 chunk_seconds: float | None = 30.0, chunk_overlap_seconds: float = 4.0):
         if model in (None, "demo"):
             model = default_separator_dir()
         self.model = str(model)
@@ -89,6 +114,20 @@ class OpenUnmixSeparator:
         self.niter = int(niter)
         self.wiener_win_len = wiener_win_len
         self.device = _resolve_device(device)
+        if chunk_seconds is not None:
+            if not isinstance(chunk_seconds, (int, float)) or isinstance(chunk_seconds, bool) \
+                    or chunk_seconds <= 0:
+                raise ConfigError(f"separator.chunk_seconds={chunk_seconds!r}: must be a number "
+                                  "of seconds > 0, or null to separate in one pass")
+            chunk_seconds = float(chunk_seconds)
+        if not isinstance(chunk_overlap_seconds, (int, float)) \
+                or isinstance(chunk_overlap_seconds, bool) or chunk_overlap_seconds <= 0 \
+                or (chunk_seconds is not None and 2 * chunk_overlap_seconds > chunk_seconds):
+            raise ConfigError(
+                f"separator.chunk_overlap_seconds={chunk_overlap_seconds!r}: must be a number "
+                f"of seconds > 0 and at most half of separator.chunk_seconds ({chunk_seconds})")
+        self.chunk_seconds = chunk_seconds
+        self.chunk_overlap_seconds = float(chunk_overlap_seconds)
         self._separator = None
 
     # --- loading -----------------------------------------------------------------------------
@@ -162,6 +201,9 @@ class OpenUnmixSeparator:
         """A short fingerprint of the weights: stems depend on nothing else."""
         h = hashlib.sha256()
         h.update(f"openunmix|{self.stems}|niter={self.niter}|wwl={self.wiener_win_len}".encode())
+        if self.chunk_seconds is not None:  # one-pass identities stay what they were
+            h.update(f"|chunk={self.chunk_seconds:g}|overlap={self.chunk_overlap_seconds:g}"
+                     .encode())
         if self.is_local:
             root = Path(self.model).expanduser()
             for name in sorted(p.name for p in root.glob("*.pth")):
@@ -172,9 +214,18 @@ class OpenUnmixSeparator:
         return h.hexdigest()[:12]
 
     # --- separation --------------------------------------------------------------------------
-    def separate(self, audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
-        import torch
+    def chunk_samples(self, model_rate: int, hop: int = 1) -> tuple[int, int] | None:
+        """``(chunk, overlap)`` in samples at ``model_rate``, whole multiples of ``hop`` (the
+        STFT hop); ``None`` when chunking is off."""
+        if self.chunk_seconds is None:
+            return None
+        overlap = max(1, round(self.chunk_overlap_seconds * model_rate / hop)) * hop
+        step = max(1, round((self.chunk_seconds - self.chunk_overlap_seconds) * model_rate
+                            / hop)) * hop
+        return step + overlap, overlap
 
+    def separate(self, audio: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        """Stems of mono ``audio`` at ``sample_rate``: float32, the input's length and rate."""
         separator = self.load()
         model_rate = int(separator.sample_rate.item() if hasattr(separator.sample_rate, "item")
                          else separator.sample_rate)
@@ -183,6 +234,37 @@ class OpenUnmixSeparator:
             raise ValueError(f"separate() expects mono audio (samples,), got shape {audio.shape}")
         n = audio.shape[0]
         x = resample(audio, sample_rate, model_rate)
+        hop = int(getattr(getattr(separator, "stft", None), "n_hop", 1) or 1)
+        sizes = self.chunk_samples(model_rate, hop)
+        if sizes is None or x.shape[0] <= sizes[0]:
+            est = self._separate_pass(separator, x)
+        else:
+            chunk, overlap = sizes
+            est = np.zeros((len(self.stems), x.shape[0]), dtype=np.float32)
+            ramp = crossfade_ramp(overlap)
+            fade_out = np.float32(1) - ramp
+            plan = chunk_plan(x.shape[0], chunk, overlap)
+            log.info("separating %.0f s in %d chunks of %.0f s (overlap %.1f s)",
+                     x.shape[0] / model_rate, len(plan), chunk / model_rate,
+                     overlap / model_rate)
+            for k, (start, end) in enumerate(plan):
+                part = self._separate_pass(separator, x[start:end])
+                if k > 0:
+                    part[:, :overlap] *= ramp
+                if k < len(plan) - 1:
+                    part[:, -overlap:] *= fade_out
+                est[:, start:end] += part
+        del x
+        stems = {}
+        for i, name in enumerate(self.stems):
+            y = resample(est[i], model_rate, sample_rate)
+            stems[name] = fit_length(y, n)
+        return stems
+
+    def _separate_pass(self, separator, x: np.ndarray) -> np.ndarray:
+        """One Open-Unmix pass over mono ``x`` (at the model's rate): ``(targets, len(x))``."""
+        import torch
+
         # Open-Unmix works on (nb_samples, nb_channels, time). A stereo model gets the mono input
         # duplicated and its estimates averaged back to mono; a mono model (nb_channels=1) gets
         # one channel: duplicated channels make its Wiener/EM post-filter (niter >= 1) invert a
@@ -204,12 +286,35 @@ class OpenUnmixSeparator:
             if not torch.isfinite(estimates).all():
                 raise ValueError(f"Open-Unmix ({self.model}) returned NaN stems even in float64; "
                                  "set separator.niter=0 to skip the Wiener post-filter")
-        est = estimates[0].mean(dim=1).cpu().numpy().astype(np.float32)
-        stems = {}
-        for i, name in enumerate(self.stems):
-            y = resample(est[i], model_rate, sample_rate)
-            stems[name] = fit_length(y, n)
-        return stems
+        return estimates[0].mean(dim=1).cpu().numpy().astype(np.float32)
+
+
+def chunk_plan(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """Sample ranges ``[start, end)`` of the chunks that cover ``[0, n)``.
+
+    Chunk ``k`` starts at ``k * (chunk - overlap)`` and is ``chunk`` long; the last one ends at
+    ``n``. Consecutive chunks share exactly ``overlap`` samples, and every chunk is longer than
+    ``overlap``, so no sample is covered by more than two chunks.
+    """
+    if not 0 < overlap <= chunk - overlap:
+        raise ValueError(f"overlap ({overlap}) must be > 0 and at most half the chunk "
+                         f"({chunk})")
+    step = chunk - overlap
+    plan, start = [], 0
+    while True:
+        end = min(start + chunk, n)
+        plan.append((start, end))
+        if end >= n:
+            return plan
+        start += step
+
+
+def crossfade_ramp(overlap: int) -> np.ndarray:
+    """Fade-in weights of the later chunk over an overlap of ``overlap`` samples (float32):
+    ``r[i] = sin^2(pi/2 * (i + 0.5) / overlap)``. The earlier chunk gets ``1 - r``; in float32
+    ``(1 - r) + r`` is exactly 1 for every ``r`` in [0, 1]."""
+    i = np.arange(overlap, dtype=np.float64)
+    return (np.sin(0.5 * np.pi * (i + 0.5) / overlap) ** 2).astype(np.float32)
 
 
 class OracleSeparator:

@@ -1,0 +1,145 @@
+"""Suspicious input is flagged, bad input is refused, with real files end to end.
+
+Warnings (silence, tiny segments, no lyric units, an unsure classifier, predictions that no
+perturbation changes) are logged and recorded in the explanation, and survive its JSON; errors
+are one line that names the key or file and says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import KEYWORD, TONE_HZ, TONE_REFERENCE_ENERGY, write_song
+
+from musiclime.errors import ConfigError, InputError
+from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
+from musiclime.explanation import Explanation
+from musiclime.models.whitebox import ToneKeywordClassifier
+from musiclime.separation import OpenUnmixSeparator, OracleSeparator
+
+SR = 22050
+
+
+def _classifier(song, **kw) -> ToneKeywordClassifier:
+    start, end = song.tone_window if song.tone_segment is not None else (0.0, 1.0)
+    return ToneKeywordClassifier(sample_rate=SR, tone_hz=TONE_HZ, start=start, end=end,
+                                 keyword=KEYWORD, reference_energy=TONE_REFERENCE_ENERGY, **kw)
+
+
+def _explain(audio, lyrics, clf, separator, stems_dir=None, **config):
+    cfg = ExplainerConfig(num_samples=64, **config)
+    song = load_song(audio, lyrics, separator, SR, cfg, stems_dir=stems_dir)
+    return MusicLIME(clf, cfg, progress=False).explain(song)
+
+
+def _only_line(messages: list[str], needle: str) -> str:
+    found = [m for m in messages if needle in m]
+    assert len(found) == 1, messages
+    assert "\n" not in found[0]
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def demo_separator():
+    return OpenUnmixSeparator("demo", device="cpu")
+
+
+def test_a_clean_song_has_no_warnings(song):
+    exp = _explain(song.audio_path, song.lyrics_path, _classifier(song), OracleSeparator(),
+                   stems_dir=song.stems_dir)
+    assert exp.warnings == []
+    assert exp.to_dict()["metadata"]["warnings"] == []
+
+
+def test_silent_song_without_lyrics_is_not_a_clean_explanation(tmp_path, song, demo_separator,
+                                                              caplog, torch_single_thread):
+    audio, lyrics = tmp_path / "silence.wav", tmp_path / "empty.txt"
+    sf.write(audio, np.zeros(2 * SR, dtype=np.float32), SR, subtype="FLOAT")
+    lyrics.write_text("[Intro]\n(instrumental)\n\n", encoding="utf-8")  # no lyric units
+    with caplog.at_level(logging.WARNING, logger="musiclime.explainer"):
+        exp = _explain(audio, lyrics, _classifier(song), demo_separator)
+    # what the fit alone would report: a perfect surrogate of a constant
+    fit = exp.fits[exp.predicted_label]
+    assert fit.score == pytest.approx(1.0) and np.all(fit.weights == 0)
+    silent = _only_line(exp.warnings, "the audio is silent")
+    assert "RMS -inf dBFS" in silent and str(audio) in silent and "-80 dBFS" in silent
+    no_lyrics = _only_line(exp.warnings, "no lyric units")
+    assert str(lyrics) in no_lyrics and "modality=audio" in no_lyrics
+    constant = _only_line(exp.warnings, "no perturbation changed")
+    assert "64 samples" in constant and "R^2 means nothing" in constant
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert all(any(w == m for m in logged) for w in exp.warnings)
+    # recorded where tools look, and kept by the JSON round trip
+    path = exp.save_json(tmp_path / "exp.json")
+    assert json.loads(path.read_text())["metadata"]["warnings"] == exp.warnings
+    assert Explanation.load(path).warnings == exp.warnings
+
+
+def test_quiet_song_reports_its_level(tmp_path, song, demo_separator, torch_single_thread):
+    audio = tmp_path / "quiet.wav"
+    t = np.arange(2 * SR) / SR
+    sf.write(audio, (1e-5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR,
+             subtype="FLOAT")  # RMS 1e-5 / sqrt(2): -103.0 dBFS
+    exp = _explain(audio, song.lyrics_path, _classifier(song), demo_separator)
+    assert "RMS -103.0 dBFS" in _only_line(exp.warnings, "the audio is silent")
+
+
+def test_tiny_segments_are_flagged(tmp_path):
+    tiny = write_song(tmp_path / "tiny", seconds=0.1, tone_segment=None, tone_stem=None)
+    exp = _explain(tiny.audio_path, tiny.lyrics_path, _classifier(tiny), OracleSeparator(),
+                   stems_dir=tiny.stems_dir)
+    short = _only_line(exp.warnings, "segments are as short as")
+    assert "10 ms" in short and "10 segments" in short and "temporal_segments" in short
+    exp = _explain(tiny.audio_path, tiny.lyrics_path, _classifier(tiny), OracleSeparator(),
+                   stems_dir=tiny.stems_dir, temporal_segments=1)
+    assert "100 ms" in _only_line(exp.warnings, "segments are as short as")
+
+
+def test_an_unsure_classifier_is_flagged(song):
+    # logit = 0.4 (tone) + 0.4 (keyword) - 0.6: P(ai) = sigmoid(0.2) = 0.550
+    clf = _classifier(song, audio_gain=0.4, lyrics_gain=0.4, bias=0.6)
+    exp = _explain(song.audio_path, song.lyrics_path, clf, OracleSeparator(),
+                   stems_dir=song.stems_dir)
+    unsure = _only_line(exp.warnings, "not sure")
+    assert "P(ai) = 0.550 < 0.6" in unsure
+    assert len(exp.warnings) == 1  # its output does change with the perturbations
+
+
+def test_segment_boundaries_past_the_end_name_key_value_duration_and_song(song):
+    with pytest.raises(ConfigError) as info:
+        _explain(song.audio_path, song.lyrics_path, _classifier(song), OracleSeparator(),
+                 stems_dir=song.stems_dir, segment_boundaries=[0, 5, 12])
+    msg = str(info.value)
+    assert "explainer.segment_boundaries=[0.0, 5.0, 12.0]" in msg
+    assert "8.000 s" in msg and str(song.audio_path) in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("bad", [[3, 1], [0], [-1, 2], "0,5", [0, "x"]])
+def test_malformed_segment_boundaries_are_a_config_error(bad):
+    with pytest.raises(ConfigError, match=r"explainer\.segment_boundaries="):
+        ExplainerConfig(segment_boundaries=bad)
+
+
+def test_lyrical_modality_without_lyrics_says_what_to_do(tmp_path, song):
+    lyrics = tmp_path / "blank.txt"
+    lyrics.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        _explain(song.audio_path, lyrics, _classifier(song), OracleSeparator(),
+                 stems_dir=song.stems_dir, modality="lyrical")
+    msg = str(info.value)
+    assert str(lyrics) in msg and "modality=lyrical" in msg and "modality=audio" in msg
+    assert "\n" not in msg
+
+
+def test_audio_too_short_for_the_segments_names_the_file(tmp_path):
+    tiny = write_song(tmp_path / "five", seconds=5 / SR, tone_segment=None, tone_stem=None)
+    with pytest.raises(InputError) as info:
+        _explain(tiny.audio_path, tiny.lyrics_path, _classifier(tiny), OracleSeparator(),
+                 stems_dir=tiny.stems_dir)
+    msg = str(info.value)
+    assert str(tiny.audio_path) in msg and "explainer.temporal_segments=10" in msg
+    assert "5 samples" in msg
