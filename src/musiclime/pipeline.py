@@ -33,16 +33,18 @@ class ExplanationFiles:
 
 
 def write_explanation_files(exp: Explanation, song: Song, out_dir: str | os.PathLike,
-                            listen_top_k: int = 3, num_features: int = 10) -> ExplanationFiles:
+                            listen_top_k: int = 3, num_features: int = 10,
+                            vmax: float | None = None) -> ExplanationFiles:
     """Every file of one explanation in ``out_dir``: the heatmap and lyrics PNGs, the
     listenable WAV of the top-k positive audio components, ``explanation.html`` and, last,
-    ``explanation.json``."""
+    ``explanation.json``. ``vmax``: a colour scale shared with other explanations (default:
+    this one's largest |weight|)."""
     out = Path(out_dir)
     files = ExplanationFiles(json=out / "explanation.json", heatmap=out / "audio_heatmap.png",
                              lyrics=out / "lyrics.png", listen=out / "listen_top.wav",
                              page=out / "explanation.html")
-    plot_audio_heatmap(exp, files.heatmap)
-    plot_lyrics_bars(exp, files.lyrics)
+    plot_audio_heatmap(exp, files.heatmap, vmax=vmax)
+    plot_lyrics_bars(exp, files.lyrics, vmax=vmax)
     save_listenable(exp, song.audio, files.listen, k=listen_top_k)
     write_explanation_page(exp, song, files.page, listen_top_k=listen_top_k,
                            num_features=num_features)

@@ -89,6 +89,10 @@ def masks_spec(wildcards):
     return PLAN.masks[wildcards.key].to_dict()
 
 
+def masks_song(wildcards):
+    return song_source(PLAN.masks[wildcards.key].dataset, wildcards.song)
+
+
 def masks_inputs(wildcards):
     spec = PLAN.masks[wildcards.key]
     return {"table": layout.path("features", key=spec.segment, song=wildcards.song)}
@@ -165,6 +169,16 @@ def aggregate_spec(wildcards):
 def aggregate_inputs(wildcards):
     spec = PLAN.aggregate[wildcards.key]
     return [fit_record(spec.fit_batch, song) for song in spec.songs]
+
+
+def report_labels(kind):
+    """Labels of a configuration's report entries: its run name, and what the entry is."""
+
+    def labels(wildcards):
+        names = sorted(p.name or p.point_id for p in PLAN.points.values() if p.fit == wildcards.key)
+        return {"configuration": ", ".join(names) or wildcards.key, "shows": kind}
+
+    return labels
 
 
 def point_spec(wildcards):

@@ -12,6 +12,7 @@ rule generate_masks:
         npy=layout.PATTERNS["masks"],
     params:
         spec=masks_spec,
+        song=masks_song,
     conda:
         "../envs/musiclime.yaml"
     log:

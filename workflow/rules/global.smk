@@ -11,7 +11,14 @@ rule aggregate_global:
             directory(layout.PATTERNS["plots"]),
             patterns=["{name}.png"],
             caption="../report/global.rst",
-            category="Global",
+            category="Global importances",
+            labels=report_labels("global importances"),
+        ),
+        songs=report(
+            layout.PATTERNS["songs_table"],
+            caption="../report/songs.rst",
+            category="Songs",
+            labels=report_labels("per-song results"),
         ),
     params:
         spec=aggregate_spec,

@@ -135,6 +135,7 @@ PATTERNS: dict[str, str] = {
     "evaluate_record": "evaluate/{key}/batch~{batch}/{song}.json",
     "summary": "aggregate/{key}/summary.json",
     "plots": "aggregate/{key}/plots",
+    "songs_table": "aggregate/{key}/songs.csv",
     "point_config": "points/{point}/config.yaml",
     "track": "track/{point}.json",
 }

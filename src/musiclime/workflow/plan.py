@@ -228,7 +228,8 @@ class Planner:
         return point
 
     # --- finalisation: num_samples sharing and jobs ------------------------------------------------
-    def finalize(self, tracking: TrackingSettings, batch: bool = True) -> Plan:
+    def finalize(self, tracking: TrackingSettings, batch: bool = True,
+                 shared_scale: bool = True) -> Plan:
         """Resolve the masks/predict keys (the largest num_samples of each prediction run) and
         cut the fit and evaluate jobs."""
         p = self.plan
@@ -261,7 +262,8 @@ class Planner:
             point, pred_key = members[0][0], members[0][3]
             spec = FitSpec(dataset=point.dataset, segment=p.predict[pred_key].segment,
                            masks=p.predict[pred_key].masks, predict=pred_key,
-                           members=[FitMember(fk, unique[fk]) for fk in sorted(unique)])
+                           members=[FitMember(fk, unique[fk]) for fk in sorted(unique)],
+                           shared_scale=shared_scale)
             job = short_hash(sorted(unique), 12)
             p.fit[job] = spec
             for fk in unique:
@@ -313,7 +315,8 @@ def plan_from_overrides(overrides: list[str], multirun: bool = False
     for ov in point_overrides:
         planner.add_point(ov, compose_config(ov))
     tracking = TrackingSettings.from_dict(_container(base.tracking))
-    plan = planner.finalize(tracking, batch=bool(workflow.get("batch", True)))
+    plan = planner.finalize(tracking, batch=bool(workflow.get("batch", True)),
+                            shared_scale=bool(workflow.get("shared_scale", True)))
     name_points(plan)
     return plan, point_overrides
 

@@ -148,10 +148,12 @@ class FitSpec:
     masks: str
     predict: str
     members: list[FitMember]
+    shared_scale: bool = True  # one heatmap colour scale for all members (workflow.shared_scale)
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "segment": self.segment, "masks": self.masks,
-                "predict": self.predict, "members": [m.to_dict() for m in self.members]}
+                "predict": self.predict, "members": [m.to_dict() for m in self.members],
+                "shared_scale": self.shared_scale}
 
     @classmethod
     def from_dict(cls, d: dict) -> FitSpec:

@@ -112,10 +112,12 @@ def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: s
     save_factorized(out_npz, out_table, factorized, s.seconds)
 
 
-def generate_masks(spec: MasksSpec, table: str, out: str) -> None:
+def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> None:
     from ..explainer import make_masks
 
-    masks, _ = make_masks(load_feature_table(table), spec.explainer(), spec.num_samples)
+    where = f"song {song.song_id}" + (f" (lyrics {song.lyrics})" if song.lyrics else "")
+    masks, _ = make_masks(load_feature_table(table), spec.explainer(), spec.num_samples,
+                          where=where)
     save_masks(out, masks)
 
 
@@ -137,7 +139,7 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
              predict: str, out: str) -> None:
     """Fit every member configuration on its num_samples prefix of one prediction run and
     write its explanation files; the record lists them."""
-    from ..explainer import fit_explanation
+    from ..explainer import audio_warnings, fit_explanation
     from ..masks import MaskLayout
     from ..pipeline import write_explanation_files
 
@@ -145,18 +147,31 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     m = load_masks(masks)
     preds = load_predictions(predict)
     target, sep_s = load_factorized(segment, song.song_id, song.info())
-    record = JobRecord(song=song.song_id)
+    # what looked suspicious in the audio, worded as `musiclime explain` words it
+    warnings = audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")
+    fitted = []
     for member in spec.members:
         config = member.explainer
         layout_ = MaskLayout(features.n_audio, features.n_lyrics, config.modality)
         exp = fit_explanation(song.song_id, features, layout_, m, preds.probs,
                               preds.class_names, config,
                               timings=dict(preds.timings, separate_s=sep_s),
-                              song_info=song.info(), num_samples=config.num_samples)
+                              song_info=song.info(), num_samples=config.num_samples,
+                              warnings=warnings)
         exp.params["device"] = preds.device
+        fitted.append((member, exp))
+    # one colour scale for every configuration of this song (a kernel-width or num_samples
+    # sweep), so their heatmaps compare by eye
+    vmax = None
+    if spec.shared_scale and len(fitted) > 1:
+        vmax = max((abs(w) for _, exp in fitted for w in exp.weights().values()), default=0.0)
+        vmax = vmax or None
+    record = JobRecord(song=song.song_id)
+    for member, exp in fitted:
         files = write_explanation_files(exp, target, layout.explanation_dir(member.key,
                                                                             song.song_id),
-                                        config.listen_top_k, config.num_features)
+                                        member.explainer.listen_top_k,
+                                        member.explainer.num_features, vmax=vmax)
         record.files[member.key] = str(files.json)
     save_record(out, record)
 
@@ -203,11 +218,29 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fi
 
 
 def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], summary: str,
-                     plots: str) -> None:
+                     plots: str, songs_table: str) -> None:
+    """Global per-class importances of one configuration, and a table of its songs."""
+    import csv
+    import io
+
     from ..aggregate import aggregate_dir
+    from ..explanation import Explanation
 
     paths = [load_record(r).files[fit_key] for r in fit_records]
     write_json(summary, aggregate_dir(paths, Path(summary).parent, plots_dir=plots))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["song", "predicted", "p", "surrogate R2", "effective samples",
+                     "top features"])
+    for path in paths:
+        exp = Explanation.load(path)
+        label = exp.predicted_label
+        top = "; ".join(name for name, _ in exp.top_features(label, k=3))
+        writer.writerow([exp.song_id, exp.label_name(label), f"{exp.prediction[label]:.3f}",
+                         f"{exp.fits[label].score:.3f}",
+                         f"{exp.kernel['effective_samples']:.0f}", top])
+    with atomic_path(songs_table, ".csv") as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")
 
 
 def freeze_config(point: PointSpec, out: str) -> None:
