@@ -26,6 +26,14 @@ if not DEMO_ASSETS:
 report: "workflow/report/workflow.rst"
 
 
+# Light rules run on the submit host under a cluster executor (no queue round trip); tracking
+# also needs to reach the MLflow server from there. No effect on a local run.
+localrules:
+    all,
+    freeze_config,
+    track_mlflow,
+
+
 rule all:
     default_target: True
     input:

@@ -80,7 +80,7 @@ def cmd_run(args) -> int:
     from .workflow.runner import run_workflow
 
     return run_workflow(args.overrides, multirun=args.multirun, cores=args.cores,
-                        dry_run=args.dry_run, extra=args.snakemake_args)
+                        dry_run=args.dry_run, extra=args.snakemake_args, profile=args.profile)
 
 
 def cmd_report(args) -> int:
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("-m", "--multirun", action="store_true",
                        help="sweep: every comma-separated override value is a sweep axis")
         r.add_argument("--cores", type=int, default=2)
+        r.add_argument("--profile", help="a Snakemake profile (a folder, or the name of one in "
+                       "workflow/profiles/: slurm, slurm-local) whose executor runs the jobs")
         r.add_argument("-n", "--dry-run", action="store_true")
         r.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[],
                        help="passed to snakemake unchanged (must come last)")

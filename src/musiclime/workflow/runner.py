@@ -29,6 +29,7 @@ from .tracking import (
     code_version,
     end_run,
     ensure_experiment,
+    is_local_store,
     kill_stale_runs,
     open_parent_run,
     probe,
@@ -40,12 +41,29 @@ from .tracking import (
 log = logging.getLogger(__name__)
 
 
+def resolve_profile(profile: str) -> Path:
+    """A Snakemake profile: a folder, or the name of one in ``workflow/profiles/``."""
+    path = Path(profile).expanduser()
+    if not path.is_dir():
+        path = repo_root() / "workflow" / "profiles" / profile
+    if not (path / "config.yaml").is_file():
+        known = sorted(d.name for d in (repo_root() / "workflow" / "profiles").iterdir())
+        raise MusicLimeError(f"--profile {profile}: no Snakemake profile there (a folder with "
+                             f"config.yaml); the project's profiles are {', '.join(known)}")
+    return path.resolve()
+
+
 def snakemake_command(plan_path: Path, results_root: Path, cores: int, dry_run: bool = False,
-                      extra: list[str] | None = None) -> list[str]:
+                      extra: list[str] | None = None, profile: str | None = None) -> list[str]:
+    """The Snakemake command for a written plan. With a ``profile`` (e.g. ``slurm``), its
+    executor and resources apply; without one, jobs run here on ``cores`` cores."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root() / "Snakefile"),
-           "--directory", str(results_root), "--configfile", str(plan_path),
-           "--cores", str(cores), "--resources", "mlflow=1", "--keep-going",
-           "--rerun-incomplete"]
+           "--directory", str(results_root), "--configfile", str(plan_path)]
+    if profile:
+        cmd += ["--profile", str(resolve_profile(profile))]
+    else:
+        cmd += ["--cores", str(cores)]
+    cmd += ["--resources", "mlflow=1", "--keep-going", "--rerun-incomplete"]
     if dry_run:
         cmd.append("--dry-run")
     return cmd + list(extra or [])
@@ -115,7 +133,8 @@ def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocatio
 
 
 def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
-                 dry_run: bool = False, extra: list[str] | None = None) -> int:
+                 dry_run: bool = False, extra: list[str] | None = None,
+                 profile: str | None = None) -> int:
     """Plan, then run Snakemake in two passes: every song's explanation (a song that fails
     fails alone), then each configuration's global tables and MLflow run from the songs that
     succeeded. Snakemake's own output goes to ``<root>/logs/snakemake/``; the console gets a
@@ -125,7 +144,15 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
     root = Path(plan.results_root)
     if dry_run:
         plan.invocation = Invocation(track=plan.tracking.enabled)
-        return subprocess.call(snakemake_command(write_plan(plan), root, cores, True, extra))
+        return subprocess.call(snakemake_command(write_plan(plan), root, cores, True, extra,
+                                                 profile))
+    if profile and plan.tracking.enabled:
+        uri = tracking_uri(plan.tracking, root)
+        if is_local_store(uri):
+            log.warning("--profile %s with a SQLite tracking store (%s): tracking jobs run on "
+                        "the submit host here, but a SQLite file on shared storage is not safe "
+                        "for writers on several machines; set MLFLOW_TRACKING_URI to an mlflow "
+                        "server", profile, uri)
     t0 = time.time()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation chatter
     with invocation_lock(root):
@@ -137,7 +164,7 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
               f"{len({s for p in plan.points.values() for s in p.songs})} song(s); "
               f"snakemake log: {smk_log}", flush=True)
         plan.invocation = replace(plan.invocation, phase="songs")
-        cmd = snakemake_command(write_plan(plan), root, cores, extra=extra)
+        cmd = snakemake_command(write_plan(plan), root, cores, extra=extra, profile=profile)
         rc_songs = run_snakemake(cmd, env, smk_log, "explaining songs")
         failed = failed_songs(plan)
         for pid, point in plan.points.items():
@@ -149,7 +176,8 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                 spec = plan.aggregate[point.fit]
                 plan.aggregate[point.fit] = replace(spec, songs=plan.points[pid].songs)
         plan.invocation = replace(plan.invocation, phase="all")
-        rc = run_snakemake(snakemake_command(write_plan(plan), root, cores, extra=extra), env,
+        rc = run_snakemake(snakemake_command(write_plan(plan), root, cores, extra=extra,
+                                             profile=profile), env,
                            smk_log, "global tables and tracking")
         inv = plan.invocation
         any_failed = any(p.failed for p in plan.points.values())
