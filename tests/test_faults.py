@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_workflow import base_overrides, make_corpus, run_capture
+from test_workflow import base_overrides, executed_rules, make_corpus, run_capture
 
 pytestmark = pytest.mark.slow
 
@@ -155,3 +156,34 @@ def test_explain_refuses_a_song_id_that_is_a_path(tmp_path):
     assert proc.returncode == 2
     assert "song id '../../x' cannot be used" in proc.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_copied_results_folder_is_relocated_and_reruns_nothing(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    first = tmp_path / "first"
+    rc, out = run_capture(base_overrides(manifest, first, "metrics.enabled=false"))
+    assert rc == 0, out
+    moved = tmp_path / "moved"
+    subprocess.run(["cp", "-a", str(first), str(moved)], check=True)
+    proc = subprocess.run([sys.executable, "-m", "musiclime.cli", "relocate", str(moved)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "1 experiment(s)" in proc.stdout, proc.stdout + proc.stderr
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{moved / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("musiclime")
+    assert exp.artifact_location == (moved / "mlartifacts").as_uri()
+    runs = client.search_runs([exp.experiment_id])
+    assert runs and all(r.info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
+                        for r in runs)
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert {a.path for a in client.list_artifacts(child.info.run_id)} >= {"config", "songs"}
+
+    shutil.rmtree(first)  # nothing may still depend on the original
+    rc, out = run_capture(base_overrides(manifest, moved, "metrics.enabled=false"))
+    assert rc == 0, out
+    assert set(executed_rules(out)) <= {"all"}, executed_rules(out)  # nothing recomputed
+    assert len([r for r in client.search_runs([exp.experiment_id])
+                if "mlflow.parentRunId" in r.data.tags]) == 1
+    assert not first.exists()

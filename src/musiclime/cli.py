@@ -7,6 +7,7 @@
     musiclime results [--results-root results] [--out docs/results.md]
     musiclime config [overrides ...]
     musiclime where PATH
+    musiclime relocate RESULTS_ROOT          (after moving or copying a results folder)
 
 Overrides are Hydra's: ``explainer.num_samples=2000 separator=oracle model=demo``.
 """
@@ -105,6 +106,15 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_relocate(args) -> int:
+    from .workflow.tracking import relocate
+
+    counts = relocate(args.results_root)
+    print(f"{args.results_root}: the MLflow store now points at its own artifacts "
+          f"({counts['experiments']} experiment(s), {counts['runs']} run(s) updated)")
+    return 0
+
+
 def cmd_where(args) -> int:
     from .workflow.layout import describe_text
 
@@ -166,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "@FILE reads it from FILE")
     res.add_argument("--out", default="docs/results.md")
     res.set_defaults(func=cmd_results)
+
+    rel = sub.add_parser("relocate", help="after moving or copying a results folder (cp -a, "
+                         "rsync -a): point its MLflow store at the new place")
+    rel.add_argument("results_root")
+    rel.set_defaults(func=cmd_relocate)
 
     w = sub.add_parser("where", help="what a results path holds: its stage and parameters")
     w.add_argument("path", help="a file or folder under a results root")

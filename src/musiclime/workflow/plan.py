@@ -177,8 +177,9 @@ class Planner:
     def add_point(self, overrides: list[str], cfg: DictConfig) -> PointSpec:
         econf = explainer_config(cfg)
         resolved = _container(cfg)
-        # one spelling per path, so runs compare without false differences
-        resolved["results_root"] = str(self.results_root)
+        # one spelling per path, so runs compare without false differences; where the results
+        # live is not part of a configuration (a results folder can move)
+        resolved.pop("results_root", None)
         resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
                                               .expanduser().resolve())
         point_id = "p-" + short_hash({k: v for k, v in resolved.items()

@@ -260,6 +260,48 @@ def open_parent_run(uri: str, experiment_id: str, results_root: str | Path, swee
     return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 
+def relocate(results_root: str | Path) -> dict[str, int]:
+    """Point a moved or copied results folder's embedded MLflow store at its new place.
+
+    The SQLite store records absolute artifact locations (MLflow's file store needs them), so
+    a copied results folder would still read and write the original's artifacts. This
+    rewrites the experiment's artifact location, every run's artifact URI and the runs'
+    ``musiclime.results_root`` tags from the old folder to ``results_root``. Returns how many
+    rows changed per table. Stage outputs need nothing: their paths are relative.
+    """
+    import sqlite3
+
+    root = Path(results_root).expanduser().resolve()
+    db = root / "mlflow.db"
+    if not db.is_file():
+        raise FileNotFoundError(f"{db} does not exist: relocate needs a results folder with an "
+                                "embedded MLflow store (a server's store does not move)")
+    new_prefix = (root / "mlartifacts").as_uri()
+    con = sqlite3.connect(db)
+    try:
+        found = [loc for (loc,) in con.execute("SELECT artifact_location FROM experiments")
+                 if loc and loc.startswith("file://") and loc.rstrip("/").endswith("/mlartifacts")]
+        olds = sorted({loc.rstrip("/") for loc in found} - {new_prefix})
+        counts = {"experiments": 0, "runs": 0, "tags": 0}
+        host = socket.gethostname()
+        for old in olds:
+            old_root = Path(old[len("file://"):]).parent
+            counts["experiments"] += con.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE artifact_location = ?",
+                (new_prefix, old)).rowcount
+            counts["runs"] += con.execute(
+                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                "WHERE substr(artifact_uri, 1, ?) = ?",
+                (new_prefix, len(old) + 1, len(old), old)).rowcount
+            counts["tags"] += con.execute(
+                "UPDATE tags SET value = ? WHERE key = 'musiclime.results_root' AND value = ?",
+                (f"{host}:{root}", f"{host}:{old_root}")).rowcount
+        con.commit()
+    finally:
+        con.close()
+    return counts
+
+
 def end_run(uri: str, run_id: str, ok: bool = True) -> None:
     from mlflow.tracking import MlflowClient
 
