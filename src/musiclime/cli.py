@@ -61,9 +61,23 @@ def cmd_explain(args) -> int:
     classifier = build_classifier(cfg)
     from .pipeline import explain_file
 
-    exp, files = explain_file(audio, args.lyrics, classifier, separator, econf, out,
-                              song_id=song_id, stems_dir=stems_dir,
-                              working_rate=cfg.working_sample_rate, progress=not args.quiet)
+    # the log of this explanation (warnings, and the traceback of a failure) next to its files
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "explain.log", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        exp, files = explain_file(audio, args.lyrics, classifier, separator, econf, out,
+                                  song_id=song_id, stems_dir=stems_dir,
+                                  working_rate=cfg.working_sample_rate, progress=not args.quiet)
+    except Exception as exc:
+        log.error("explaining %s failed", audio, exc_info=True)
+        if isinstance(exc, (MusicLimeError, FileNotFoundError)):
+            raise type(exc)(f"{exc} (traceback in {out / 'explain.log'})") from exc
+        raise
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
     with atomic_path(out / "config.yaml", ".yaml") as tmp:
         tmp.write_text(to_yaml(cfg))
     label = exp.predicted_label
