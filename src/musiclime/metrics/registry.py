@@ -235,8 +235,16 @@ def markdown_table() -> str:
         "Generated from `musiclime.metrics.registry` (`python -m musiclime.metrics.registry > "
         "docs/metrics.md`); a test checks that it is current. `evaluate` keys are written by "
         "`musiclime.metrics.evaluate_explanation` (one record per song), `workflow` keys by the "
-        "workflow's evaluate stage, `fit` keys are read from the explanation. MLflow logs each "
-        "per-song key as `<key>_mean` and `<key>_std` over the run's songs.",
+        "workflow's evaluate stage, `fit` keys are read from the explanation.",
+        "In MLflow, a configuration's child run logs each per-song key under its own name as "
+        "the mean over the run's songs, and `<key>_std` for the spread over two or more songs; "
+        "`classifier_accuracy` (share of labelled songs predicted right) and `compute_s` (the "
+        "configuration's compute seconds, which is also the run's duration) are run-level. "
+        "Bookkeeping keys (`metrics_*`) stay in the per-song table (`per_song_metrics`). A "
+        "sweep's parent run logs `best/<key>` (in the key's better direction) and `mean/<key>` "
+        "over its children for the headline keys (evidence_precision_at_5_combined, heldout_r2, "
+        "stability_jaccard_top5, samples_per_s, surrogate_r2, kernel_effective_samples), and "
+        "`configurations`.",
         "Placeholders: `{k}` an integer (`precision_k`, `sufficiency_ks`, `stability_ks`), "
         "`{kind}` `audio` / `lyrics` / `combined`, `{curve}` `deletion` / `insertion`, `{stat}` "
         "`mean` / `std`, `{which}` `min` / `mean` / `max`. Evidence keys appear only with an "

@@ -182,7 +182,8 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         inv = plan.invocation
         any_failed = any(p.failed for p in plan.points.values())
         if inv.parent_run_id:
-            axes = sorted({k for p in plan.points.values() for k in p.axes})
+            axes = {k: sorted({str(p.axes[k]) for p in plan.points.values() if k in p.axes})
+                    for k in sorted({k for p in plan.points.values() for k in p.axes})}
             try:
                 roll_up(inv.tracking_uri, inv.parent_run_id, axes)
             except Exception as exc:  # a recorder's hiccup must not fail the computation

@@ -154,11 +154,11 @@ ROLLUP = ("evidence_precision_at_5_combined", "heldout_r2", "stability_jaccard_t
           "samples_per_s", "surrogate_r2", "kernel_effective_samples")
 
 
-def roll_up(uri: str, parent_run_id: str, axes: list[str]) -> dict[str, float]:
-    """Log on a sweep's parent run its axes and, for each headline metric its children have,
-    the best (in the metric's better direction) and the mean: ``best/heldout_r2``,
-    ``mean/heldout_r2``."""
-    from mlflow.entities import Metric
+def roll_up(uri: str, parent_run_id: str, axes: dict[str, list]) -> dict[str, float]:
+    """Log on a sweep's parent run its axes (params ``sweep/<key>``: the values swept) and,
+    for each headline metric its children have, the best (in the metric's better direction)
+    and the mean: ``best/heldout_r2``, ``mean/heldout_r2``."""
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     from ..metrics.registry import direction
@@ -182,7 +182,11 @@ def roll_up(uri: str, parent_run_id: str, axes: list[str]) -> dict[str, float]:
         out[f"mean/{key}"] = mean(values)
     out["configurations"] = float(len(children))
     now = int(time.time() * 1000)
-    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in out.items()])
+    logged = parent.data.params
+    params = [Param(f"sweep/{k}", ",".join(str(v) for v in values)[:6000])
+              for k, values in axes.items() if f"sweep/{k}" not in logged]
+    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in out.items()],
+                     params=params)
     client.set_tag(parent_run_id, "musiclime.sweep_axes", ", ".join(axes) or "(none)")
     return out
 
