@@ -86,8 +86,15 @@ def _page_clips(exp: Explanation, song, label: int, listen_top_k: int, codec: st
     def uri(y: np.ndarray) -> str:
         return audio_data_uri(resample(y, fac.sample_rate, rate), rate, codec)
 
-    clips = {f"stem-{i}": uri(fac.feature_stems[i]) for i in range(len(fac.feature_stem_names))}
-    clips["mix"] = uri(fac.mix)
+    # the stems and the mix are the same for every explanation of a song: a fit job that
+    # writes the pages of a whole sweep encodes them once (cached on the factorization)
+    cache = fac.__dict__.setdefault("_page_clip_cache", {})
+    key = (rate, codec)
+    if key not in cache:
+        stems = fac.feature_stems
+        cache[key] = {f"stem-{i}": uri(stems[i]) for i in range(len(fac.feature_stem_names))}
+        cache[key]["mix"] = uri(fac.mix)
+    clips = dict(cache[key])
     top = listen.top_audio_components(exp, listen_top_k, label)
     topk = {"components": top, "start": 0.0, "end": 0.0}
     if top:
