@@ -1,0 +1,352 @@
+"""Mask samplers: which coalitions of features the classifier is asked about.
+
+Every sampler is a small injectable strategy: ``sampler(n_features, num_samples, seed)`` returns
+``uint8`` masks of shape ``(rows, n_features)`` with
+
+- **row 0 all ones** (the original song);
+- **seeded**: the same ``(n_features, num_samples, seed)`` gives the same masks, bit for bit;
+- **the prefix property**: the first ``n`` rows of a draw of ``N`` equal the draw of ``n``, so a
+  num_samples sweep fits on prefixes of one prediction run. Paired samplers keep pairs together:
+  rows ``2i`` and ``2i + 1`` are complements (row 1, the complement of row 0, is all zeros);
+  an odd prefix ends with the first half of a pair.
+
+``rows == num_samples`` except when the sampler runs out of distinct masks (samplers that draw
+without replacement stop after all ``2**F`` masks).
+
+The size-based samplers (everything but :data:`bernoulli` and :data:`paired`) also put the
+**all-zeros mask at row 1**, so ``f(none)``, the base value of the Shapley efficiency
+constraint, is always predicted (the prefix property is kept: it is row 1 of every draw).
+
+Every sampler here draws, *given a coalition size* ``k = |z|``, a uniform subset of that size; they
+differ in the distribution of sizes (``size_distribution(F)``, over ``k = 0..F``, for the rows past
+the fixed ones). The estimators in :mod:`musiclime.estimators` use that to reweight.
+
+The samplers (``SAMPLERS``; formulas in each docstring):
+
+==================== ======================================================= ==================
+name                 size distribution / pairing                             paper
+==================== ======================================================= ==================
+``bernoulli``        Binomial(F, 1/2), no pairs (today's default, bit for   Ribeiro et al. 2016
+                     bit :func:`musiclime.masks.sample_masks`)
+``paired``           Binomial(F, 1/2), each mask followed by its complement Covert & Lee 2021
+``stratified``       uniform over sizes 1..F-1, sizes scheduled, no pairs    (stratified sampling)
+``kernel``           Shapley kernel size distribution, sizes scheduled,      Lundberg & Lee 2017
+                     pairs (the KernelSHAP paper's practice)
+``leverage``         uniform over sizes 1..F-1 (the leverage scores), sizes  Musco & Witter 2025
+                     drawn at random, pairs, without replacement
+``leverage_stratified`` as ``leverage`` but sizes scheduled                  (this module)
+==================== ======================================================= ==================
+
+"Scheduled" sizes come from a deterministic apportionment (:func:`size_schedule`): after ``n``
+scheduled rows each size class ``k`` holds ``floor`` or ``ceil`` of ``n * q_k`` rows (largest
+deficit first), at every prefix. Subsets within a size are drawn without replacement: small size
+classes (at most :data:`ENUMERATE_MAX` coalitions) follow a seeded permutation of the class,
+large ones are drawn by random keys and redrawn on a repeat; a class that is used up drops out of
+the schedule (the estimators reweight by the counts actually drawn).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from math import comb
+from typing import Protocol
+
+import numpy as np
+
+from .masks import EXHAUSTIVE_MAX_FEATURES, sample_masks
+
+#: size classes with at most this many coalitions (pairs) are drawn from a seeded permutation of
+#: the whole class; larger ones by random keys with a redraw on a repeat
+ENUMERATE_MAX = 20000
+
+SIZE_TARGETS = ("uniform", "shapley")
+
+
+class Sampler(Protocol):
+    """``sampler(n_features, num_samples, seed) -> uint8 masks (rows, n_features)``."""
+
+    name: str
+    paired: bool
+
+    def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray: ...
+
+    def size_distribution(self, n_features: int) -> np.ndarray: ...
+
+
+def _check(n_features: int, num_samples: int) -> None:
+    if n_features < 1:
+        raise ValueError("there are no features to perturb")
+    if num_samples < 2:
+        raise ValueError(f"num_samples must be at least 2, got {num_samples}")
+
+
+def binomial_sizes(n_features: int) -> np.ndarray:
+    """``P(|z| = k) = C(F, k) / 2^F``: the size distribution of uniform (Bernoulli(1/2)) masks."""
+    m = int(n_features)
+    return np.array([comb(m, k) for k in range(m + 1)], dtype=np.float64) / 2.0 ** m
+
+
+def uniform_sizes(n_features: int) -> np.ndarray:
+    """``P(|z| = k) = 1 / (F - 1)`` for ``k = 1..F-1``: the leverage-score size distribution of
+    the Shapley regression (Musco & Witter 2025, Lemma: every coalition's leverage score is
+    proportional to ``1 / C(F, |z|)``, so each *size* is equally likely)."""
+    m = int(n_features)
+    q = np.zeros(m + 1)
+    if m >= 2:
+        q[1:m] = 1.0 / (m - 1)
+    return q
+
+
+def shapley_sizes(n_features: int) -> np.ndarray:
+    """``P(|z| = k) ∝ C(F, k) * pi(k) = (F - 1) / (k (F - k))`` for ``k = 1..F-1``: the size
+    distribution of coalitions drawn in proportion to the Shapley kernel
+    ``pi(z) = (F - 1) / (C(F, |z|) |z| (F - |z|))`` (Lundberg & Lee 2017)."""
+    m = int(n_features)
+    q = np.zeros(m + 1)
+    if m >= 2:
+        k = np.arange(1, m)
+        q[1:m] = (m - 1) / (k * (m - k))
+        q /= q.sum()
+    return q
+
+
+def target_sizes(target: str, n_features: int) -> np.ndarray:
+    if target == "uniform":
+        return uniform_sizes(n_features)
+    if target == "shapley":
+        return shapley_sizes(n_features)
+    raise ValueError(f"size target must be one of {SIZE_TARGETS}, got {target!r}")
+
+
+def size_schedule(q: np.ndarray, n: int, counts: np.ndarray | None = None,
+                  available: np.ndarray | None = None) -> int:
+    """The next size class of the apportionment schedule: the class with the largest deficit
+    ``(n + 1) * q_k - c_k`` (ties: the smallest ``k``) among ``available`` ones; ``n`` rows were
+    scheduled so far and ``counts`` holds ``c_k``. Keeps every ``c_k`` within one of ``n q_k``."""
+    counts = np.zeros_like(q) if counts is None else counts
+    deficit = (n + 1) * q - counts
+    if available is not None:
+        deficit = np.where(available & (q > 0), deficit, -np.inf)
+    else:
+        deficit = np.where(q > 0, deficit, -np.inf)
+    return int(np.argmax(deficit))
+
+
+# --- the Bernoulli samplers --------------------------------------------------------------------
+@dataclass(frozen=True)
+class BernoulliSampler:
+    """Today's default: every entry Bernoulli(1/2), ``P(z) = 2^-F``; row 0 all ones.
+
+    Bit for bit :func:`musiclime.masks.sample_masks` (so for ``F <= 16`` a seeded permutation of
+    all masks, without replacement). LIME's own sampler (Ribeiro, Singh & Guestrin, "Why should I
+    trust you?", KDD 2016) draws uniformly from ``{0, 1}^F`` as well.
+    """
+
+    exhaustive: bool = True
+    name: str = "bernoulli"
+    paired: bool = False
+
+    def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
+        return sample_masks(int(n_features), int(num_samples), int(seed),
+                            exhaustive=self.exhaustive)
+
+    def size_distribution(self, n_features: int) -> np.ndarray:
+        return binomial_sizes(n_features)
+
+
+@dataclass(frozen=True)
+class PairedSampler:
+    """Antithetic (paired) sampling: ``z_1, 1 - z_1, z_2, 1 - z_2, ...`` with ``z_i`` uniform
+    (Bernoulli(1/2) entries), so each row is still uniform, ``P(z) = 2^-F``.
+
+    Row 0 is all ones and row 1 all zeros (the first pair). For ``F <= 16`` the pairs follow a
+    seeded permutation of all ``2^(F-1)`` complement pairs (without replacement; all ``2^F``
+    masks once ``num_samples >= 2^F``). Paired sampling cancels the even-order part of the
+    regression noise (Covert & Lee, "Improving KernelSHAP", AISTATS 2021; for Shapley
+    regression with interactions of order <= 2 it is exact once the design has full rank).
+    """
+
+    exhaustive: bool = True
+    name: str = "paired"
+    paired: bool = True
+
+    def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
+        m, n = int(n_features), int(num_samples)
+        _check(m, n)
+        rng = np.random.Generator(np.random.PCG64(int(seed)))
+        n_pairs = (n + 1) // 2
+        if self.exhaustive and m <= EXHAUSTIVE_MAX_FEATURES:
+            # pair {c, full ^ c} is named by its member with column 0 off (codes below
+            # 2^(F-1)); code 0 is the (all ones, all zeros) pair, always first
+            others = 1 + rng.permutation((1 << (m - 1)) - 1)[: n_pairs - 1]
+            heads = np.concatenate([[0], others]).astype(np.int64)
+            bits = ((heads[:, None] >> np.arange(m - 1, -1, -1)) & 1).astype(np.uint8)
+            flip = rng.random(len(heads)) < 0.5  # which member of a pair comes first
+            bits[flip] = 1 - bits[flip]
+            bits[0] = 1
+        else:
+            bits = (rng.random((n_pairs, m)) < 0.5).astype(np.uint8)
+            bits[0] = 1
+        out = np.empty((2 * bits.shape[0], m), dtype=np.uint8)
+        out[0::2] = bits
+        out[1::2] = 1 - bits
+        return out[: min(n, out.shape[0])]
+
+    def size_distribution(self, n_features: int) -> np.ndarray:
+        return binomial_sizes(n_features)
+
+
+# --- size-based samplers -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class SizeSampler:
+    """Coalitions by size: row 0 all ones, row 1 all zeros, then for each further row (or pair)
+    a size ``k`` with ``P(k) = q_k`` and a uniform subset of that size, ``P(z) = q_|z| / C(F,|z|)``.
+
+    ``target``: ``"uniform"`` (``q_k = 1/(F-1)``, the leverage scores of the Shapley regression,
+    Musco & Witter 2025) or ``"shapley"`` (``q_k ∝ (F-1)/(k(F-k))``, coalitions in proportion to
+    the Shapley kernel, Lundberg & Lee 2017). ``paired``: each subset is followed by its
+    complement (sizes ``k`` and ``F-k``; a pair is scheduled with the pair class's probability
+    ``q_k + q_{F-k}``). ``schedule``: ``"stratified"`` sizes by :func:`size_schedule` (each
+    class within one row of its quota at every prefix) or ``"random"`` (i.i.d. draws from
+    ``q``). Subsets are drawn without replacement (see the module docstring), so the draw stops
+    after all ``2^F`` masks.
+    """
+
+    name: str
+    target: str = "uniform"
+    paired: bool = False
+    schedule: str = "stratified"
+
+    def __post_init__(self):
+        if self.target not in SIZE_TARGETS:
+            raise ValueError(f"target must be one of {SIZE_TARGETS}, got {self.target!r}")
+        if self.schedule not in ("stratified", "random"):
+            raise ValueError(f"schedule must be stratified or random, got {self.schedule!r}")
+
+    def size_distribution(self, n_features: int) -> np.ndarray:
+        return target_sizes(self.target, n_features)
+
+    def class_distribution(self, n_features: int) -> np.ndarray:
+        """Over the classes the schedule picks: sizes, or for pairs ``min(k, F-k)``."""
+        q = self.size_distribution(n_features)
+        if not self.paired:
+            return q
+        m = int(n_features)
+        out = np.zeros(m + 1)
+        for k in range(1, m):
+            out[min(k, m - k)] += q[k]
+        return out
+
+    def class_capacity(self, n_features: int) -> np.ndarray:
+        """How many distinct units (masks, or complement pairs) each class holds."""
+        m = int(n_features)
+        cap = np.array([comb(m, k) for k in range(m + 1)], dtype=object)
+        if self.paired and m % 2 == 0:
+            cap[m // 2] = comb(m, m // 2) // 2
+        return cap
+
+    def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
+        m, n = int(n_features), int(num_samples)
+        _check(m, n)
+        rows: list[np.ndarray] = [np.ones(m, np.uint8), np.zeros(m, np.uint8)]
+        if m < 2 or n <= 2:
+            return np.stack(rows)[:n]
+        q = self.class_distribution(m)
+        cap = self.class_capacity(m)
+        available = q > 0
+        counts = np.zeros(m + 1)
+        drawn: set[int] = set()
+        classes: dict[int, _ClassDraw] = {}
+        main = np.random.Generator(np.random.PCG64([int(seed), 0]))
+        scheduled = 0
+        full = (1 << m) - 1
+        while len(rows) < n and available.any():
+            if self.schedule == "stratified":
+                k = size_schedule(q, scheduled, counts, available)
+            else:
+                p = np.where(available, q, 0.0)
+                k = int(np.searchsorted(np.cumsum(p / p.sum()), main.random(), side="right"))
+                if k > m or not available[k]:  # rounding at the top end of the cumsum
+                    k = int(np.flatnonzero(available)[-1])
+            draw = classes.get(k)
+            if draw is None:
+                draw = classes[k] = _ClassDraw.start(m, k, self.paired, int(seed), cap[k])
+            code = draw.next(main, drawn)
+            counts[k] += 1
+            scheduled += 1
+            if draw.used >= cap[k]:
+                available[k] = False
+            bits = _bits(code, m)
+            if self.paired:
+                if main.random() < 0.5:  # orientation: which of the pair comes first
+                    code, bits = full ^ code, 1 - bits
+                drawn.update((code, full ^ code))
+                rows.extend([bits, 1 - bits])
+            else:
+                drawn.add(code)
+                rows.append(bits)
+        return np.stack(rows)[:n].astype(np.uint8)
+
+
+def _bits(code: int, m: int) -> np.ndarray:
+    return np.array([(code >> j) & 1 for j in range(m)], dtype=np.uint8)
+
+
+@dataclass
+class _ClassDraw:
+    """Draws without replacement from one size class (bit ``j`` of a code = column ``j``)."""
+
+    m: int
+    k: int
+    paired: bool
+    order: list[int] | None  # a seeded permutation of the class, for small classes
+    used: int = 0
+
+    @classmethod
+    def start(cls, m: int, k: int, paired: bool, seed: int, capacity: int) -> _ClassDraw:
+        if capacity > ENUMERATE_MAX:
+            return cls(m, k, paired, None)
+        codes = [sum(1 << j for j in c) for c in itertools.combinations(range(m), k)]
+        if paired and 2 * k == m:  # one member per pair: the one holding column 0
+            codes = [c for c in codes if c & 1]
+        rng = np.random.Generator(np.random.PCG64([seed, 1, k]))
+        return cls(m, k, paired, [codes[i] for i in rng.permutation(len(codes))])
+
+    def next(self, rng: np.random.Generator, drawn: set[int]) -> int:
+        if self.order is not None:
+            code = self.order[self.used]
+        else:
+            while True:  # random keys: the k smallest of m uniforms are a uniform k-subset
+                idx = np.argpartition(rng.random(self.m), self.k)[: self.k]
+                code = sum(1 << int(j) for j in idx)
+                if code not in drawn:
+                    break
+        self.used += 1
+        return code
+
+
+#: today's default sampler (bit-identical to :func:`musiclime.masks.sample_masks`)
+bernoulli = BernoulliSampler()
+#: antithetic Bernoulli pairs
+paired = PairedSampler()
+#: stratified by size, uniform over sizes, unpaired
+stratified = SizeSampler("stratified", target="uniform", paired=False, schedule="stratified")
+#: the KernelSHAP paper's practice: sizes in proportion to the Shapley kernel, paired
+kernel = SizeSampler("kernel", target="shapley", paired=True, schedule="stratified")
+#: Leverage SHAP: size uniform at random, then a uniform subset, paired, without replacement
+leverage = SizeSampler("leverage", target="uniform", paired=True, schedule="random")
+#: Leverage SHAP's distribution with scheduled sizes (stratified), paired
+leverage_stratified = SizeSampler("leverage_stratified", target="uniform", paired=True,
+                                  schedule="stratified")
+
+SAMPLERS: dict[str, Sampler] = {s.name: s for s in (bernoulli, paired, stratified, kernel,
+                                                    leverage, leverage_stratified)}
+
+
+def get_sampler(name: str) -> Sampler:
+    """The sampler called ``name`` (one of :data:`SAMPLERS`)."""
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; samplers are {sorted(SAMPLERS)}") from None
