@@ -222,7 +222,9 @@ class Planner:
                                  lab=labels, ra=econf.ridge_alpha, nf=econf.num_features,
                                  lk=econf.listen_top_k),
             metrics_hash=None if metrics is None else short_hash(metrics.as_dict()))
-        point = PointSpec(point_id=point_id, overrides=list(overrides), config=resolved,
+        # where the results live is not part of what a point is (a results folder can move)
+        recorded = [o for o in overrides if not o.lstrip("+~").startswith("results_root=")]
+        point = PointSpec(point_id=point_id, overrides=recorded, config=resolved,
                           dataset=dataset, songs=[s.song_id for s in sources], predict="",
                           fit="", fit_batch="", model_identity=model.detail, failed=rejected)
         self._pending.append((point, keys, econf, metrics))
