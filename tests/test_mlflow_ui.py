@@ -132,6 +132,8 @@ def test_experiment_has_a_description_and_is_a_model_training_experiment(store):
 
 def test_parent_run_rolls_up_the_children(store):
     _, _, parent, children = store
+    # named by what the sweep varies, not by its plumbing overrides
+    assert parent.info.run_name == "sweep kw=0.1,1", parent.info.run_name
     m = parent.data.metrics
     assert m.get("configurations") == 2.0, m
     r2 = [c.data.metrics["heldout_r2"] for c in children.values()]

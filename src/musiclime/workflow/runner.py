@@ -34,6 +34,7 @@ from .tracking import (
     open_parent_run,
     probe,
     roll_up,
+    source_tags,
     tracking_uri,
     ui_command,
 )
@@ -124,12 +125,34 @@ def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocatio
         return Invocation(tracking_uri=uri, gpu=gpu, track=False, tracking_problem=problem)
     exp_id = ensure_experiment(uri, plan.tracking.experiment, root)
     kill_stale_runs(uri, exp_id, root)
-    name = " ".join(overrides) or "defaults"
     tags = {"musiclime.code_version": code_version(), "musiclime.n_points": str(len(plan.points)),
-            "musiclime.overrides": name, "musiclime.multirun": str(bool(multirun))}
+            "musiclime.overrides": " ".join(overrides) or "(defaults)",
+            "musiclime.multirun": str(bool(multirun)), **source_tags()}
     parent = open_parent_run(uri, exp_id, root, short_hash(sorted(plan.points), 16),
-                             f"run: {name}"[:250], tags)
-    return Invocation(parent_run_id=parent, tracking_uri=uri, gpu=gpu)
+                             sweep_name(plan), tags)
+    return Invocation(parent_run_id=parent, tracking_uri=uri, experiment_id=exp_id, gpu=gpu)
+
+
+def sweep_name(plan: Plan, limit: int = 40) -> str:
+    """The parent run's name: what the sweep varies, ``sweep kw=0.1,1 n=500,1000``; a single
+    configuration is named like its run."""
+    from .plan import SHORT_NAMES
+
+    points = list(plan.points.values())
+    axes: dict[str, list[str]] = {}
+    for p in points:
+        for k, v in p.axes.items():
+            text = layout.fmt(v)
+            if text not in axes.setdefault(k, []):
+                axes[k].append(text)
+    if not axes:
+        return points[0].name if len(points) == 1 else "sweep"
+    parts = []
+    for k, values in axes.items():
+        short = SHORT_NAMES.get(k, k.rpartition(".")[2])
+        parts.append(f"{short}={','.join(values)}" if short else ",".join(values))
+    name = "sweep " + " ".join(parts)
+    return name if len(name) <= limit else name[: limit - 3] + "..."
 
 
 def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
@@ -335,6 +358,11 @@ def print_summary(plan: Plan, rc: int, wall_s: float, smk_log: Path) -> None:
     print(f"done in {wall_s:.0f}s; results: {root} (`musiclime where PATH` explains a path)")
     if inv.parent_run_id:
         print(f"MLflow: {ui_command(inv.tracking_uri, root)}  (parent run {inv.parent_run_id})")
+        # MLflow 3's UI opens an experiment in its GenAI view unless told otherwise
+        base = "http://127.0.0.1:5000" if is_local_store(inv.tracking_uri) else \
+            inv.tracking_uri.rstrip("/")
+        print(f"  runs: {base}/#/experiments/{inv.experiment_id}/runs"
+              "?workflowType=machine_learning")
     elif inv.tracking_problem:
         print(f"tracking pending: {inv.tracking_problem}. Explanations and global tables are "
               "computed; when the tracking server is back, run the same `musiclime run` "

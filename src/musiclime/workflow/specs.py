@@ -243,6 +243,7 @@ class Invocation(_Spec):
 
     parent_run_id: str | None = None
     tracking_uri: str | None = None
+    experiment_id: str | None = None
     gpu: int = 0
     track: bool = True  # False: tracking is off, or pending (the store did not answer)
     tracking_problem: str | None = None

@@ -448,11 +448,13 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
     try:
         params = flatten(point.config)
         params["n_songs"] = str(len(songs))
-        # the kernel and distance the fit used, as it recorded them
+        # the kernel and distance the fit used, as it recorded them; the formula with this
+        # run's numbers is a tag, so the param is the same in every run of a sweep (Compare
+        # then charts the axes that differ: explainer.kernel_width, not a formula string)
         kernel = Explanation.load(Path(root) / explanations[songs[0]]).kernel
-        params["explainer.kernel_formula"] = str(kernel.get("formula"))
+        params["explainer.kernel_formula"] = KERNEL_FORMULA
         params["explainer.distance"] = str(kernel.get("distance"))
-        params["overrides"] = " ".join(point.overrides) or "(defaults)"
+        client.set_tag(rid, "musiclime.kernel", str(kernel.get("formula")))
         items = sorted(params.items())
         for i in range(0, len(items), 100):
             client.log_batch(rid, params=[Param(k[:250], v[:6000]) for k, v in items[i:i + 100]])
@@ -490,6 +492,11 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         client.delete_run(old)
     log.info("logged %s as MLflow run %s (%s)", point.point_id, rid, uri)
     return rid
+
+
+#: the kernel in terms of the run's params (the explanation records it with the numbers)
+KERNEL_FORMULA = ("w = sqrt(exp(-(explainer.distance_scale * d)^2 / explainer.kernel_width^2)),"
+                  " d = the mask's distance to the all-ones mask")
 
 
 def run_metrics(rows: list[dict]) -> dict[str, float]:
