@@ -1,14 +1,15 @@
 """kill -9 a real `musiclime run` at N moments, rerun it plainly, and check what survived.
 
-For each delay, in a fresh results root: start `musiclime run` (a 2-point kernel-width sweep on
+For each kill moment, in a fresh results root: start `musiclime run` (a 2-point kernel-width sweep on
 3 short songs, tracking to the embedded SQLite store) in its own process group, SIGKILL the
-whole group after the delay, then run the same command again with no manual step. The table
+whole group at that moment, then run the same command again with no manual step. The table
 says what the kill interrupted, whether the rerun succeeded, whether its explanations are
 bit-identical to an uninterrupted run's, and what the MLflow store holds (child runs per point,
 runs left RUNNING).
 
-    python bench/kill_resume.py                      # 10 kill moments
-    python bench/kill_resume.py --delays 3 10 20     # chosen moments (seconds)
+    python bench/kill_resume.py          # 10 kill moments: 2 fixed delays, then the moment each
+                                         # of 8 stages writes its first output (load-proof)
+    python bench/kill_resume.py --delays 3 10 --stages predict fit
 """
 
 from __future__ import annotations
@@ -72,8 +73,12 @@ def store_state(results: Path) -> tuple[int, int, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--delays", type=float, nargs="+",
-                    default=[1.5, 3.0, 4.5, 6.0, 8.0, 10.0, 13.0, 17.0, 22.0, 30.0])
+    ap.add_argument("--delays", type=float, nargs="*", default=[2.0, 5.0],
+                    help="kill this many seconds after the start")
+    ap.add_argument("--stages", nargs="*",
+                    default=["decode", "separate", "segment", "masks", "predict", "fit",
+                             "aggregate", "track"],
+                    help="kill as soon as this stage's first output file appears")
     args = ap.parse_args()
     from test_workflow import base_overrides, make_corpus
 
@@ -94,13 +99,23 @@ def main() -> int:
               "points with a child run | max child runs of a point | runs RUNNING |")
         print("|---|---|---|---|---|---|---|---|")
         failures = 0
-        for i, delay in enumerate(args.delays):
+        moments = [("delay", d) for d in args.delays] + [("stage", s) for s in args.stages]
+        for i, (kind, when) in enumerate(moments):
             results = tmp / f"kill{i}"
             overrides = base_overrides(manifest, results, *settings)
             proc = subprocess.Popen([sys.executable, "-m", "musiclime.cli", "run", "--cores",
                                      "2", "-m", *overrides], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, start_new_session=True)
-            time.sleep(delay)
+            if kind == "delay":
+                time.sleep(when)
+                label = f"{when:g} s"
+            else:
+                t0 = time.perf_counter()
+                while proc.poll() is None and not any(
+                        f.is_file() for f in (results / when).rglob("*")
+                        if (results / when).is_dir()):
+                    time.sleep(0.05)
+                label = f"first {when} output ({time.perf_counter() - t0:.0f} s)"
             state = interrupted(results) if proc.poll() is None else "(had finished)"
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -114,12 +129,11 @@ def main() -> int:
             points, most, running = store_state(results) if rerun.returncode == 0 else (0, 0, -1)
             ok = rerun.returncode == 0 and same and points == 2 and most == 1 and running == 0
             failures += not ok
-            print(f"| {delay:g} s | {state} | {rerun.returncode} | {rerun_s:.0f} | "
+            print(f"| {label} | {state} | {rerun.returncode} | {rerun_s:.0f} | "
                   f"{'yes' if same else 'NO'} | {points} | {most} | {running} |", flush=True)
             if rerun.returncode != 0:
                 print(rerun.stderr[-2000:])
-        print(f"\n{len(args.delays) - failures} of {len(args.delays)} kills recovered with a "
-              "plain rerun")
+        print(f"\n{len(moments) - failures} of {len(moments)} kills recovered with a plain rerun")
         return 1 if failures else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
