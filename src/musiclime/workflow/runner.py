@@ -233,6 +233,7 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str) -> int:
         assert proc.stdout is not None
         for line in proc.stdout:
             fh.write(line)
+            fh.flush()  # the log is how a user (or a test) follows a long run
             m = _PROGRESS.match(line)
             if not m:
                 continue
