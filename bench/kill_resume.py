@@ -15,7 +15,6 @@ runs left RUNNING).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -32,15 +31,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 def musiclime_run(overrides: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "musiclime.cli", "run", "--cores", "2", "-m",
                            *overrides], capture_output=True, text=True, timeout=1800)
-
-
-def weights(results: Path) -> dict[str, list[float]]:
-    out = {}
-    for path in sorted(results.glob("fit/**/explanation.json")):
-        d = json.loads(path.read_text())
-        out[str(path.relative_to(results))] = [
-            w["weight"] for e in d["explanations"].values() for w in e["weights"]]
-    return out
 
 
 def interrupted(results: Path) -> str:
@@ -81,6 +71,7 @@ def main() -> int:
                     help="kill as soon as this stage's first output file appears")
     args = ap.parse_args()
     from test_workflow import base_overrides, make_corpus
+    from test_workflow import explanation_weights as weights
 
     tmp = Path(tempfile.mkdtemp(prefix="musiclime-kill-"))
     try:

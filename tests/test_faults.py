@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_workflow import base_overrides, executed_rules, make_corpus, run_capture
+from test_workflow import explanation_weights as weights
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +35,6 @@ def kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=60)
-
-
-def weights(results: Path) -> dict[str, list[float]]:
-    out = {}
-    for path in sorted(results.glob("fit/**/explanation.json")):
-        d = json.loads(path.read_text())
-        out[str(path.relative_to(results))] = [
-            w["weight"] for e in d["explanations"].values() for w in e["weights"]]
-    return out
 
 
 def store_runs(results: Path):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from test_workflow import (
     start_mlflow_server,
     with_snakemake_log,
 )
+from test_workflow import explanation_weights as weights
 
 pytestmark = pytest.mark.slow
 
@@ -71,15 +71,6 @@ def musiclime_run(args: list[str], env: dict) -> tuple[int, str, float]:
     proc = subprocess.run(run_cmd(args), capture_output=True, text=True,
                           env={**os.environ, **env})
     return proc.returncode, with_snakemake_log(proc.stdout + proc.stderr), time.time() - t0
-
-
-def weights(results: Path) -> dict[str, list[float]]:
-    out = {}
-    for path in sorted(results.glob("fit/**/explanation.json")):
-        d = json.loads(path.read_text())
-        out[str(path.relative_to(results))] = [
-            w["weight"] for e in d["explanations"].values() for w in e["weights"]]
-    return out
 
 
 def tables(results: Path) -> dict[str, bytes]:

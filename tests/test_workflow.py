@@ -85,6 +85,18 @@ def run_capture(overrides, multirun=False, env=None):
     return proc.returncode, with_snakemake_log(proc.stdout + proc.stderr)
 
 
+def explanation_weights(results: Path) -> dict[str, list[float]]:
+    """Every explanation under a results root: its path -> all its feature weights."""
+    import json
+
+    out = {}
+    for path in sorted(results.glob("fit/**/explanation.json")):
+        d = json.loads(path.read_text())
+        out[str(path.relative_to(results))] = [
+            w["weight"] for e in d["explanations"].values() for w in e["weights"]]
+    return out
+
+
 def with_snakemake_log(console: str) -> str:
     """The console output, followed by the Snakemake log it names (`musiclime run` sends
     Snakemake's own output there)."""
