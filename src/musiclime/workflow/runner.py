@@ -177,6 +177,9 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                         "for writers on several machines; set MLFLOW_TRACKING_URI to an mlflow "
                         "server", profile, uri)
     t0 = time.time()
+    if plan.tracking.enabled:
+        import mlflow  # noqa: F401  (it sets its loggers' level when imported)
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation chatter
     with invocation_lock(root):
         plan.invocation = open_tracking(plan, overrides, multirun)
