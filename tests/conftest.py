@@ -7,6 +7,7 @@ format) so the code under test reads them exactly as it reads user data.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,3 +170,13 @@ def torch_single_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# --- a real headless Chromium (Debian's chromium + chromium-driver; `make system-deps`) --------
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+needs_chromium = pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+    reason=f"{CHROMIUM} and {CHROMEDRIVER} are not installed: run `make system-deps` "
+           "(apt-get install -y chromium chromium-driver)")

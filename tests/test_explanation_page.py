@@ -21,7 +21,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import KEYWORD, KEYWORD_LINE, TONE_HZ, TONE_REFERENCE_ENERGY, write_song
+from conftest import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    KEYWORD,
+    KEYWORD_LINE,
+    TONE_HZ,
+    TONE_REFERENCE_ENERGY,
+    needs_chromium,
+    write_song,
+)
 
 from musiclime.audio import resample
 from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
@@ -33,8 +42,6 @@ from musiclime.report import render_explanation_page
 from musiclime.report.page import NEGATIVE_RGB, POSITIVE_RGB
 from musiclime.separation import OracleSeparator
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 NUM_SAMPLES = 400
 
 
@@ -145,16 +152,6 @@ def test_page_from_the_json_alone_has_no_audio(files):
 
 
 # --- in a real headless Chromium --------------------------------------------------------------
-def _have_browser() -> bool:
-    return os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)
-
-
-needs_chromium = pytest.mark.skipif(
-    not _have_browser(),
-    reason=f"{CHROMIUM} and {CHROMEDRIVER} are not installed: run `make system-deps` "
-           "(apt-get install -y chromium chromium-driver)")
-
-
 @pytest.fixture(scope="module")
 def browser():
     from selenium import webdriver

@@ -35,12 +35,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import CHROMEDRIVER, CHROMIUM, needs_chromium
 from test_workflow import _free_port, base_overrides, executed_rules, make_corpus
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 EXPERIMENT = "musiclime"
 #: the child run names of the sweep: the swept value, num_samples, modality
 NAMES = {"0.1": "kw=0.1 n=120 both", "1": "kw=1 n=120 both"}
@@ -209,16 +208,6 @@ def test_children_record_the_swept_value_and_the_dataset(store, sweep):
 
 
 # --- in the MLflow UI, in a real headless Chromium ------------------------------------------
-def _have_browser() -> bool:
-    return os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)
-
-
-needs_chromium = pytest.mark.skipif(
-    not _have_browser(),
-    reason=f"{CHROMIUM} and {CHROMEDRIVER} are not installed: run `make system-deps` "
-           "(apt-get install -y chromium chromium-driver)")
-
-
 def start_ui(console: str, port: int, log: Path) -> subprocess.Popen:
     """Start the `mlflow ui ...` command `musiclime run` printed, on 127.0.0.1:port (its own
     process group, so that stopping it stops its workers); return once /health answers."""
