@@ -440,7 +440,7 @@ def test_runs_table_compare_view_and_explanation_page_in_chromium(sweep, store, 
         stop(server)
 
     # c. one song's explanation page, from the results folder
-    pages = sorted(results.glob("fit/**/kw~0.1,*/song0/explanation.html")) or \
+    pages = sorted(results.glob("fit/**/*+kw~0.1+*/song0/explanation.html")) or \
         sorted(results.glob("fit/**/song0/explanation.html"))
     assert pages, "no fit/**/song0/explanation.html"
     browser.get_log("browser")  # drop the MLflow pages' messages

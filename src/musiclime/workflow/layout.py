@@ -7,9 +7,9 @@ of the stage it reads from::
 
     decode/<data>/sr~R/<song>.npz
     separate/<data>/sep~<name>-<weights>/sr~R/<song>.npz
-    segment/<separate key>/sr~R/seg~10,res~keep,unit~line/<song>.npz     (+ <song>.features.json)
-    masks/<segment key>/mod~both,seed~0,ex~1,n~N/<song>.npy
-    predict/<masks key>/model~<name>-<identity>,bs~0,dd~1/<song>.npz
+    segment/<separate key>/sr~R/seg~10+res~keep+unit~line/<song>.npz     (+ <song>.features.json)
+    masks/<segment key>/mod~both+seed~0+ex~1+n~N/<song>.npy
+    predict/<masks key>/model~<name>-<identity>+bs~0+dd~1/<song>.npz
     fit/<predict key>/<fit part>/<song>/explanation.json (+ heatmap, lyrics chart, WAV)
     fit/<predict key>/batch~<id>/<song>.json                 the fit job's record (its output)
     evaluate/<fit key>/met~<hash>/<song>.json                quality metrics of one explanation
@@ -17,12 +17,21 @@ of the stage it reads from::
     aggregate/<fit key>/summary.json (+ global_*.csv, plots/)
     points/<point>/config.yaml, track/<point>.json, logs/<stage>/<key>/<song>.log
 
-``<fit part>`` is ``n~1000,kw~0.25,ds~1,fs~none,lab~pred,ra~1,nf~10,lk~3``. A *fit key* is
+``<fit part>`` is ``n~1000+kw~0.25+ds~1+fs~none+lab~pred+ra~1+nf~10+lk~3``. A *fit key* is
 ``<predict key>/<fit part>``: one configuration's explanations.
+
+The pairs of a part are joined by ``+``, never ``,``: Snakemake hands a cluster job its
+wildcards as ``--target-jobs rule:key=VALUE,song=...`` and splits that on every comma
+(snakemake#2366), so a comma in a path breaks every remote executor. ``+`` is a plain
+character for file systems, shells, URLs' paths, globs and Snakemake's wildcard regexes. A
+value may hold ``+`` (``1e+06``, a model name) but never ``~`` (:func:`fmt` replaces it), so
+``+`` followed by ``name~`` always starts the next pair. (Results folders written before this
+used ``,``: :func:`describe` still reads them, but their paths no longer match, so they are
+recomputed.)
 
 So a kernel-width sweep shares every folder up to ``predict``, separation runs once per
 (song, separator), and points that differ only in ``num_samples`` share one prediction run of
-the largest count (``masks/...,n~<largest>``) and fit on its prefixes.
+the largest count (``masks/...+n~<largest>``) and fit on its prefixes.
 
 A fit job fits every point of a sweep that shares one prediction run (a *batch*, one point when
 ``workflow.batch=false``) for one song; its record lists the explanation files it wrote. The
@@ -32,6 +41,7 @@ same holds for evaluate jobs.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +92,16 @@ def fmt(v: Any) -> str:
     return str(v).replace("/", "-").replace(",", "-").replace(" ", "").replace("~", "-")
 
 
+#: joins the ``name~value`` pairs of one path part (see the module's docstring)
+SEP = "+"
+#: where one pair of a part ends and the next begins: the separator before ``name~`` (``,``
+#: is how results folders written before the ``+`` separator read)
+_PAIR_BOUNDARY = re.compile(r"[+,](?=[a-z]+~)")
+
+
 def part(**values: Any) -> str:
-    """``name~value`` pairs joined by commas, in the given order."""
-    return ",".join(f"{k}~{fmt(v)}" for k, v in values.items())
+    """``name~value`` pairs joined by ``+``, in the given order."""
+    return SEP.join(f"{k}~{fmt(v)}" for k, v in values.items())
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -205,7 +222,7 @@ def describe(p: str | os.PathLike, results_root: str | os.PathLike | None = None
         if "~" not in piece:
             plain.append(piece)
             continue
-        for pair in piece.split(","):
+        for pair in _PAIR_BOUNDARY.split(piece):
             name, _, value = pair.partition("~")
             occurrences.setdefault(name, []).append(value)
     params: dict[str, str] = {}
