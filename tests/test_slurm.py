@@ -9,8 +9,6 @@ no apt-get). It also measures what a job costs under SLURM against the local exe
 
 from __future__ import annotations
 
-import base64
-import gzip
 import os
 import re
 import shutil
@@ -211,36 +209,3 @@ def test_the_slurm_profiles_give_every_rule_its_resources(tmp_path):
     config = yaml.safe_load((PROFILES / "slurm" / "config.yaml").read_text())
     assert {config["groups"][r] for r in ("decode_audio", "separate_stems",
                                           "segment_features", "generate_masks")} == {"audio"}
-
-
-def test_the_profiles_carry_the_current_target_jobs_fix():
-    """The precommand's gzip+base32 copy is workflow/profiles/slurm/target_jobs_fix.py, and
-    Snakemake's profile loader can take the value (it stats every value as a path: no part
-    between slashes may be longer than a file name)."""
-    source = (PROFILES / "slurm" / "target_jobs_fix.py").read_bytes()
-    for profile in ("slurm", "slurm-local"):
-        config = yaml.safe_load((PROFILES / profile / "config.yaml").read_text())
-        assert config["slurm-pass-command-as-script"] is True
-        pre = config["precommand"]
-        blob = re.search(r"echo (.*?) \| tr -d '/ '", pre).group(1)
-        assert gzip.decompress(base64.b32decode(blob.replace("/", "").replace(" ", ""))) \
-            == source, f"{profile}: regenerate the precommand from target_jobs_fix.py"
-        assert max(len(part) for part in pre.split("/")) < 255 and len(pre) < 4000
-
-
-def test_the_fix_parses_what_the_executor_encodes(tmp_path):
-    """Wildcard values with commas survive the round trip through `--target-jobs`."""
-    shutil.copy(PROFILES / "slurm" / "target_jobs_fix.py", tmp_path / "sitecustomize.py")
-    code = (
-        "import shlex, snakemake.target_jobs as t\n"
-        "from snakemake_interface_executor_plugins.utils import TargetSpec, format_cli_arg, "
-        "encode_target_jobs_cli_args as enc\n"
-        "specs = [TargetSpec('fit_lime', {'key': 'seg~10,res~keep,unit~line/n~40,kw~1', "
-        "'batch': 'abc', 'song': 'song0'}), TargetSpec('all', {}), "
-        "TargetSpec('r', {'a': 'x=y', 'b': ''})]\n"
-        "argv = shlex.split(format_cli_arg('--target-jobs', enc(specs)))[1:]\n"
-        "assert t.parse_target_jobs_cli_args(argv) == specs, t.parse_target_jobs_cli_args(argv)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, "--target-jobs"], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr
