@@ -5,6 +5,7 @@
     musiclime track [-m] [overrides ...]     (after a tracking outage: records what is missing)
     musiclime report [-m] [--out report.html] [overrides ...]
     musiclime results [--results-root results] [--out docs/results.md]
+    musiclime train-classifier --out DIR [overrides ...]   (a fusion head: model=hf_fusion)
     musiclime config [overrides ...]
     musiclime where PATH
     musiclime relocate RESULTS_ROOT          (after moving or copying a results folder)
@@ -98,6 +99,36 @@ def cmd_run(args) -> int:
                         dry_run=args.dry_run, extra=args.snakemake_args, profile=args.profile)
 
 
+def cmd_train_classifier(args) -> int:
+    from .config import compose_config
+    from .models.head import TrainSettings
+    from .training import train_classifier
+
+    cfg = compose_config(args.overrides)
+    settings = TrainSettings(hidden=args.hidden, dropout=args.dropout, epochs=args.epochs,
+                             lr=args.lr, weight_decay=args.weight_decay, seed=args.seed)
+    m = train_classifier(cfg, args.out, settings, val_fraction=args.val_fraction,
+                         progress=not args.quiet)
+    val = "n/a (no validation songs)" if m["val_accuracy"] is None else (
+        f"{m['val_accuracy']:.3f} on {m['n_val']} songs (chance {m['chance_accuracy']:.3f}; "
+        f"{m['split']} split)")
+    print(f"head for model={cfg.model.get('name')}: train accuracy {m['train_accuracy']:.3f} on "
+          f"{m['n_train']} songs, val accuracy {val}, best epoch {m['best_epoch']}")
+    if m.get("val_confusion") is not None:
+        names = m["class_names"]
+        print("  val confusion (rows: true, columns: predicted " + ", ".join(names) + "):")
+        for name, row in zip(names, m["val_confusion"], strict=True):
+            print(f"    {name:>12}: " + " ".join(f"{v:4d}" for v in row))
+    if m.get("tracking_error"):
+        print(f"  MLflow: not logged ({m['tracking_error']})")
+    elif m.get("mlflow_run_id"):
+        print(f"  MLflow: run {m['mlflow_run_id']} in experiment musiclime-train")
+    use = (f"; use it with model=hf_fusion model.head={args.out}"
+           if cfg.model.get("name") == "hf_fusion" else "")
+    print(f"wrote {Path(args.out) / 'config.json'}, head.pt, metrics.json{use}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .workflow.runner import report_workflow
 
@@ -173,6 +204,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="passed to snakemake unchanged (must come last)")
         r.add_argument("overrides", nargs="*", help="Hydra overrides")
         r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train-classifier", help="train a fusion head (model=hf_fusion) on "
+                       "frozen-encoder embeddings of a labelled manifest")
+    t.add_argument("--out", required=True, help="folder for config.json, head.pt, metrics.json")
+    t.add_argument("--val-fraction", type=float, default=0.25,
+                   help="validation share per label when the manifest has no train/val rows")
+    t.add_argument("--epochs", type=int, default=300)
+    t.add_argument("--hidden", type=int, default=256)
+    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("overrides", nargs="*", help="Hydra overrides: model=hf_fusion "
+                   "model.audio_encoder=... dataset.manifest=... dataset.split=null")
+    t.set_defaults(func=cmd_train_classifier)
 
     rep = sub.add_parser("report", help="Snakemake HTML report of a finished run or sweep")
     rep.add_argument("-m", "--multirun", action="store_true")

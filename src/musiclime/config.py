@@ -178,8 +178,14 @@ def validate(cfg: DictConfig) -> None:
 
 def _build(node: DictConfig, what: str) -> Any:
     from hydra.utils import instantiate
+    from omegaconf.errors import MissingMandatoryValue
 
-    params = OmegaConf.to_container(node, resolve=True)
+    try:
+        params = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        key = getattr(exc, "full_key", "") or str(exc).split("\n")[0]
+        raise ConfigError(f"{what}: {key} has no value (??? in its config file); set it on the "
+                          f"command line, e.g. {key}=...") from exc
     params.pop("name", None)
     try:
         return instantiate(params, _convert_="all")

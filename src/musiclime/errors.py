@@ -27,3 +27,7 @@ class ClassifierOutputError(MusicLimeError):
 
 class ConfigError(MusicLimeError):
     """A configuration value is unknown or out of range."""
+
+
+class ModelWeightsMissing(MusicLimeError):
+    """A classifier's weights (a Hugging Face hub id, a folder) are not on this machine."""
