@@ -28,6 +28,11 @@ Cases (all on CPU unless the classifier finds a GPU; the numbers in docs come fr
    (the grid with ``-m``, and the largest point alone) on fresh results roots, with
    ``metrics.enabled=false`` (the evaluate stage re-predicts ~640 rows per song *per point*,
    which no sharing removes) and tracking off. Goal <= 1.3.
+6. **hf** — ``bench/hf.py``: the paper's AST + RoBERTa fusion design (``model=hf_fusion``,
+   random weights from configs) on this machine: samples/s and musiclime's overhead over the
+   classifier alone (goal <= 1.05), with GPU utilisation where there is CUDA. Not in the
+   default set (it builds the model); ``--cases hf`` runs it ("mid" size on a CPU, "paper"
+   size on a GPU).
 5. **reuse** — ``predict_masks`` flags on vs off with the demo classifier:
    ``reuse_constant_modality`` in ``lyrical`` and ``audio`` mode, and ``deduplicate`` in
    ``lyrical`` mode with the reference's with-replacement sampler (``exhaustive=false``) on a
@@ -605,7 +610,7 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke version (about a minute)")
     ap.add_argument("--cases", default="e2e,overhead,memory,sweep,reuse",
-                    help="comma-separated subset of e2e,overhead,memory,sweep,reuse")
+                    help="comma-separated subset of e2e,overhead,memory,sweep,reuse,hf")
     ap.add_argument("--sweep-method", choices=["library", "workflow", "both"], default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -663,6 +668,16 @@ def main(argv=None) -> int:
         first = load_demo_songs(1, rate, s.corpus)
         dsong = first[0][1]() if first else None
         results["reuse"] = reuse_speedups(clf, song, s.reuse_samples, dsong, s.dedup_samples)
+    if "hf" in cases:
+        log("case 6: Hugging Face fusion model (bench/hf.py)")
+        import hf as hf_bench
+        import torch
+
+        gpu = torch.cuda.is_available()
+        results["hf"] = hf_bench.run(
+            size="paper" if gpu else ("tiny" if args.quick else "mid"),
+            samples=500 if gpu else (32 if args.quick else 200),
+            seconds=30.0, repeats=3 if not args.quick else 1, mixed_precision=gpu, log=log)
     results["total_s"] = time.perf_counter() - t_all
     results["environment"]["loadavg_end"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -673,6 +688,10 @@ def main(argv=None) -> int:
           f"{'CUDA' if results['environment']['cuda'] else 'no GPU'}; "
           f"{results['total_s']:.0f}s)")
     print(table(results))
+    if "hf" in results:
+        import hf as hf_bench
+
+        print(hf_bench.report(results["hf"]))
     env = results["environment"]
     busy = env["loadavg_start"][0]  # before this run added its own load
     if busy > 0.5 * (env["cpu_count"] or 1):

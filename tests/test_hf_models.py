@@ -62,6 +62,23 @@ def test_window_starts_cover_the_clip_and_the_last_window_ends_at_its_end():
     assert len(starts) == 6 and starts[-1] + 164080 == 60 * 16000
 
 
+def test_batched_ast_features_are_the_extractors():
+    """ast_fbank (a batch at once, on the audio's device) == ASTFeatureExtractor (per clip)."""
+    from transformers import ASTFeatureExtractor
+
+    from musiclime.models.hf import ast_fbank
+
+    rng = np.random.default_rng(0)
+    for fe in (ASTFeatureExtractor(), ASTFeatureExtractor(max_length=300, num_mel_bins=64,
+                                                          do_normalize=False)):
+        for n in (16000 * 3, 164080, 200000):
+            x = (rng.standard_normal((3, n)) * 0.1).astype(np.float32)
+            ref = fe(list(x), sampling_rate=16000, return_tensors="pt")["input_values"]
+            got = ast_fbank(torch.from_numpy(x), fe)
+            assert got.shape == ref.shape
+            assert torch.allclose(got, ref, atol=1e-5), float((got - ref).abs().max())
+
+
 def test_tiny_models_load_through_the_real_path(tiny):
     clf = HFAudioClassifier.load(str(tiny.ast_clf), device="cpu")
     assert clf.sample_rate == 16000 and clf.class_names == ["ai", "human"]

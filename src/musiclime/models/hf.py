@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -146,6 +145,53 @@ def window_starts(n_samples: int, window: int | None) -> list[int]:
     return starts + [n_samples - window]
 
 
+def ast_fbank(windows: torch.Tensor, feature_extractor) -> torch.Tensor:
+    """``ASTFeatureExtractor``'s features for a batch ``[n, samples]``, on its device.
+
+    The extractor computes Kaldi fbanks (``torchaudio.compliance.kaldi.fbank``: 25 ms Hann
+    frames every 10 ms, DC offset removed, pre-emphasis 0.97, 512-point power spectrum,
+    ``num_mel_bins`` mel filters from 20 Hz to Nyquist, natural log) one clip at a time on the
+    CPU, pads or cuts them to ``max_length`` frames and normalises with its mean and std. This
+    is the same computation for a whole batch at once, on the GPU when the audio is there (a
+    test checks it against the extractor). On a GPU, the per-clip CPU extractor would cap an
+    AST at a fraction of the GPU's speed.
+    """
+    with torch.autocast(windows.device.type, enabled=False):  # fp16 would overflow the power
+        return _ast_fbank(windows, feature_extractor)
+
+
+def _ast_fbank(windows: torch.Tensor, feature_extractor) -> torch.Tensor:
+    from torchaudio.compliance.kaldi import get_mel_banks
+
+    fe = feature_extractor
+    x = windows.to(torch.float32)
+    rate = int(fe.sampling_rate)
+    size, shift, nfft = int(rate * 0.025), int(rate * 0.010), 512
+    while nfft < size:
+        nfft *= 2
+    if x.shape[1] < size:  # shorter than one frame (the extractor itself fails there)
+        x = torch.nn.functional.pad(x, (0, size - x.shape[1]))
+    n_frames = 1 + (x.shape[1] - size) // shift
+    frames = x.unfold(1, size, shift)[:, :n_frames]  # [n, m, size]
+    frames = frames - frames.mean(dim=2, keepdim=True)
+    prev = torch.cat([frames[:, :, :1], frames[:, :, :-1]], dim=2)
+    frames = frames - 0.97 * prev
+    frames = frames * torch.hann_window(size, periodic=False, device=x.device, dtype=x.dtype)
+    power = torch.fft.rfft(frames, n=nfft).abs().pow(2.0)
+    banks, _ = get_mel_banks(int(fe.num_mel_bins), nfft, float(rate), 20.0, 0.0, 100.0, -500.0,
+                             1.0)
+    banks = torch.nn.functional.pad(banks.to(x.device, x.dtype), (0, 1))
+    eps = torch.tensor(torch.finfo(x.dtype).eps, device=x.device, dtype=x.dtype)
+    fbank = torch.max(power @ banks.T, eps).log()  # [n, m, mel]
+    m = int(fe.max_length)
+    if fbank.shape[1] < m:
+        fbank = torch.nn.functional.pad(fbank, (0, 0, 0, m - fbank.shape[1]))
+    fbank = fbank[:, :m]
+    if getattr(fe, "do_normalize", True):
+        fbank = (fbank - fe.mean) / (fe.std * 2)
+    return fbank
+
+
 class _AudioFrontEnd:
     """Feature extraction and windowing shared by the audio classifier and the fusion model."""
 
@@ -156,20 +202,24 @@ class _AudioFrontEnd:
             self.window = int(round(float(window_seconds) * self.sample_rate))
         else:
             self.window = extractor_window(feature_extractor, self.sample_rate)
+        # AST's extractor is re-done batched on the device (ast_fbank); others run as they are
+        self.batched_ast = type(feature_extractor).__name__ == "ASTFeatureExtractor"
 
-    def windows(self, audio: torch.Tensor) -> tuple[list[np.ndarray], int]:
-        """Every clip's windows (clip-major) as float32 arrays, and windows per clip."""
-        x = audio.detach().to("cpu", torch.float32).numpy()
-        starts = window_starts(x.shape[1], self.window)
-        w = self.window or x.shape[1]
-        clips = [x[i, s:s + w] for i in range(x.shape[0]) for s in starts]
-        return clips, len(starts)
+    def windows(self, audio: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Every clip's windows, clip-major ``[batch * per_clip, window]``, and per_clip."""
+        starts = window_starts(audio.shape[1], self.window)
+        w = self.window or audio.shape[1]
+        if len(starts) == 1:
+            return audio[:, :w], 1
+        return torch.stack([audio[:, s:s + w] for s in starts], dim=1).reshape(-1, w), len(
+            starts)
 
-    def features(self, clips: list[np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-        kw: dict[str, Any] = {"sampling_rate": self.sample_rate, "return_tensors": "pt"}
-        if len({len(c) for c in clips}) > 1:
-            kw["padding"] = True
-        feats = self.feature_extractor(clips, **kw)
+    def features(self, clips: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        if self.batched_ast:
+            return {"input_values": ast_fbank(clips.to(device), self.feature_extractor)}
+        arrays = list(clips.detach().to("cpu", torch.float32).numpy())
+        feats = self.feature_extractor(arrays, sampling_rate=self.sample_rate,
+                                       return_tensors="pt")
         return {k: v.to(device) for k, v in feats.items() if isinstance(v, torch.Tensor)}
 
 
@@ -179,7 +229,7 @@ def _windowed(frontend: _AudioFrontEnd, audio: torch.Tensor, batch_size: int,
     clips, per_clip = frontend.windows(audio)
     outs = []
     with torch.inference_mode():
-        for i in range(0, len(clips), batch_size):
+        for i in range(0, clips.shape[0], batch_size):
             outs.append(fn(frontend.features(clips[i:i + batch_size], device)).float())
     out = torch.cat(outs, dim=0)
     return out.reshape(audio.shape[0], per_clip, -1).mean(dim=1)
