@@ -1,7 +1,11 @@
-"""`musiclime run --profile slurm-local` on a real one-node SLURM cluster (`.ci/local-slurm`).
+"""`musiclime run --profile slurm` and `--profile slurm-local` on a real one-node SLURM cluster
+(`.ci/local-slurm`).
 
 Real daemons (munged, slurmctld, slurmd), Snakemake's SLURM executor plugin, a real `mlflow
-server`, a kill -9 of the driver while its SLURM jobs run. The cluster is started here (the
+server`, a kill -9 of the driver while its SLURM jobs run and a rerun that cancels them. The
+real-cluster profile runs with the README's arguments for a cluster without accounting; the
+test node declares the size of a real node, so its GPU jobs (4 CPUs, 16 GB) are accepted as
+they are. The cluster is started here (the
 script installs the Debian packages when they are missing); the test fails, with the script's
 reason, when it cannot start, and is skipped only where it cannot be started at all (not root,
 no apt-get). It also measures what a job costs under SLURM against the local executor.
@@ -13,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,12 +92,19 @@ def slurm_jobs(log: str) -> dict[str, str]:
     return jobs
 
 
-def queued_in(results: Path, env: dict) -> list[str]:
-    """Ids of the pending or running SLURM jobs whose working directory is ``results``."""
-    queue = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True,
+def queued_in(results: Path, env: dict) -> dict[str, str]:
+    """The pending or running SLURM jobs whose working directory is ``results``: job id -> its
+    comment (the executor writes `rule_<rule>_wildcards_...` or `rule_<group>` there)."""
+    queue = subprocess.run(["squeue", "-h", "-o", "%i|%Z|%k"], capture_output=True, text=True,
                            env={**os.environ, **env}).stdout
-    return [job for job, workdir in (ln.split(maxsplit=1) for ln in queue.splitlines())
-            if Path(workdir) == results]
+    return {job: comment for job, workdir, comment in (ln.split("|", 2)
+                                                      for ln in queue.splitlines())
+            if Path(workdir) == results}
+
+
+def show_job(job: str, env: dict) -> str:
+    return subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                          env={**os.environ, **env}).stdout
 
 
 def per_job(wall: float, log: str) -> tuple[int, float]:
@@ -100,7 +112,17 @@ def per_job(wall: float, log: str) -> tuple[int, float]:
     return n, wall / max(n, 1)
 
 
+#: the README's real-cluster command for a cluster without accounting, with the status polls
+#: of the test profile (the executor's default first poll, after 40 s, would add minutes)
+REAL_CLUSTER_ARGS = ("--snakemake-args", "--slurm-status-command", "squeue",
+                     "--slurm-init-seconds-before-status-checks", "2",
+                     "--seconds-between-status-checks", "2")
+
+
 def test_sweep_on_slurm_survives_a_kill_9_and_matches_the_local_executor(slurm_env, tmp_path):
+    """The real-cluster profile runs until its GPU jobs are queued (with the requests a real
+    cluster gets), the driver is killed -9, and the test cluster's profile reruns the sweep:
+    it cancels the dead driver's jobs itself and ends with the local executor's files."""
     from mlflow.tracking import MlflowClient
 
     manifest = make_corpus(tmp_path / "corpus", n_songs=2)
@@ -117,41 +139,63 @@ def test_sweep_on_slurm_survives_a_kill_9_and_matches_the_local_executor(slurm_e
         assert rc == 0, out_local
         print(f"local executor: {wall_local:.0f} s")
 
-        # SLURM: kill -9 the driver's process group while its first SLURM job runs ...
+        # `--profile slurm` (the real-cluster profile): kill -9 the driver's process group as
+        # soon as both songs' predict_masks jobs are queued ...
         results = tmp_path / "slurm"
-        args = ["--profile", "slurm-local", "-m", *base_overrides(manifest, results, *SWEEP)]
-        killed = subprocess.Popen(run_cmd(args), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, env={**os.environ, **env},
-                                  start_new_session=True)
+        overrides = base_overrides(manifest, results, *SWEEP)
+        t0 = time.time()
+        killed = subprocess.Popen(run_cmd(["--profile", "slurm", "-m", *overrides,
+                                           *REAL_CLUSTER_ARGS]),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, **env}, start_new_session=True)
         try:
             deadline = time.time() + 240
-            while not queued_in(results, env):
-                assert killed.poll() is None, "the run ended before it submitted a SLURM job"
-                assert time.time() < deadline, "no SLURM job submitted within 240 s"
-                time.sleep(0.5)
-            time.sleep(2)
+            while True:
+                queued = queued_in(results, env)
+                predict = [j for j, c in queued.items() if c.startswith("rule_predict_masks")]
+                if len(predict) == 2:
+                    break
+                assert killed.poll() is None, "the run ended before its predictions were queued"
+                assert time.time() < deadline, f"no predict_masks jobs within 240 s: {queued}"
+                time.sleep(0.2)
         finally:
             os.killpg(killed.pid, signal.SIGKILL)
             killed.wait(timeout=60)
-        # ... its SLURM jobs outlive it (they are slurmstepd's children, not the driver's):
-        # cancel those working in this results root, as the README says, then run again
+        wall_killed = time.time() - t0
+        # ... the real profile's requests were accepted as they are: GPU partition, a GPU,
+        # 4 CPUs, 16 GB (the test node declares a real cluster's node size)
+        for job in predict:
+            shown = show_job(job, env)
+            assert "Partition=gpu" in shown and "TresPerJob=gres:gpu:1" in shown, shown
+            assert "NumCPUs=4" in shown and "mem=16000M" in shown, shown
+        killed_logs = sorted((results / "logs" / "snakemake").glob("*.log"))
+        killed_log = "".join(p.read_text() for p in killed_logs)
+        assert "group audio" in slurm_jobs(killed_log).values(), killed_log
+        # its SLURM jobs outlive it (they are slurmstepd's children, not the driver's)
         orphans = queued_in(results, env)
-        if orphans:
-            subprocess.run(["scancel", *orphans], env={**os.environ, **env}, check=True)
-        print(f"killed the driver; cancelled its SLURM job(s) {orphans}")
+        assert set(predict) <= set(orphans), orphans
+        print(f"killed the driver after {wall_killed:.0f} s; its SLURM job(s) {sorted(orphans)}")
 
-        rc, out, wall_slurm = musiclime_run(args, env)
-        assert rc == 0, out  # no --unlock, no manual step but the scancel
+        # the test cluster's profile reruns the sweep: no --unlock, no scancel by hand
+        rc, out, wall_slurm = musiclime_run(
+            ["--profile", "slurm-local", "-m", *overrides], env)
+        assert rc == 0, out
+        cancelled = re.search(r"^musiclime: cancelled SLURM job\(s\) ([\d ]+) that the "
+                              r"interrupted run \(PID \d+\) left in (\S+)$", out, flags=re.M)
+        assert cancelled, out
+        assert sorted(cancelled.group(1).split()) == sorted(orphans), (cancelled.group(0), orphans)
+        assert cancelled.group(2) == str(results)
+        for job in orphans:
+            assert "JobState=CANCELLED" in show_job(job, env), show_job(job, env)
+        assert not set(orphans) & set(queued_in(results, env))
 
         # the jobs went through SLURM: the predictions to the gpu partition, with a GPU
         jobs = slurm_jobs(out)
-        assert jobs, out
-        assert {"group audio", "group fit", "group tables"} <= set(jobs.values()), jobs
+        assert {"group fit", "group tables"} <= set(jobs.values()), jobs
         predict = [j for j, name in jobs.items() if name == "predict_masks"]
         assert len(predict) == 2, jobs  # one per song
         for job in predict:
-            shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True,
-                                   text=True, env={**os.environ, **env}).stdout
+            shown = show_job(job, env)
             assert "Partition=gpu" in shown and "TresPerJob=gres:gpu:1" in shown, shown
             assert "JobState=COMPLETED" in shown, shown
         here = set(re.findall(r"^localrule (\w+):", out, flags=re.M))
@@ -180,12 +224,16 @@ def test_sweep_on_slurm_survives_a_kill_9_and_matches_the_local_executor(slurm_e
         server.terminate()
         server.wait(timeout=30)
 
+    # what a job costs: the killed run (until the kill) and the rerun together did the whole
+    # sweep through SLURM once (the cancelled predictions had only started)
     n_local, s_local = per_job(wall_local, out_local)
-    n_slurm, s_slurm = per_job(wall_slurm, out)
+    n_slurm, s_slurm = per_job(wall_killed + wall_slurm, killed_log + out)
     print(f"\nsame 2-song, 2-point sweep: local executor {wall_local:.0f} s / {n_local} jobs = "
-          f"{s_local:.1f} s per job; SLURM (slurm-local, the rerun after the kill) "
-          f"{wall_slurm:.0f} s / {n_slurm} jobs in {len(jobs)} SLURM jobs = {s_slurm:.1f} s per "
-          f"job (+{s_slurm - s_local:.1f} s)")
+          f"{s_local:.1f} s per job; SLURM {wall_killed:.0f} s (profile slurm, until the kill) + "
+          f"{wall_slurm:.0f} s (profile slurm-local, the rerun) / {n_slurm} jobs in "
+          f"{len(set(slurm_jobs(killed_log)) - set(orphans)) + len(jobs)} SLURM jobs = "
+          f"{s_slurm:.1f} s per job "
+          f"(+{s_slurm - s_local:.1f} s)")
 
 
 def test_the_slurm_profiles_give_every_rule_its_resources(tmp_path):
@@ -209,3 +257,31 @@ def test_the_slurm_profiles_give_every_rule_its_resources(tmp_path):
     config = yaml.safe_load((PROFILES / "slurm" / "config.yaml").read_text())
     assert {config["groups"][r] for r in ("decode_audio", "separate_stems",
                                           "segment_features", "generate_masks")} == {"audio"}
+
+
+def test_a_rerun_leaves_a_dead_runs_live_snakemake_driver_alone(tmp_path):
+    """The musiclime process of a run died but its Snakemake driver (here: a process with a
+    driver's command line in this root) did not: a rerun neither cancels that driver's jobs
+    nor clears its lock, and says so in one line. (No cluster needed.)"""
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    results = tmp_path / "results"
+    locks = results / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("")
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
+                               "snakemake", "--directory", str(results)])
+    try:
+        (results / ".musiclime.lock").write_text(
+            f"PID {driver.pid + 100000} on {socket.gethostname()}, started 2000-01-01 00:00:00\n"
+            f"snakemake log: {results}/logs/snakemake/x.log\nsnakemake PID: {driver.pid}\n")
+        proc = subprocess.run(run_cmd(["--cores", "1", *base_overrides(
+            manifest, results, "tracking.enabled=false")]), capture_output=True, text=True)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2, out
+        assert f"the Snakemake driver (PID {driver.pid}) of an interrupted musiclime run " \
+               f"still works in {results}" in out, out
+        assert len(out.strip().splitlines()) == 1, out
+        assert (locks / "0.input.lock").exists() and driver.poll() is None
+    finally:
+        driver.kill()
+        driver.wait()

@@ -9,10 +9,12 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,11 +78,113 @@ def write_plan(plan: Plan, prefix: str = "plan") -> Path:
     return write_json(Path(plan.results_root) / "plans" / f"{prefix}-{digest[:12]}.json", data)
 
 
+class Holder:
+    """This invocation's record in ``<root>/.musiclime.lock``: who holds the root and, once
+    known, its Snakemake log and driver PID; the next invocation reads it to clean up after this
+    one if it dies."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.fields = {"PID": f"{os.getpid()} on {socket.gethostname()}, started "
+                              f"{time.strftime('%Y-%m-%d %H:%M:%S')}"}
+        self._write()
+
+    def note(self, **fields: object) -> None:
+        """Record ``snakemake_log=...`` or ``snakemake_pid=...``."""
+        self.fields.update({k.replace("_", " "): str(v) for k, v in fields.items()})
+        self._write()
+
+    def _write(self) -> None:
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write("".join(f"{k}{' ' if k == 'PID' else ': '}{v}\n"
+                               for k, v in self.fields.items()))
+        self._fh.flush()
+
+
+def _previous_holder(text: str) -> dict:
+    """The record a dead invocation left: pid, host, snakemake log, snakemake pid (if any)."""
+    m = re.search(r"^PID (\d+) on (\S+?),", text, flags=re.M)
+    log_ = re.search(r"^snakemake log: (.+)$", text, flags=re.M)
+    smk = re.search(r"^snakemake PID: (\d+)$", text, flags=re.M)
+    return {"pid": int(m.group(1)) if m else None, "host": m.group(2) if m else None,
+            "log": Path(log_.group(1)) if log_ else None,
+            "snakemake_pid": int(smk.group(1)) if smk else None}
+
+
+def _runs_snakemake_in(pid: int, results_root: Path) -> bool:
+    """Whether process ``pid`` (on this host) is a Snakemake driver working in the root."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"snakemake" in a for a in argv) and os.fsencode(str(results_root)) in argv
+
+
+def slurm_jobs_of(log_file: Path, results_root: Path) -> list[str]:
+    """Queued or running SLURM jobs that the Snakemake runs logged in ``log_file`` submitted
+    in ``results_root``: their job name is a run's ``SLURM run ID`` (the executor names every
+    job after its run) and their working directory is the root. Empty without ``squeue``."""
+    if not shutil.which("squeue") or not log_file.is_file():
+        return []
+    with open(log_file, errors="replace") as fh:
+        runs = {m.group(1) for line in fh if (m := re.match(r"SLURM run ID: (\S+)", line))}
+    if not runs:
+        return []
+    try:
+        queue = subprocess.run(["squeue", "--me", "--noheader", "--format=%i|%j|%Z"],
+                               capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("could not list this results root's SLURM jobs (squeue: %s)", exc)
+        return []
+    if queue.returncode != 0:
+        log.warning("could not list this results root's SLURM jobs: %s",
+                    (queue.stderr.strip().splitlines() or ["squeue failed"])[-1])
+        return []
+    root = results_root.resolve()
+    jobs = []
+    for line in queue.stdout.splitlines():
+        job, name, workdir = (line.split("|", 2) + ["", ""])[:3]
+        if name in runs and workdir and Path(workdir).resolve() == root:
+            jobs.append(job)
+    return jobs
+
+
+def cancel_orphaned_jobs(results_root: Path, previous: dict) -> list[str]:
+    """Cancel the SLURM jobs a dead invocation left queued or running in the root (its driver
+    was killed: they would go on writing there); print which. Only for a driver that ran on
+    this host and is gone: one on another host is reported, not cancelled."""
+    if previous["log"] is None:
+        return []
+    jobs = slurm_jobs_of(previous["log"], results_root)
+    if not jobs:
+        return []
+    if previous["host"] != socket.gethostname():
+        print(f"musiclime: SLURM job(s) {' '.join(jobs)} of an interrupted run on "
+              f"{previous['host']} still work in {results_root}; if its driver is gone there, "
+              f"cancel them: scancel {' '.join(jobs)}", flush=True)
+        return []
+    proc = subprocess.run(["scancel", *jobs], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise MusicLimeError(f"could not cancel SLURM job(s) {' '.join(jobs)} that an interrupted "
+                             f"run left in {results_root}: {proc.stderr.strip()}")
+    print(f"musiclime: cancelled SLURM job(s) {' '.join(jobs)} that the interrupted run "
+          f"(PID {previous['pid']}) left in {results_root}", flush=True)
+    deadline = time.time() + 60  # let them end before their outputs are computed again
+    while time.time() < deadline and set(jobs) & set(slurm_jobs_of(previous["log"],
+                                                                   results_root)):
+        time.sleep(1)
+    return jobs
+
+
 @contextlib.contextmanager
 def invocation_lock(results_root: Path):
     """Hold the results root for this invocation (``<root>/.musiclime.lock``, an flock the
     kernel releases when the process dies, however it dies). A live concurrent invocation gets
-    a clear error naming its PID; a Snakemake lock left by a dead one is cleared."""
+    a clear error naming its PID. What a dead one left is cleaned up: the SLURM jobs it still
+    had queued or running in this root are cancelled (:func:`cancel_orphaned_jobs`) and its
+    Snakemake lock is cleared; unless its Snakemake driver still runs here (an error says so).
+    Yields the :class:`Holder` record."""
     results_root.mkdir(parents=True, exist_ok=True)
     path = results_root / ".musiclime.lock"
     fh = open(path, "a+")  # noqa: SIM115 (held for the whole invocation)
@@ -88,23 +192,29 @@ def invocation_lock(results_root: Path):
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.seek(0)
-        holder = fh.read().strip() or "unknown"
+        holder = (fh.read().strip().splitlines() or ["unknown"])[0]
         fh.close()
         raise MusicLimeError(
             f"another musiclime run is using {results_root} ({holder}); wait for it to "
             "finish, or stop it, then run again") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"PID {os.getpid()} on {socket.gethostname()}, started "
-             f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    fh.flush()
-    stale = list((results_root / ".snakemake" / "locks").glob("*.lock"))
-    for lock in stale:  # no live musiclime run holds this root: these are a dead one's
-        lock.unlink(missing_ok=True)
-    if stale:
-        log.warning("removed the Snakemake lock of an interrupted run in %s", results_root)
     try:
-        yield
+        fh.seek(0)
+        previous = _previous_holder(fh.read())
+        smk_pid = previous["snakemake_pid"]
+        if (smk_pid and previous["host"] == socket.gethostname()
+                and _runs_snakemake_in(smk_pid, results_root)):
+            raise MusicLimeError(
+                f"the Snakemake driver (PID {smk_pid}) of an interrupted musiclime run still "
+                f"works in {results_root}; wait for it to end, or stop it (kill {smk_pid}), "
+                "then run again")
+        holder = Holder(fh)
+        cancel_orphaned_jobs(results_root, previous)
+        stale = list((results_root / ".snakemake" / "locks").glob("*.lock"))
+        for lock in stale:  # no live musiclime run holds this root: these are a dead one's
+            lock.unlink(missing_ok=True)
+        if stale:
+            log.warning("removed the Snakemake lock of an interrupted run in %s", results_root)
+        yield holder
     finally:
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
@@ -181,17 +291,19 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         import mlflow  # noqa: F401  (it sets its loggers' level when imported)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation chatter
-    with invocation_lock(root):
+    with invocation_lock(root) as holder:
         plan.invocation = open_tracking(plan, overrides, multirun)
         env = {**os.environ, **FAST_FAIL_ENV}
         smk_log = root / "logs" / "snakemake" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
         smk_log.parent.mkdir(parents=True, exist_ok=True)
+        holder.note(snakemake_log=smk_log)
         print(f"musiclime: {len(plan.points)} configuration(s), "
               f"{len({s for p in plan.points.values() for s in p.songs})} song(s); "
               f"snakemake log: {smk_log}", flush=True)
         plan.invocation = replace(plan.invocation, phase="songs")
         cmd = snakemake_command(write_plan(plan), root, cores, extra=extra, profile=profile)
-        rc_songs = run_snakemake(cmd, env, smk_log, "explaining songs")
+        rc_songs = run_snakemake(cmd, env, smk_log, "explaining songs",
+                                 started=lambda pid: holder.note(snakemake_PID=pid))
         failed = failed_songs(plan)
         for pid, point in plan.points.items():
             new = {s: failed[point.dataset][s] for s in point.songs
@@ -204,7 +316,8 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         plan.invocation = replace(plan.invocation, phase="all")
         rc = run_snakemake(snakemake_command(write_plan(plan), root, cores, extra=extra,
                                              profile=profile), env,
-                           smk_log, "global tables and tracking")
+                           smk_log, "global tables and tracking",
+                           started=lambda pid: holder.note(snakemake_PID=pid))
         inv = plan.invocation
         any_failed = any(p.failed for p in plan.points.values())
         if inv.parent_run_id:
@@ -224,8 +337,10 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
 _PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
 
 
-def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str) -> int:
-    """Run Snakemake with its output appended to ``log_file``; show one progress line."""
+def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
+                  started: Callable[[int], None] | None = None) -> int:
+    """Run Snakemake with its output appended to ``log_file``; show one progress line.
+    ``started`` gets the driver's PID as soon as it runs."""
     tty = sys.stderr.isatty()
     shown = -1
     with open(log_file, "a") as fh:
@@ -233,6 +348,8 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str) -> int:
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=env)
+        if started:
+            started(proc.pid)
         assert proc.stdout is not None
         for line in proc.stdout:
             fh.write(line)
