@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import write_song
 from test_pipeline import all_weights, musiclime
+from test_workflow import executed_rules
 
 from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
 from musiclime.models.hf import (
@@ -189,6 +190,17 @@ def test_fusion_head_trained_then_explained_by_explain_and_run(tmp_path, tiny, d
     meta = json.loads(run_json.read_text())["metadata"]
     assert meta["model_info"]["class_names"] == ["ai", "human"]
 
+    # the head's weights are part of the prediction cache key: a retrained head re-predicts
+    run_args = ["run", f"results_root={tmp_path / 'run'}",
+                *fusion_overrides(tiny, manifest, *settings)]
+    rc, out = musiclime(*run_args, "-n")
+    assert rc == 0 and executed_rules(out) == [], out
+    rc, out = musiclime("train-classifier", "--out", str(head), "--quiet", "--seed", "1",
+                        *fusion_overrides(tiny, demo), "tracking.enabled=false")
+    assert rc == 0, out
+    rc, out = musiclime(*run_args, "-n")
+    assert rc == 0 and "predict_masks" in executed_rules(out), out
+
 
 def _explain(clf, song, **cfg):
     config = ExplainerConfig(num_samples=cfg.pop("num_samples", 120), seed=0, **cfg)
@@ -197,8 +209,12 @@ def _explain(clf, song, **cfg):
     return MusicLIME(clf, config, progress=False).explain(s)
 
 
-def test_hf_audio_and_hf_text_explain_their_own_modality(tmp_path, tiny):
-    song = write_song(tmp_path / "song", seconds=4.0, sr=16000)
+def test_hf_audio_and_hf_text_explain_their_own_modality(tiny, demo):
+    """A rendered demo song (44.1 kHz, its own stems and lyrics), decoded at the models' 16 kHz."""
+    sid = demo.read_text().splitlines()[2].split(",")[0]
+    songs = demo.parent / "songs"
+    song = SimpleNamespace(audio_path=songs / f"{sid}.wav", lyrics_path=songs / f"{sid}.txt",
+                           stems_dir=songs / f"{sid}.stems")
     audio = _explain(HFAudioClassifier.load(str(tiny.ast_clf), device="cpu"), song,
                      modality="audio")
     names = [f for f, _ in audio.top_features(audio.predicted_label, k=100)]
