@@ -120,6 +120,44 @@ def test_a_hub_id_that_is_not_cached_gives_a_one_line_error(tmp_path, short_song
     assert rc == 2 and "model.model has no value" in out, out
 
 
+def test_a_cached_hub_id_loads_from_the_hf_cache_and_is_keyed_by_its_blobs(tmp_path, tiny,
+                                                                          short_song):
+    """A hub id found in the local Hugging Face cache (its layout: refs/main -> a snapshot of
+    links to blobs named by sha256) loads offline; its cache key uses the blob names."""
+    import hashlib
+    import shutil
+
+    from musiclime.identity import classifier_identity
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someorg--tiny-ast"
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    digests = {}
+    for f in sorted(tiny.ast_clf.iterdir()):
+        digests[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
+        shutil.copy(f, repo / "blobs" / digests[f.name])
+        (snap / f.name).symlink_to(Path("../../blobs") / digests[f.name])
+
+    clf = HFAudioClassifier.load(str(snap), device="cpu")
+    assert clf.weights_files == []
+    ident = classifier_identity({"_target_": "musiclime.models.hf.HFAudioClassifier.load",
+                                 "model": "someorg/tiny-ast"}, clf)
+    assert sorted(ident["weights"].values()) == sorted(digests.values())
+
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    rc, out = musiclime("explain", str(short_song.audio_path), "--lyrics",
+                        str(short_song.lyrics_path), "--out", str(tmp_path / "o"), "--quiet",
+                        "model=hf_audio", "model.model=someorg/tiny-ast", "model.device=cpu",
+                        "explainer.modality=audio", "explainer.num_samples=16",
+                        "separator=oracle", "--stems", str(short_song.stems_dir), env=env)
+    assert rc == 0, out
+    assert (tmp_path / "o" / "explanation.json").is_file()
+
+
 def test_train_classifier_learns_on_the_demo_features(tmp_path, demo):
     """The head trainer on the demo classifier's own (trained) features: well above chance."""
     rc, out = musiclime("train-classifier", "--out", str(tmp_path / "head"), "--quiet",

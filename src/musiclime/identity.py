@@ -9,7 +9,10 @@ output is computed *from*, not what it is called:
   - *Weights*: every file named by a path-valued entry of the model config (a directory counts
     with every file in it), plus the files the built classifier lists in an optional
     ``weights_files`` attribute (the demo classifier lists its shipped checkpoint, which its
-    config leaves as ``path: null``).
+    config leaves as ``path: null``), plus the ``{file: digest}`` of an optional
+    ``weights_digests`` attribute, for files whose content is already named by a digest
+    (a Hugging Face cache snapshot links each file to a blob named by its sha256: gigabytes
+    need not be re-read at every plan).
   - *Code*: a ``version`` the classifier declares (a class or instance attribute: bump it when
     its code changes), else the sha256 of the source file of the module that defines the
     config's ``_target_``. A bring-your-own classifier whose predictions depend on code in
@@ -114,6 +117,8 @@ def classifier_identity(model_config: dict, classifier: Any = None) -> dict:
     for root in sorted(files):
         for f in _files_under(root):
             weights[str(f)] = file_digest(f)
+    for f, digest in (getattr(classifier, "weights_digests", None) or {}).items():
+        weights[str(f)] = str(digest)
     config = {k: v for k, v in model_config.items() if k != "name"}
     return {"config": config, "weights": weights,
             "code": code_fingerprint(model_config.get("_target_"), classifier)}

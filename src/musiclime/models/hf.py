@@ -41,6 +41,7 @@ under autocast (bf16/fp16) in the predict stage.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -98,6 +99,33 @@ def resolve_pretrained(name_or_path: str, what: str, download: bool = False) -> 
             f"{name_or_path}` (or `huggingface-cli download {name_or_path}`) and copy that cache "
             "here (or set HF_HOME to it), pass a local folder written by save_pretrained, or "
             "set model.download=true to let musiclime fetch it") from exc
+
+
+def snapshot_digests(path: Path) -> dict[str, str] | None:
+    """``{file: blob name}`` for a Hugging Face cache snapshot (``.../snapshots/<commit>/``),
+    whose files link to blobs named by their content's sha256 (git sha1 for small files);
+    None for any other folder (its files are hashed)."""
+    path = Path(path)
+    if path.parent.name != "snapshots":
+        return None
+    out = {}
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        if not f.is_symlink():
+            return None
+        out[f"{path.parent.parent.name}@{path.name}/{f.relative_to(path)}"] = Path(
+            os.readlink(f)).name
+    return out
+
+
+def _set_weights(clf, paths: list[Path]) -> None:
+    """What identifies the weights in the prediction cache key (musiclime.identity)."""
+    clf.weights_files, clf.weights_digests = [], {}
+    for p in paths:
+        digests = snapshot_digests(p)
+        if digests is None:
+            clf.weights_files.append(Path(p))
+        else:
+            clf.weights_digests.update(digests)
 
 
 def _class_names(config) -> list[str]:
@@ -264,7 +292,7 @@ class HFAudioClassifier:
         clf = cls(AutoModelForAudioClassification.from_pretrained(path),
                   AutoFeatureExtractor.from_pretrained(path), device=device,
                   batch_size=batch_size, window_seconds=window_seconds)
-        clf.weights_files = [path]
+        _set_weights(clf, [path])
         return clf
 
     def logits(self, audio: torch.Tensor) -> torch.Tensor:
@@ -333,7 +361,7 @@ class HFTextClassifier:
         clf = cls(AutoModelForSequenceClassification.from_pretrained(path),
                   AutoTokenizer.from_pretrained(path), device=device, batch_size=batch_size,
                   sample_rate=sample_rate, max_length=max_length)
-        clf.weights_files = [path]
+        _set_weights(clf, [path])
         return clf
 
     def logits(self, lyrics: Sequence[str]) -> torch.Tensor:
@@ -393,6 +421,7 @@ class HFFusionClassifier:
             if p not in ("cls", "mean"):
                 raise ConfigError(f"model.audio_pooling/text_pooling must be cls or mean, got {p!r}")
         self.encoder_names = encoder_names
+        self.encoder_paths: tuple[Path, ...] = ()
         self.weights_files: list[Path] = []
         self.head = None
         self.class_names: list[str] = []
@@ -416,13 +445,15 @@ class HFFusionClassifier:
                   batch_size=batch_size, audio_pooling=audio_pooling, text_pooling=text_pooling,
                   window_seconds=window_seconds, max_length=max_length,
                   encoder_names=(str(audio_encoder), str(text_encoder)))
-        clf.weights_files = [apath, tpath]
+        clf.encoder_paths = (apath, tpath)
+        paths = [apath, tpath]
         if head is not None:
             from .head import load_head
 
             hdir = Path(str(head)).expanduser()
             clf.set_head(load_head(hdir))
-            clf.weights_files.append(hdir.resolve())
+            paths.append(hdir.resolve())
+        _set_weights(clf, paths)
         return clf
 
     # ------------------------------------------------------------------ encoders
@@ -439,7 +470,11 @@ class HFFusionClassifier:
         from ..identity import code_fingerprint, file_digest
 
         files = {}
-        for root in self.weights_files[:2]:
+        for root in getattr(self, "encoder_paths", ()):
+            digests = snapshot_digests(root)
+            if digests is not None:
+                files.update(digests)
+                continue
             for f in sorted(p for p in Path(root).rglob("*") if p.is_file()):
                 if f.suffix in (".safetensors", ".bin", ".json", ".txt", ".model"):
                     files[f"{Path(root).name}/{f.relative_to(root)}"] = file_digest(f)[:16]
