@@ -27,7 +27,7 @@ from .factorization import RESIDUAL_MODES, AudioFactorization
 from .features import FeatureTable
 from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units, read_lyrics
 from .masks import MODALITIES, MaskLayout, is_exhaustive, sample_masks
-from .surrogate import FEATURE_SELECTIONS, fit_lime
+from .surrogate import FEATURE_SELECTIONS, LabelFit, fit_lime
 
 if TYPE_CHECKING:
     from .inference import Predictions
@@ -58,6 +58,10 @@ class ExplainerConfig:
     feature_selection: str = "none"  # lime's feature selection before the fit; none keeps all
     num_features: int = 10  # features listed in top_features (all weights are always kept)
     ridge_alpha: float = 1.0  # ridge regularisation of the surrogate (lime's default)
+    # the surrogate fitted to the predictions (musiclime.estimators): lime_ridge (LIME),
+    # kernel_shap or leverage_shap (Shapley values); a fit-stage choice: a sweep over it
+    # predicts once
+    estimator: str = "lime_ridge"
     batch_size: int = 0  # masks per classifier call; 0: chosen from memory
     exhaustive: bool = True  # enumerate all 2^F masks once when 2^F <= num_samples
     deduplicate: bool = True  # predict each distinct mask once
@@ -98,6 +102,10 @@ class ExplainerConfig:
             bad("seed", self.seed, "must be a non-negative integer")
         if not isinstance(self.batch_size, int) or self.batch_size < 0:
             bad("batch_size", self.batch_size, "must be an integer >= 0 (0 = automatic)")
+        from .estimators import ESTIMATORS
+
+        if self.estimator not in ESTIMATORS:
+            bad("estimator", self.estimator, f"must be one of {', '.join(sorted(ESTIMATORS))}")
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -350,6 +358,23 @@ def explanation_warnings(song_id: str, table: FeatureTable, layout: MaskLayout,
     return out
 
 
+def shapley_fits(name: str, masks: np.ndarray, probs: np.ndarray,
+                 labels: list[int]) -> dict[int, LabelFit]:
+    """One :class:`~musiclime.surrogate.LabelFit` per label from a Shapley estimator of
+    :mod:`musiclime.estimators`: the weights are the Shapley values, the intercept
+    ``phi_0`` (the base value), ``local_pred = phi_0 + sum(phi)`` (efficiency: the prediction
+    of the original), ``score`` the regression's weighted R^2."""
+    from .estimators import estimate, get_estimator
+
+    out = {}
+    for label, att in estimate(get_estimator(name), masks, probs, labels).items():
+        out[label] = LabelFit(label=label, intercept=float(att.base_value),
+                              weights=np.asarray(att.weights, dtype=np.float64),
+                              score=float(att.score),
+                              local_pred=float(att.base_value + np.sum(att.weights)))
+    return out
+
+
 def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks: np.ndarray,
                     probs: np.ndarray, class_names: list[str], config: ExplainerConfig,
                     timings: dict | None = None, song_info: dict | None = None,
@@ -372,6 +397,10 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     fits, stats = fit_lime(masks, probs, labels, kernel, cosine_distance,
                            feature_selection=config.feature_selection,
                            ridge_alpha=config.ridge_alpha, random_state=config.seed)
+    if config.estimator != "lime_ridge":
+        # Shapley values from the same predictions (the LIME kernel's statistics above stay in
+        # the record: they describe the sample)
+        fits = shapley_fits(config.estimator, masks, probs, labels)
     timings = dict(timings or {})
     timings["fit_s"] = time.perf_counter() - t0
     if stats.weight_max - stats.weight_min < 1e-3:

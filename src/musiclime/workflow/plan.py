@@ -220,7 +220,10 @@ class Planner:
             fit_part=layout.part(n=econf.num_samples, kw=econf.kernel_width,
                                  ds=econf.distance_scale, fs=econf.feature_selection,
                                  lab=labels, ra=econf.ridge_alpha, nf=econf.num_features,
-                                 lk=econf.listen_top_k),
+                                 lk=econf.listen_top_k,
+                                 # the estimator is a fit-stage choice (predicted once)
+                                 **({"est": econf.estimator}
+                                    if econf.estimator != "lime_ridge" else {})),
             metrics_hash=None if metrics is None else short_hash(metrics.as_dict()))
         # where the results live is not part of what a point is (a results folder can move)
         recorded = [o for o in overrides if not o.lstrip("+~").startswith("results_root=")]
