@@ -11,7 +11,10 @@ One metric per module, each saying which direction is better and where it comes 
 - :mod:`.stability` — U_k (lower better), Jaccard and Spearman across mask seeds (higher
   better; LEMONS);
 - :mod:`.complexity` — entropy of the normalised absolute weights (lower = simpler; Bhatt et
-  al., 2020).
+  al., 2020);
+- :mod:`.sanity` — rank correlation with the original explanation as a torch classifier's
+  layers are re-initialised from the output down (falling towards 0 passes; Adebayo et al.,
+  "Sanity Checks for Saliency Maps", 2018); off unless ``sanity`` is set.
 
 :func:`evaluate_explanation` runs them all for one song and returns a flat ``dict[str, float]``;
 :mod:`.registry` declares every key it writes, with its better direction and a label.
@@ -49,6 +52,12 @@ from .evidence import (
 from .fidelity import explanation_fidelity, heldout_fidelity, heldout_masks, surrogate_predict
 from .predictor import MaskPredictor, ranking
 from .registry import MetricInfo, all_metrics, metric_for_key, parse_evidence_key
+from .sanity import (
+    SanityResult,
+    plot_sanity_cascade,
+    randomisable_layers,
+    sanity_cascade,
+)
 from .stability import (
     StabilityResult,
     explanation_stability,
@@ -60,12 +69,14 @@ from .sufficiency import SufficiencyResult, sufficiency
 
 __all__ = [
     "CurveResult", "MaskPredictor", "MetricInfo", "MetricSettings", "MetricsConfig",
-    "StabilityResult", "SufficiencyResult", "all_metrics", "audio_evidence", "auroc", "complexity",
+    "SanityResult", "StabilityResult", "SufficiencyResult", "all_metrics", "audio_evidence",
+    "auroc", "complexity",
     "config_from_explanation", "curve_auc", "curve_ks", "curve_masks", "deletion_curve",
     "deletion_insertion", "evaluate_explanation", "evidence_features", "evidence_recovery",
     "evidence_scores", "explanation_evidence", "explanation_fidelity", "explanation_stability",
     "heldout_fidelity", "heldout_masks", "insertion_curve", "jaccard", "load_evidence",
     "lyrics_evidence", "metric_for_key", "normalized_precision", "parse_evidence_key",
-    "precision_at_k", "ranking", "repeat_explanations", "segment_is_evidence", "sufficiency",
+    "plot_sanity_cascade", "precision_at_k", "randomisable_layers", "ranking",
+    "repeat_explanations", "sanity_cascade", "segment_is_evidence", "sufficiency",
     "surrogate_predict", "weight_entropy", "weight_stability",
 ]
