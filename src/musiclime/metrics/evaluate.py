@@ -25,13 +25,20 @@ combined}``
 ``stability_jaccard_top{k}``                     mean pairwise Jaccard of top-k sets        high
 ``stability_spearman``                           mean pairwise Spearman of weight vectors   high
 ``complexity_entropy[_normalized]``              entropy of normalised abs weights          low
+``sanity_spearman[_abs]_depth{d}``               Spearman of the (absolute) weights with    low
+                                                 the original's, top d layers randomised
+``sanity_jaccard_top5_depth{d}``                 top-5 Jaccard vs the original, the same    low
+``sanity_spearman[_abs]_final``                  the same with every layer randomised       ~0
+``sanity_layer_count``                           the classifier's randomisable layers
 ``metrics_label``, ``metrics_classifier_rows``,  the label evaluated, mask rows sent to the
 ``metrics_s``                                    classifier, seconds taken
 ===============================================  =========================================  ======
 
 Evidence keys appear only when an evidence annotation is given (NaN where it has no positives
-for a modality); stability keys only when ``stability_seeds >= 2``. Every key's family, better
-direction and label are in :mod:`musiclime.metrics.registry` (``docs/metrics.md``).
+for a modality); stability keys only when ``stability_seeds >= 2``; sanity keys (Adebayo et
+al.'s cascading randomisation, :mod:`musiclime.metrics.sanity`) only when ``sanity`` is on.
+Every key's family, better direction and label are in :mod:`musiclime.metrics.registry`
+(``docs/metrics.md``).
 
 Classifier cost per song, in mask rows (one forward pass each), with ``F`` perturbed features
 and the defaults (``R = 10`` random orderings/subsets, 20 curve points, ks (1, 3, 5, 10), 200
@@ -44,9 +51,13 @@ held-out masks, ``S = 3``):
 - stability: ``(S - 1) * num_samples`` (the given explanation is reused as the first run; the
   reruns repeat it with mask seeds ``seed + 1 .. seed + S - 1``), i.e. 2000 at num_samples=1000.
 
+- sanity: ``num_samples`` per cascade step, ``L`` steps for a classifier with ``L``
+  randomisable layers (10 for the demo classifier), ``sanity_layers`` steps when that is > 0.
+
 So about ``640`` rows without stability (under two thirds of one default explanation) and
 ``640 + 2 * num_samples`` with it; ``metrics_classifier_rows`` reports the exact count (cached
-duplicates excluded). Set ``stability_seeds=0`` to skip the costly part.
+duplicates excluded, the sanity refits included). Set ``stability_seeds=0`` to skip the costly
+part; sanity is off unless asked for.
 """
 
 from __future__ import annotations
@@ -66,6 +77,7 @@ from .deletion import deletion_insertion
 from .evidence import explanation_evidence, load_evidence
 from .fidelity import explanation_fidelity
 from .predictor import MaskPredictor
+from .sanity import sanity_cascade, torch_module
 from .stability import explanation_stability
 from .sufficiency import sufficiency
 
@@ -83,7 +95,8 @@ class MetricSettings:
 
     Classifier rows per song: about ``2 * R * curve_points`` (deletion + insertion)
     ``+ R * len(sufficiency_ks) + heldout_masks``, plus ``(stability_seeds - 1) * num_samples``
-    when stability is on (module docstring).
+    when stability is on, plus ``num_samples`` per cascade step when sanity is on (module
+    docstring).
     """
 
     random_orderings: int = 10  # R: random orderings (curves) and random k-subsets (sufficiency)
@@ -94,8 +107,12 @@ class MetricSettings:
     heldout_masks: int = 200  # fresh masks for the surrogate's held-out R^2
     stability_seeds: int = 3  # S runs in all (the given one + S-1 reruns); < 2 skips stability
     stability_ks: Any = (3, 5)  # top-k sizes of the stability metrics
-    seed: int = 0  # seed of the random orderings, k-subsets and held-out masks
+    seed: int = 0  # seed of the random orderings, k-subsets, held-out masks, sanity re-inits
     label: Any = None  # None: the explanation's predicted label; else a class index
+    # Adebayo et al.'s sanity check (metrics.sanity): explain again as the classifier's layers
+    # are re-initialised from the output down; needs a torch classifier
+    sanity: bool = False
+    sanity_layers: int = 0  # cascade steps: 0 = one per layer; N > 0 = N evenly spaced steps
 
     def __post_init__(self):
         self.sufficiency_ks = tuple(int(k) for k in self.sufficiency_ks)
@@ -110,11 +127,21 @@ class MetricSettings:
             raise ValueError("heldout_masks must be >= 2")
         if not 0 < self.min_overlap <= 1:
             raise ValueError("min_overlap must be in (0, 1]")
+        if not isinstance(self.sanity, bool):
+            raise ValueError("sanity must be true or false")
+        if isinstance(self.sanity_layers, bool) or not isinstance(self.sanity_layers, int) \
+                or self.sanity_layers < 0:
+            raise ValueError("sanity_layers must be an integer >= 0 (0 = every layer)")
 
     def as_dict(self) -> dict:
+        """The settings as plain values. The sanity fields appear only when sanity is on: off,
+        they change no metric, and leaving them out keeps the evaluate stage's cache keys (a
+        hash of this dict) of results computed before they existed."""
         d = dataclasses.asdict(self)
         d["sufficiency_ks"] = list(self.sufficiency_ks)
         d["stability_ks"] = list(self.stability_ks)
+        if not self.sanity:
+            del d["sanity"], d["sanity_layers"]
         return d
 
 
@@ -184,6 +211,8 @@ def evaluate_explanation(exp: Explanation, song: Song, classifier,
         raise ValueError(f"{exp.song_id}: the explanation has no surrogate for label {label} "
                          f"(it explains {exp.labels}); explain it with labels=[{label}]")
     cfg = config_from_explanation(exp, config, label)
+    if settings.sanity:
+        torch_module(classifier)  # no torch network: say so before the other metrics run
     if predictor is None:
         check_song(exp, song)
         predictor = MaskPredictor(song, classifier, exp.modality, batch_size=cfg.batch_size,
@@ -227,7 +256,16 @@ def evaluate_explanation(exp: Explanation, song: Song, classifier,
         out["stability_runs"] = float(stab.n_runs)
 
     out.update({f"complexity_{k}": v for k, v in complexity(fit.weights).items()})
-    out["metrics_classifier_rows"] = float(getattr(predictor, "rows_predicted", 0) - rows_before)
+
+    sanity_rows = 0
+    if settings.sanity:
+        sanity = sanity_cascade(exp, song, classifier, cfg, label=label,
+                                layers=settings.sanity_layers, seed=seed)
+        out.update({f"sanity_{k}": v for k, v in sanity.as_dict().items()})
+        sanity_rows = sanity.classifier_rows
+
+    out["metrics_classifier_rows"] = float(getattr(predictor, "rows_predicted", 0) - rows_before
+                                           + sanity_rows)
     out["metrics_s"] = time.perf_counter() - t0
     return {k: float(v) for k, v in out.items()}
 

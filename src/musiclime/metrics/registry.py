@@ -18,8 +18,10 @@ Key patterns use placeholders: ``{k}`` (an integer), ``{kind}`` (``audio``, ``ly
 (5, 'lyrics')
 
 Stages: ``evaluate`` keys come from :func:`~musiclime.metrics.evaluate.evaluate_explanation`;
-``workflow`` keys are added to its output by the workflow's evaluate stage; ``fit`` keys are read
-from the explanation itself (the tracker logs them next to the metrics, per song).
+``sanity`` keys too, but only with ``metrics.sanity=true`` and a torch classifier (the cascading
+randomisation of :mod:`musiclime.metrics.sanity`); ``workflow`` keys are added to its output by
+the workflow's evaluate stage; ``fit`` keys are read from the explanation itself (the tracker
+logs them next to the metrics, per song).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class MetricInfo:
     label: str  # short label for tables, with the keys' placeholders: "{evidence} P@{k}"
     description: str  # one line: what the number is
     source: str  # the module that computes it
-    stage: str = "evaluate"  # evaluate | workflow | fit (module docstring)
+    stage: str = "evaluate"  # evaluate | sanity | workflow | fit (module docstring)
     _regexes: tuple[re.Pattern, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -93,6 +95,7 @@ _SUF = "musiclime.metrics.sufficiency"
 _FID = "musiclime.metrics.fidelity"
 _STAB = "musiclime.metrics.stability"
 _EVAL = "musiclime.metrics.evaluate"
+_SAN = "musiclime.metrics.sanity"
 
 METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("deletion_auc", ("deletion_auc",), "lower", "deletion AUC",
@@ -152,6 +155,30 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("complexity_entropy_normalized", ("complexity_entropy_normalized",), "lower",
                "entropy / ln F", "complexity_entropy / ln F, in [0, 1]",
                "musiclime.metrics.complexity"),
+    MetricInfo("sanity_spearman", ("sanity_spearman_depth{k}",), "lower",
+               "Spearman, {k} layers random",
+               "Spearman correlation of the weights with the original explanation's after the "
+               "classifier's top k layers are re-initialised (k = 0: the original, 1)", _SAN,
+               stage="sanity"),
+    MetricInfo("sanity_spearman_abs", ("sanity_spearman_abs_depth{k}",), "lower",
+               "Spearman abs(w), {k} layers random",
+               "the same for the absolute weights (a method can keep the magnitudes' order while "
+               "the signs change)", _SAN, stage="sanity"),
+    MetricInfo("sanity_jaccard", ("sanity_jaccard_top5_depth{k}",), "lower",
+               "Jaccard top-5, {k} layers random",
+               "overlap of the top-5 features with the original explanation's after k layers "
+               "are re-initialised", _SAN, stage="sanity"),
+    MetricInfo("sanity_spearman_final", ("sanity_spearman_final",), "lower",
+               "Spearman, all layers random",
+               "Spearman correlation with the original explanation once every layer is "
+               "re-initialised: near 0 passes Adebayo et al.'s sanity check", _SAN,
+               stage="sanity"),
+    MetricInfo("sanity_spearman_abs_final", ("sanity_spearman_abs_final",), "lower",
+               "Spearman abs(w), all layers random",
+               "the same for the absolute weights", _SAN, stage="sanity"),
+    MetricInfo("sanity_layer_count", ("sanity_layer_count",), "none", "randomisable layers",
+               "L, the classifier's layers the cascade re-initialises (the last depth)", _SAN,
+               stage="sanity"),
     MetricInfo("metrics_bookkeeping", ("metrics_label", "metrics_classifier_rows", "metrics_s"),
                "none", "evaluate bookkeeping",
                "the label evaluated, mask rows sent to the classifier, seconds taken", _EVAL),
@@ -234,8 +261,10 @@ def markdown_table() -> str:
     intro = (
         "Generated from `musiclime.metrics.registry` (`python -m musiclime.metrics.registry > "
         "docs/metrics.md`); a test checks that it is current. `evaluate` keys are written by "
-        "`musiclime.metrics.evaluate_explanation` (one record per song), `workflow` keys by the "
-        "workflow's evaluate stage, `fit` keys are read from the explanation.",
+        "`musiclime.metrics.evaluate_explanation` (one record per song), `sanity` keys by it too "
+        "when `metrics.sanity=true` (Adebayo et al. 2018's cascading randomisation of a torch "
+        "classifier, `musiclime.metrics.sanity`), `workflow` keys by the workflow's evaluate "
+        "stage, `fit` keys are read from the explanation.",
         "In MLflow, a configuration's child run logs each per-song key under its own name as "
         "the mean over the run's songs, and `<key>_std` for the spread over two or more songs; "
         "`classifier_accuracy` (share of labelled songs predicted right) and `compute_s` (the "
@@ -245,10 +274,12 @@ def markdown_table() -> str:
         "over its children for the headline keys (evidence_precision_at_5_combined, heldout_r2, "
         "stability_jaccard_top5, samples_per_s, surrogate_r2, kernel_effective_samples), and "
         "`configurations`.",
-        "Placeholders: `{k}` an integer (`precision_k`, `sufficiency_ks`, `stability_ks`), "
+        "Placeholders: `{k}` an integer (`precision_k`, `sufficiency_ks`, `stability_ks`, the "
+        "sanity cascade's depth: layers re-initialised from the output down), "
         "`{kind}` `audio` / `lyrics` / `combined`, `{curve}` `deletion` / `insertion`, `{stat}` "
         "`mean` / `std`, `{which}` `min` / `mean` / `max`. Evidence keys appear only with an "
-        "evidence annotation, stability keys only with `metrics.stability_seeds >= 2`. Better: "
+        "evidence annotation, stability keys only with `metrics.stability_seeds >= 2`, sanity keys "
+        "only with `metrics.sanity=true`. Better: "
         "which direction is better (— for baselines, counts and bookkeeping).",
     )
     lines = ["# Metric keys", ""]
