@@ -213,6 +213,12 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fi
         metrics["metrics_batch_s"] = time.perf_counter() - t0
         path = layout.metrics(member.key, song.song_id)
         write_json(path, metrics)
+        if spec.metrics.sanity:  # the cascade's figure, next to the metrics JSON
+            from ..metrics.sanity import plot_sanity_cascade, randomisable_layers, sanity_plot_path
+
+            names = [layer.name for layer in randomisable_layers(clf)]
+            plot_sanity_cascade(metrics, sanity_plot_path(path), layers=names,
+                                title=f"{song.song_id}: sanity cascade")
         record.files[member.key] = path
     save_record(out, record)
 
