@@ -4,7 +4,8 @@
     musiclime run [-m] [--cores N] [overrides ...]
     musiclime track [-m] [overrides ...]     (after a tracking outage: records what is missing)
     musiclime report [-m] [--out report.html] [overrides ...]
-    musiclime results [--results-root results] [--out docs/results.md]
+    musiclime results [--results-root results] [--out docs/results.md] [--calls-uri URI]
+                      [--no-figures]     (tables and figures of a sweep, from MLflow)
     musiclime train-classifier --out DIR [overrides ...]   (a fusion head: model=hf_fusion)
     musiclime config [overrides ...]
     musiclime where PATH
@@ -146,7 +147,8 @@ def cmd_results(args) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"--note {note}: no such file {path}")
         note = path.read_text(encoding="utf-8").strip()
-    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text, note)
+    out = write_report(uri, args.out, args.experiment, args.parent, args.command_text, note,
+                       figures=not args.no_figures, calls_uri=args.calls_uri)
     print(f"wrote {out} from {uri}")
     return 0
 
@@ -227,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("overrides", nargs="*")
     rep.set_defaults(func=cmd_report)
 
-    res = sub.add_parser("results", help="markdown tables of a sweep from its MLflow runs")
+    res = sub.add_parser("results", help="markdown tables and figures of a sweep from its "
+                         "MLflow runs")
     res.add_argument("--results-root", default="results")
     res.add_argument("--uri", help="tracking URI (default: the results root's SQLite store)")
     res.add_argument("--experiment", default="musiclime")
@@ -236,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--note", help="markdown to put under the title (scope, caveats); "
                      "@FILE reads it from FILE")
     res.add_argument("--out", default="docs/results.md")
+    res.add_argument("--calls-uri", help="tracking URI of the calls benchmark's runs "
+                     "(bench/calls.py --mlflow; default: the same as --uri)")
+    res.add_argument("--no-figures", action="store_true",
+                     help="tables only (default: also the figures, as PNGs in "
+                     "<out stem>_figures/ beside --out)")
     res.set_defaults(func=cmd_results)
 
     rel = sub.add_parser("relocate", help="after moving or copying a results folder (cp -a, "

@@ -23,6 +23,9 @@ PARAMS = {
     "explainer.distance_scale": "distance_scale",
     "explainer.num_samples": "num_samples",
     "explainer.modality": "modality",
+    "explainer.target": "target",
+    "explainer.estimator": "estimator",
+    "explainer.sampler": "sampler",
     "separator.name": "separator",
     "model.name": "model",
     "n_songs": "songs",
@@ -43,6 +46,28 @@ METRICS = {
     "classifier_accuracy": "accuracy",
     "time_separate_s": "separate s",
 }
+#: run metrics kept under their own name (the sanity cascade's per-depth keys, whose number
+#: depends on the classifier, for :func:`musiclime.metrics.sanity.plot_sanity_cascade`)
+RAW_METRIC_PREFIXES = ("sanity_",)
+#: explainer axes that a sweep may vary besides kernel width and num_samples; the tables key
+#: their rows by those that take more than one value
+EXTRA_AXES = ("target", "estimator", "sampler")
+
+
+def swept_axes(df: pd.DataFrame) -> list[str]:
+    """The :data:`EXTRA_AXES` that take more than one value in ``df``."""
+    return [c for c in EXTRA_AXES if c in df and df[c].nunique() > 1]
+
+
+def first_stable(curve: pd.Series, threshold: float) -> float | None:
+    """The first index of ``curve`` (sorted by index) from which every value is at or above
+    ``threshold``; None when there is none (NaN counts as below)."""
+    curve = curve.sort_index()
+    ok = curve >= threshold
+    for n in curve.index:
+        if ok.loc[n:].all():
+            return n
+    return None
 
 
 def collect_runs(uri: str, experiment: str = "musiclime",
@@ -71,6 +96,9 @@ def collect_runs(uri: str, experiment: str = "musiclime",
         for key, name in METRICS.items():
             if key in r.data.metrics:
                 row[name] = r.data.metrics[key]
+        for key, value in r.data.metrics.items():
+            if key.startswith(RAW_METRIC_PREFIXES) and not key.endswith("_std"):
+                row[key] = value
         rows.append(row)
     if not rows:
         raise ValueError(f"no finished child runs under parent {parent_run_id} at {uri}")
@@ -156,19 +184,14 @@ def samples_for_stability(df: pd.DataFrame, column: str = "Jaccard top-5",
     ``"> max"`` when none does."""
     if column not in df or "num_samples" not in df:
         return None
-    keys = [c for c in ("separator", "modality", "kernel_width") if c in df]
+    keys = [c for c in ("separator", "modality", *swept_axes(df), "kernel_width") if c in df]
     rows = []
     for group, sub in df.groupby(keys):
         curve = sub.groupby("num_samples")[column].mean().sort_index()
         if curve.isna().all():
             continue
-        ok = curve >= threshold
-        needed = f"> {int(curve.index.max())}"
-        # the first n from which every larger n also reaches the threshold
-        for n in curve.index:
-            if ok.loc[n:].all():
-                needed = str(int(n))
-                break
+        n = first_stable(curve, threshold)
+        needed = f"> {int(curve.index.max())}" if n is None else str(int(n))
         group = group if isinstance(group, tuple) else (group,)
         rows.append({**dict(zip(keys, group, strict=True)),
                      f"num_samples for {column} >= {threshold:g}": needed,
@@ -206,8 +229,12 @@ def separator_cost(df: pd.DataFrame, metrics: tuple[str, ...] = (
 
 
 def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
-                    note: str | None = None) -> str:
-    keys = [c for c in ("separator", "modality", "kernel_width", "num_samples") if c in df]
+                    note: str | None = None, figures: str | None = None) -> str:
+    """The page: the tables of the sweep ``df`` (:func:`collect_runs`), then ``figures`` (the
+    markdown of :func:`musiclime.results_figures.write_figures`) when given."""
+    axes = swept_axes(df)
+    keys = [c for c in ("separator", "modality", *axes, "kernel_width", "num_samples")
+            if c in df]
     df = df.sort_values(keys)
     songs = sorted(df["songs"].unique()) if "songs" in df else []
     out = ["# Results", "",
@@ -221,7 +248,7 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
     if note:
         out += [note, ""]
     main = default_rows(df)
-    cols = [c for c in ("separator", "modality", "kernel_width") if c in main]
+    cols = [c for c in ("separator", "modality", *axes, "kernel_width") if c in main]
     cols += [c for c in METRICS.values() if c in main and c != "accuracy"]
     n_main = int(main["num_samples"].iloc[0]) if "num_samples" in main and len(main) else None
     out += [f"## Main table (num_samples = {n_main})" if n_main else "## Main table", "",
@@ -242,6 +269,7 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
          ["separator", "modality", "kernel_width"], "R^2 held-out", ["num_samples"]),
     ]
     for title, index, value, columns in sections:
+        index = [*index[:2], *axes, *index[2:]]
         table = _pivot(df, [i for i in index if i in df], value, columns)
         if table is not None:
             out += [f"## {title}", "", _md(table), ""]
@@ -261,14 +289,30 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
                 _md(cost), ""]
     cols = keys + [c for c in METRICS.values() if c in df]
     out += ["## Every configuration", "", _md(df[cols]), ""]
+    if figures:
+        out += [FIGURES_HEADING, "", figures.strip(), ""]
     return "\n".join(out)
+
+
+FIGURES_HEADING = "## Fewer calls: figures"
 
 
 def write_report(uri: str, out: str | os.PathLike, experiment: str = "musiclime",
                  parent_run_id: str | None = None, command: str | None = None,
-                 note: str | None = None) -> Path:
+                 note: str | None = None, figures: bool = True,
+                 calls_uri: str | None = None) -> Path:
+    """Write the page to ``out``: the tables of one sweep (its child runs in ``experiment`` at
+    ``uri``) and, with ``figures``, the figures of :mod:`musiclime.results_figures` as PNGs in
+    :func:`~musiclime.results_figures.figures_dir` of ``out``; the calls benchmark's runs are
+    read from ``calls_uri`` (default: ``uri``)."""
     df, parent = collect_runs(uri, experiment, parent_run_id)
     out = Path(out)
+    section = None
+    if figures:
+        from .results_figures import collect_calls, write_figures
+
+        section = write_figures(out, df, collect_calls(calls_uri or uri))
     with atomic_path(out, ".md") as tmp:
-        tmp.write_text(markdown_report(df, parent, command, note) + "\n", encoding="utf-8")
+        tmp.write_text(markdown_report(df, parent, command, note, section) + "\n",
+                       encoding="utf-8")
     return out
