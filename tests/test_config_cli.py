@@ -106,7 +106,7 @@ def test_explainer_overrides_reach_the_explainer_config():
     ("explainer.kernel_width=wide", "kernel_width"),
     ("explainer.residual=maybe", "explainer.residual"),
     ("explainer.modality=visual", "explainer.modality"),
-    ("explainer.num_samples=many", "Integer"),
+    ("explainer.num_samples=many", "explainer.num_samples"),  # an integer or "auto"
     ("metrics.foo=1", "foo"),
     ("+metrics.foo=1", "foo"),
     ("metrics.stability_seeds=x", "metrics.stability_seeds"),

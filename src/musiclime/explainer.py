@@ -37,13 +37,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: ``explainer.num_samples=auto``
+AUTO = "auto"
+#: the settings of num_samples=auto (recorded in an explanation only when it used them)
+AUTO_KEYS = ("auto_budget", "auto_target", "auto_block", "auto_top_k", "auto_bootstrap")
+
 
 @dataclass
 class ExplainerConfig:
     """Explainer settings, and the schema of the ``explainer`` config group
     (``config/explainer/default.yaml``). See docs/configuration.md."""
 
-    num_samples: int = 1000  # perturbed samples per song (row 0 is the original)
+    # perturbed samples per song (row 0 is the original), or "auto": predict in blocks of
+    # auto_block until the bootstrap estimate of the top-k stability reaches auto_target, or
+    # auto_budget samples (musiclime.adaptive)
+    num_samples: Any = 1000
     # kernel w = sqrt(exp(-(distance_scale * d)^2 / kernel_width^2)), d = cosine distance to the
     # all-ones mask (surrogate.ExponentialKernel); lime's text explainer: width 25, scale 100
     kernel_width: float = 0.25
@@ -62,6 +70,18 @@ class ExplainerConfig:
     # kernel_shap or leverage_shap (Shapley values); a fit-stage choice: a sweep over it
     # predicts once
     estimator: str = "lime_ridge"
+    # what the surrogate fits: probability (LIME's practice) or logit (the log-odds
+    # log(p / (1 - p)) of each explained class, where a saturating classifier's evidence adds
+    # up; shap's link="logit"); a fit-stage choice (musiclime.targets)
+    target: str = "probability"
+    # which masks are predicted (musiclime.samplers): bernoulli (today's), paired, stratified,
+    # kernel, leverage, leverage_stratified; every one keeps the prefix property
+    sampler: str = "bernoulli"
+    auto_budget: int = 4096  # num_samples=auto: at most this many samples
+    auto_target: float = 0.8  # num_samples=auto: stop at this bootstrap top-k Jaccard
+    auto_block: int = 128  # num_samples=auto: samples predicted between two checks
+    auto_top_k: int = 5  # num_samples=auto: k of the top-k stability
+    auto_bootstrap: int = 16  # num_samples=auto: bootstrap resamples per check
     batch_size: int = 0  # masks per classifier call; 0: chosen from memory
     exhaustive: bool = True  # enumerate all 2^F masks once when 2^F <= num_samples
     deduplicate: bool = True  # predict each distinct mask once
@@ -75,8 +95,20 @@ class ExplainerConfig:
         def bad(key, value, why):
             raise ConfigError(f"explainer.{key}={value!r}: {why}")
 
-        if not isinstance(self.num_samples, int) or self.num_samples < 2:
-            bad("num_samples", self.num_samples, "must be an integer >= 2")
+        if self.num_samples != AUTO and (isinstance(self.num_samples, bool) or not isinstance(
+                self.num_samples, int) or self.num_samples < 2):
+            bad("num_samples", self.num_samples, 'must be an integer >= 2, or "auto"')
+        if self.is_auto:
+            if not isinstance(self.auto_budget, int) or self.auto_budget < 2:
+                bad("auto_budget", self.auto_budget, "must be an integer >= 2")
+            if not (isinstance(self.auto_target, (int, float)) and 0 < self.auto_target <= 1):
+                bad("auto_target", self.auto_target, "must be a top-k Jaccard in (0, 1]")
+            if not isinstance(self.auto_block, int) or self.auto_block < 2:
+                bad("auto_block", self.auto_block, "must be an integer >= 2")
+            if not isinstance(self.auto_top_k, int) or self.auto_top_k < 1:
+                bad("auto_top_k", self.auto_top_k, "must be an integer >= 1")
+            if not isinstance(self.auto_bootstrap, int) or self.auto_bootstrap < 2:
+                bad("auto_bootstrap", self.auto_bootstrap, "must be an integer >= 2")
         if not (isinstance(self.kernel_width, (int, float)) and self.kernel_width > 0):
             bad("kernel_width", self.kernel_width, "must be a number > 0")
         if not (isinstance(self.distance_scale, (int, float)) and self.distance_scale > 0):
@@ -106,6 +138,23 @@ class ExplainerConfig:
 
         if self.estimator not in ESTIMATORS:
             bad("estimator", self.estimator, f"must be one of {', '.join(sorted(ESTIMATORS))}")
+        from .samplers import SAMPLERS
+        from .targets import TARGETS
+
+        if self.sampler not in SAMPLERS:
+            bad("sampler", self.sampler, f"must be one of {', '.join(SAMPLERS)}")
+        if self.target not in TARGETS:
+            bad("target", self.target, f"must be one of {', '.join(TARGETS)}")
+
+    @property
+    def is_auto(self) -> bool:
+        """``num_samples="auto"``: the sample count is chosen per song (:mod:`.adaptive`)."""
+        return self.num_samples == AUTO
+
+    @property
+    def max_samples(self) -> int:
+        """The most samples a song can get: ``num_samples``, or ``auto_budget`` for auto."""
+        return int(self.auto_budget) if self.is_auto else int(self.num_samples)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -286,9 +335,29 @@ def make_masks(table: FeatureTable, config: ExplainerConfig, num_samples: int | 
             f"{where or 'the song'}: nothing to perturb: explainer.modality={config.modality} "
             "perturbs only the lyrics and there are no lyric units (empty lyrics, or only "
             "[section]/(ad-lib) lines); give the song's lyrics or use explainer.modality=audio")
-    masks = sample_masks(layout.n_columns, num_samples or config.num_samples, config.seed,
-                         exhaustive=config.exhaustive)
+    masks = draw_masks(config, layout.n_columns, num_samples or config.max_samples)
     return masks, layout
+
+
+def mask_sampler(config: ExplainerConfig):
+    """The :mod:`musiclime.samplers` strategy ``config.sampler`` names, with
+    ``config.exhaustive``."""
+    import dataclasses
+
+    from .samplers import get_sampler
+
+    sampler = get_sampler(config.sampler)
+    if hasattr(sampler, "exhaustive") and sampler.exhaustive != config.exhaustive:
+        sampler = dataclasses.replace(sampler, exhaustive=config.exhaustive)
+    return sampler
+
+
+def draw_masks(config: ExplainerConfig, n_columns: int, num_samples: int) -> np.ndarray:
+    """``num_samples`` masks over ``n_columns`` from ``config.sampler`` with ``config.seed``
+    (the Bernoulli default is :func:`musiclime.masks.sample_masks`, bit for bit)."""
+    if config.sampler == "bernoulli":
+        return sample_masks(n_columns, num_samples, config.seed, exhaustive=config.exhaustive)
+    return mask_sampler(config)(n_columns, num_samples, config.seed)
 
 
 def resolve_labels(spec, prediction: np.ndarray, class_names: list[str]) -> list[int]:
@@ -359,15 +428,25 @@ def explanation_warnings(song_id: str, table: FeatureTable, layout: MaskLayout,
 
 
 def shapley_fits(name: str, masks: np.ndarray, probs: np.ndarray,
-                 labels: list[int]) -> dict[int, LabelFit]:
+                 labels: list[int], sampler=None) -> dict[int, LabelFit]:
     """One :class:`~musiclime.surrogate.LabelFit` per label from a Shapley estimator of
     :mod:`musiclime.estimators`: the weights are the Shapley values, the intercept
     ``phi_0`` (the base value), ``local_pred = phi_0 + sum(phi)`` (efficiency: the prediction
-    of the original), ``score`` the regression's weighted R^2."""
-    from .estimators import estimate, get_estimator
+    of the original), ``score`` the regression's weighted R^2.
 
+    ``sampler`` (the one that drew ``masks``): Kernel SHAP weighs rows by the Shapley kernel
+    over the sampler's size distribution (``pi / q``) when the sampler does not draw uniform
+    masks; Leverage SHAP's stratified reweighting is right for every sampler."""
+    from .estimators import KernelSHAP, estimate, get_estimator
+    from .samplers import binomial_sizes
+
+    estimator = get_estimator(name)
+    if name == "kernel_shap" and sampler is not None:
+        f = masks.shape[1]
+        if not np.allclose(sampler.size_distribution(f), binomial_sizes(f)):
+            estimator = KernelSHAP(weighting="importance", sampler=sampler)
     out = {}
-    for label, att in estimate(get_estimator(name), masks, probs, labels).items():
+    for label, att in estimate(estimator, masks, probs, labels).items():
         out[label] = LabelFit(label=label, intercept=float(att.base_value),
                               weights=np.asarray(att.weights, dtype=np.float64),
                               score=float(att.score),
@@ -379,7 +458,7 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                     probs: np.ndarray, class_names: list[str], config: ExplainerConfig,
                     timings: dict | None = None, song_info: dict | None = None,
                     num_samples: int | None = None,
-                    warnings: list[str] | None = None) -> Explanation:
+                    warnings: list[str] | None = None, auto: dict | None = None) -> Explanation:
     """Fit the surrogate on the first ``num_samples`` rows (prefix property) and build the record.
 
     ``warnings`` (e.g. a :class:`Song`'s, from :func:`audio_warnings`) are recorded in the
@@ -392,15 +471,17 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     t0 = time.perf_counter()
     labels = resolve_labels(config.labels, probs[0], class_names)
     from .surrogate import ExponentialKernel, cosine_distance
+    from .targets import transform
 
     kernel = ExponentialKernel(config.kernel_width, config.distance_scale)
-    fits, stats = fit_lime(masks, probs, labels, kernel, cosine_distance,
+    values = transform(config.target, probs)
+    fits, stats = fit_lime(masks, values, labels, kernel, cosine_distance,
                            feature_selection=config.feature_selection,
                            ridge_alpha=config.ridge_alpha, random_state=config.seed)
     if config.estimator != "lime_ridge":
         # Shapley values from the same predictions (the LIME kernel's statistics above stay in
         # the record: they describe the sample)
-        fits = shapley_fits(config.estimator, masks, probs, labels)
+        fits = shapley_fits(config.estimator, masks, values, labels, mask_sampler(config))
     timings = dict(timings or {})
     timings["fit_s"] = time.perf_counter() - t0
     if stats.weight_max - stats.weight_min < 1e-3:
@@ -411,9 +492,20 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     params = config.as_dict()
     params.pop("num_samples")
     params.pop("modality")
-    params["exhaustive_enumeration"] = is_exhaustive(layout.n_columns, config.num_samples,
-                                                     config.exhaustive)
+    params["exhaustive_enumeration"] = is_exhaustive(layout.n_columns, n, config.exhaustive)
+    if not config.is_auto:
+        for key in AUTO_KEYS:
+            params.pop(key)
+    if auto is not None:
+        params["auto"] = dict(auto)
     found = explanation_warnings(song_id, table, layout, probs, labels, class_names, song_info)
+    if auto is not None and not auto["reached"]:
+        found.append(
+            f"song {song_id}: num_samples=auto used its whole budget of {auto['budget']} "
+            f"samples and the bootstrap top-{auto['top_k']} Jaccard is {auto['stability']:.2f}, "
+            f"below the target {auto['target']:.2f}: the top features are not stable yet; "
+            "raise explainer.auto_budget, or try explainer.target=logit or "
+            "explainer.sampler=paired")
     for text in found:
         log.warning("%s", text)
     return Explanation(song_id=song_id, class_names=list(class_names), modality=layout.modality,
@@ -437,6 +529,67 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                          batch_size=config.batch_size, progress=progress,
                          deduplicate=config.deduplicate,
                          mixed_precision=config.mixed_precision)
+
+
+def surrogate_weights(config: ExplainerConfig, n_columns: int):
+    """``fit(masks, values) -> weights``: the configured surrogate (estimator, kernel, ridge)
+    on one label's values, already on ``config.target``'s scale (for :mod:`.adaptive`)."""
+    from .surrogate import ExponentialKernel, cosine_distance
+
+    if config.estimator == "lime_ridge":
+        kernel = ExponentialKernel(config.kernel_width, config.distance_scale)
+
+        def fit(masks, values):
+            fits, _ = fit_lime(masks, np.asarray(values)[:, None], [0], kernel, cosine_distance,
+                               feature_selection=config.feature_selection,
+                               ridge_alpha=config.ridge_alpha, random_state=config.seed)
+            return fits[0].weights
+        return fit
+    sampler = mask_sampler(config)
+
+    def fit(masks, values):
+        return shapley_fits(config.estimator, masks, np.asarray(values)[:, None], [0],
+                            sampler)[0].weights
+    return fit
+
+
+def predict_adaptive(predict_rows, masks: np.ndarray, layout: MaskLayout,
+                     config: ExplainerConfig, class_names: list[str] | None = None):
+    """``num_samples=auto`` (:mod:`musiclime.adaptive`): predict ``masks`` (the budget's draw)
+    block by block until the bootstrap top-k stability of the configured surrogate reaches
+    ``config.auto_target``. ``predict_rows(rows) -> Predictions``. The stability is that of the
+    first explained label (``config.labels``; by default the predicted one). Returns the
+    :class:`~musiclime.inference.Predictions` of the rows predicted and the ``auto`` record."""
+    from dataclasses import replace as dc_replace
+
+    from .adaptive import run_adaptive
+    from .targets import transform
+
+    sampler = mask_sampler(config)
+    fit = surrogate_weights(config, layout.n_columns)
+    runs = []
+    label: list[int] = []
+
+    def predict(rows):
+        preds = predict_rows(rows)
+        runs.append(preds)
+        if not label:
+            label.extend(resolve_labels(config.labels, preds.probs[0],
+                                        class_names or preds.class_names)[:1])
+        return preds.probs
+
+    probs, record = run_adaptive(
+        masks, predict, fit, lambda p: transform(config.target, p[:, label[0]]),
+        block=config.auto_block, stability_target=config.auto_target, top_k=config.auto_top_k,
+        resamples=config.auto_bootstrap, seed=config.seed, paired=bool(sampler.paired),
+        fixed_rows=1 if config.sampler == "bernoulli" else 2)
+    timings: dict[str, float] = {}
+    for run in runs:
+        for key, value in run.timings.items():
+            timings[key] = timings.get(key, 0.0) + float(value)
+    merged = dc_replace(runs[0], probs=probs, timings=timings,
+                        unique_rows=sum(r.unique_rows for r in runs))
+    return merged, record
 
 
 class MusicLIME:
@@ -479,10 +632,19 @@ class MusicLIME:
         log.info("%s: %d audio components, %d lyric units (%s), modality %s, %d masks",
                  song.song_id, table.n_audio, table.n_lyrics, table.lyrics_unit, cfg.modality,
                  masks.shape[0])
-        preds = self.predict(song, masks, layout)
+        auto = None
+        if cfg.is_auto:
+            preds, auto = predict_adaptive(lambda rows: self.predict(song, rows, layout),
+                                           masks, layout, cfg)
+            masks = masks[: preds.probs.shape[0]]
+            log.info("%s: num_samples=auto stopped at %d samples (bootstrap top-%d Jaccard "
+                     "%.3f, target %.2f)", song.song_id, auto["calls"], cfg.auto_top_k,
+                     auto["stability"], cfg.auto_target)
+        else:
+            preds = self.predict(song, masks, layout)
         timings = {"masks_s": t_masks, **preds.timings}
         exp = fit_explanation(song.song_id, table, layout, masks, preds.probs,
                               preds.class_names, cfg, timings=timings, song_info=song.info,
-                              warnings=song.warnings)
+                              warnings=song.warnings, auto=auto)
         exp.timings["total_s"] = time.perf_counter() - t0
         return exp

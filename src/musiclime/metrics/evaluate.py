@@ -85,7 +85,7 @@ log = logging.getLogger(__name__)
 
 #: explainer settings that shape the surrogate: stability reruns take them from the explanation
 _SURROGATE_KEYS = ("kernel_width", "distance_scale", "feature_selection", "ridge_alpha",
-                   "exhaustive", "num_features")
+                   "exhaustive", "num_features", "estimator", "target", "sampler")
 
 
 @dataclass

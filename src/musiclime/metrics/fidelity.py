@@ -64,13 +64,18 @@ def _r2(y, yhat, w=None) -> float:
 
 def heldout_fidelity(weights: np.ndarray, intercept: float, predict: PredictFn, label: int,
                      n_masks: int = 200, seed: int = 0, kernel_width: float | None = 0.25,
-                     distance_scale: float = 1.0) -> dict[str, float]:
+                     distance_scale: float = 1.0,
+                     target: str = "probability") -> dict[str, float]:
     """``heldout_r2`` and ``heldout_weighted_r2`` on ``n_masks`` fresh masks (one call);
-    ``kernel_width=None`` (kernel unknown): ``heldout_weighted_r2`` is NaN."""
+    ``kernel_width=None`` (kernel unknown): ``heldout_weighted_r2`` is NaN. ``target``: the
+    scale the surrogate was fitted on (:mod:`musiclime.targets`); the classifier's output is
+    compared on the same scale."""
+    from ..targets import transform
+
     predict = as_predict_fn(predict)
     weights = np.asarray(weights, dtype=np.float64)
     masks = heldout_masks(weights.size, n_masks, seed)
-    y = predict(masks)[:, int(label)]
+    y = transform(target, predict(masks)[:, int(label)])
     yhat = surrogate_predict(masks, intercept, weights)
     if kernel_width is None:
         return {"heldout_r2": _r2(y, yhat), "heldout_weighted_r2": float("nan")}
@@ -89,5 +94,6 @@ def explanation_fidelity(exp, predict: PredictFn, label: int | None = None, n_ma
     # a custom kernel (fit_lime(kernel=...)) records no width: it cannot be re-applied here
     out.update(heldout_fidelity(fit.weights, fit.intercept, predict, label, n_masks, seed,
                                 kernel_width=None if width is None else float(width),
-                                distance_scale=1.0 if scale is None else float(scale)))
+                                distance_scale=1.0 if scale is None else float(scale),
+                                target=exp.params.get("target", "probability")))
     return out

@@ -196,6 +196,15 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("kernel_effective_samples", ("kernel_effective_samples",), "none",
                "effective samples", "(sum w)^2 / sum w^2: how many samples the fit really uses",
                "musiclime.surrogate", stage="fit"),
+    MetricInfo("auto_calls", ("auto_calls",), "lower", "auto calls",
+               "num_samples=auto: the classifier calls (mask rows) it predicted before it stopped",
+               "musiclime.adaptive", stage="fit"),
+    MetricInfo("auto_stability", ("auto_stability",), "higher", "auto stability",
+               "num_samples=auto: bootstrap estimate of the top-k Jaccard where it stopped",
+               "musiclime.adaptive", stage="fit"),
+    MetricInfo("auto_reached", ("auto_reached",), "higher", "auto reached",
+               "num_samples=auto: 1 when the stability target was reached within the budget",
+               "musiclime.adaptive", stage="fit"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

@@ -104,21 +104,29 @@ def load_masks(path: PathLike) -> np.ndarray:
     return np.load(path)
 
 
-def save_predictions(path: PathLike, preds) -> None:
-    """:class:`~musiclime.inference.Predictions` of every mask row."""
+def save_predictions(path: PathLike, preds, auto: dict | None = None) -> None:
+    """:class:`~musiclime.inference.Predictions` of every mask row predicted; ``auto``: the
+    ``num_samples=auto`` record of a prediction run that stopped early (:mod:`musiclime.adaptive`).
+    """
+    extra = {} if auto is None else {"auto": np.array(json.dumps(auto))}
     write_npz(path, probs=preds.probs, class_names=np.array(preds.class_names),
               timings=np.array(json.dumps(preds.timings)), device=np.array(preds.device),
-              batch_size=np.int64(preds.batch_size), unique_rows=np.int64(preds.unique_rows))
+              batch_size=np.int64(preds.batch_size), unique_rows=np.int64(preds.unique_rows),
+              **extra)
 
 
-def load_predictions(path: PathLike):
+def load_predictions(path: PathLike, with_auto: bool = False):
+    """The :class:`~musiclime.inference.Predictions`; with ``with_auto`` also the auto record
+    (``None`` for a fixed num_samples)."""
     from ..inference import Predictions
 
     with np.load(path) as z:
-        return Predictions(probs=z["probs"], class_names=[str(c) for c in z["class_names"]],
-                           batch_size=int(z["batch_size"]), device=str(z["device"]),
-                           timings=json.loads(str(z["timings"])),
-                           unique_rows=int(z["unique_rows"]))
+        preds = Predictions(probs=z["probs"], class_names=[str(c) for c in z["class_names"]],
+                            batch_size=int(z["batch_size"]), device=str(z["device"]),
+                            timings=json.loads(str(z["timings"])),
+                            unique_rows=int(z["unique_rows"]))
+        auto = json.loads(str(z["auto"])) if "auto" in z.files else None
+    return (preds, auto) if with_auto else preds
 
 
 @dataclass

@@ -56,12 +56,16 @@ ABBREVIATIONS: dict[str, str] = {
     "mod": "modality: both | audio | lyrical",
     "seed": "mask seed",
     "ex": "exhaustive enumeration of all 2^F masks when 2^F <= num_samples (1/0)",
-    "n": "num_samples (masks: the largest count predicted; fit: the prefix fitted)",
+    "n": "num_samples (masks: the largest count predicted; fit: the prefix fitted, or auto)",
+    "smp": "mask sampler (present only when not bernoulli; musiclime.samplers)",
     "model": "classifier: name-<hash of its config, weights files and code>",
     "bs": "inference batch size (0 = automatic)",
     "dd": "deduplicate identical masks before predicting (1/0)",
     "amp": "mixed precision (present only when on)",
+    "auto": "num_samples=auto: hash of the stopping rule's settings (musiclime.adaptive)",
     "kw": "kernel width",
+    "est": "estimator (present only when not lime_ridge; musiclime.estimators)",
+    "tgt": "target of the surrogate (present only when not probability; musiclime.targets)",
     "ds": "distance scale",
     "fs": "feature selection",
     "lab": "explained labels (pred = the predicted label)",
@@ -121,13 +125,17 @@ def segment_key(separate: str, rate: int, segments: str, residual: str, unit: st
     return f"{separate}/sr~{int(rate)}/{part(seg=segments, res=residual, unit=unit)}"
 
 
-def masks_key(segment: str, modality: str, seed: int, exhaustive: bool, n: int) -> str:
-    return f"{segment}/{part(mod=modality, seed=seed, ex=exhaustive, n=n)}"
+def masks_key(segment: str, modality: str, seed: int, exhaustive: bool, n: int,
+              sampler: str = "bernoulli") -> str:
+    extra = {"smp": sampler} if sampler != "bernoulli" else {}
+    return f"{segment}/{part(mod=modality, seed=seed, ex=exhaustive, n=n, **extra)}"
 
 
 def predict_key(masks: str, model: str, batch_size: int, deduplicate: bool,
-                mixed_precision: bool) -> str:
+                mixed_precision: bool, auto: str | None = None) -> str:
     extra = {"amp": True} if mixed_precision else {}
+    if auto:
+        extra["auto"] = auto
     return f"{masks}/{part(model=model, bs=batch_size, dd=deduplicate, **extra)}"
 
 

@@ -28,6 +28,7 @@ from ..config import (
 )
 from ..dataset import entry_problems, load_dataset
 from ..errors import ConfigError
+from ..explainer import AUTO_KEYS
 from ..identity import classifier_identity, dataset_identity, short_hash
 from . import layout
 from .specs import (
@@ -180,6 +181,9 @@ class Planner:
         # one spelling per path, so runs compare without false differences; where the results
         # live is not part of a configuration (a results folder can move)
         resolved.pop("results_root", None)
+        if not econf.is_auto:  # the auto_* settings mean nothing for a fixed num_samples
+            for key in AUTO_KEYS:
+                resolved["explainer"].pop(key, None)
         resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
                                               .expanduser().resolve())
         point_id = "p-" + short_hash({k: v for k, v in resolved.items()
@@ -214,7 +218,8 @@ class Planner:
         labels = "pred" if econf.labels is None else econf.labels
         keys = _PointKeys(
             dataset=dataset, segment=seg_key,
-            masks_group=f"{seg_key}|{econf.modality}|{econf.seed}|{econf.exhaustive}",
+            masks_group=f"{seg_key}|{econf.modality}|{econf.seed}|{econf.exhaustive}|"
+                        f"{econf.sampler}",
             predict_part=f"{model.identity}|{econf.batch_size}|{econf.deduplicate}|"
                          f"{econf.mixed_precision}",
             fit_part=layout.part(n=econf.num_samples, kw=econf.kernel_width,
@@ -223,7 +228,9 @@ class Planner:
                                  lk=econf.listen_top_k,
                                  # the estimator is a fit-stage choice (predicted once)
                                  **({"est": econf.estimator}
-                                    if econf.estimator != "lime_ridge" else {})),
+                                    if econf.estimator != "lime_ridge" else {}),
+                                 **({"tgt": econf.target}
+                                    if econf.target != "probability" else {})),
             metrics_hash=None if metrics is None else short_hash(metrics.as_dict()))
         # where the results live is not part of what a point is (a results folder can move)
         recorded = [o for o in overrides if not o.lstrip("+~").startswith("results_root=")]
@@ -242,22 +249,28 @@ class Planner:
         p.tracking = tracking
         n_max: dict[str, int] = {}
         for _, keys, econf, _ in self._pending:
-            n_max[keys.masks_group] = max(n_max.get(keys.masks_group, 0), econf.num_samples)
+            n_max[keys.masks_group] = max(n_max.get(keys.masks_group, 0), econf.max_samples)
         fit_jobs: dict[str, list[tuple[PointSpec, str, Any, str]]] = {}
         resolved: list[tuple[PointSpec, _PointKeys, Any, Any, str, str]] = []
         for point, keys, econf, metrics in self._pending:
             n = n_max[keys.masks_group]
             masks_key = layout.masks_key(keys.segment, econf.modality, econf.seed,
-                                         econf.exhaustive, n)
+                                         econf.exhaustive, n, econf.sampler)
             model_identity = keys.predict_part.split("|")[0]
+            # num_samples=auto: the run stops when the point's own surrogate is stable, so its
+            # whole explainer config is the stopping rule (and the predict key holds its hash)
+            auto = econf.as_dict() if econf.is_auto else None
             pred_key = layout.predict_key(masks_key, model_identity, econf.batch_size,
-                                          econf.deduplicate, econf.mixed_precision)
+                                          econf.deduplicate, econf.mixed_precision,
+                                          auto=short_hash(auto, 8) if auto else None)
             fit_key = layout.fit_key(pred_key, keys.fit_part)
             p.masks.setdefault(masks_key, MasksSpec(keys.dataset, keys.segment, econf.modality,
-                                                    n, econf.seed, econf.exhaustive))
+                                                    n, econf.seed, econf.exhaustive,
+                                                    econf.sampler))
             p.predict.setdefault(pred_key, PredictSpec(
                 keys.dataset, keys.segment, masks_key, point.config["model"], model_identity,
-                econf.modality, econf.batch_size, econf.deduplicate, econf.mixed_precision))
+                econf.modality, econf.batch_size, econf.deduplicate, econf.mixed_precision,
+                auto))
             fit_jobs.setdefault(pred_key if batch else fit_key, []).append(
                 (point, fit_key, econf, pred_key))
             resolved.append((point, keys, econf, metrics, pred_key, fit_key))
@@ -332,7 +345,9 @@ SHORT_NAMES = {"explainer.kernel_width": "kw", "explainer.num_samples": "n",
                "explainer.modality": "", "explainer.distance_scale": "ds",
                "explainer.seed": "seed", "explainer.lyrics_unit": "unit",
                "explainer.temporal_segments": "seg", "separator": "sep", "model": "model",
-               "dataset": "data", "explainer.residual": "res", "explainer.labels": "lab"}
+               "dataset": "data", "explainer.residual": "res", "explainer.labels": "lab",
+               "explainer.sampler": "", "explainer.estimator": "", "explainer.target": "",
+               "explainer.auto_target": "J", "explainer.auto_budget": "budget"}
 #: settings every run name shows, swept or not (the MusicLIME paper's axes)
 HEADLINE = ("explainer.kernel_width", "explainer.num_samples", "explainer.modality")
 

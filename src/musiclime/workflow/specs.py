@@ -102,10 +102,12 @@ class MasksSpec(_Spec):
     num_samples: int  # the largest count any point of this prediction run fits
     seed: int
     exhaustive: bool
+    sampler: str = "bernoulli"
 
     def explainer(self) -> ExplainerConfig:
         return _explainer({"modality": self.modality, "seed": self.seed,
-                           "exhaustive": self.exhaustive, "num_samples": self.num_samples})
+                           "exhaustive": self.exhaustive, "num_samples": self.num_samples,
+                           "sampler": self.sampler})
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,13 @@ class PredictSpec(_Spec):
     batch_size: int
     deduplicate: bool
     mixed_precision: bool
+    # num_samples=auto: the point's whole explainer config (its surrogate decides when to stop,
+    # musiclime.adaptive); None: predict every mask row
+    auto: dict | None = None
 
     def explainer(self) -> ExplainerConfig:
+        if self.auto is not None:
+            return _explainer(self.auto)
         return _explainer({"modality": self.modality, "batch_size": self.batch_size,
                            "deduplicate": self.deduplicate,
                            "mixed_precision": self.mixed_precision})

@@ -123,15 +123,24 @@ def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> N
 
 def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
                   out: str) -> None:
-    from ..explainer import predict_song
+    from ..explainer import predict_adaptive, predict_song
     from ..masks import MaskLayout
 
     target, _ = load_factorized(segment, song.song_id)
     table = target.feature_table
     config = spec.explainer()
     layout_ = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
-    preds = predict_song(instantiate(spec.model), target, load_masks(masks), layout_, config,
-                         progress=False)
+    classifier = instantiate(spec.model)
+    rows = load_masks(masks)
+    if config.is_auto:
+        # num_samples=auto: block by block until the point's surrogate is stable
+        preds, auto = predict_adaptive(
+            lambda block: predict_song(classifier, target, block, layout_, config,
+                                       progress=False),
+            rows[: config.max_samples], layout_, config)
+        save_predictions(out, preds, auto)
+        return
+    preds = predict_song(classifier, target, rows, layout_, config, progress=False)
     save_predictions(out, preds)
 
 
@@ -145,7 +154,7 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
 
     features = load_feature_table(table)
     m = load_masks(masks)
-    preds = load_predictions(predict)
+    preds, auto = load_predictions(predict, with_auto=True)
     target, sep_s = load_factorized(segment, song.song_id, song.info())
     # what looked suspicious in the audio, worded as `musiclime explain` words it
     warnings = audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")
@@ -156,8 +165,10 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
         exp = fit_explanation(song.song_id, features, layout_, m, preds.probs,
                               preds.class_names, config,
                               timings=dict(preds.timings, separate_s=sep_s),
-                              song_info=song.info(), num_samples=config.num_samples,
-                              warnings=warnings)
+                              song_info=song.info(),
+                              num_samples=(preds.probs.shape[0] if config.is_auto
+                                           else config.num_samples),
+                              warnings=warnings, auto=auto if config.is_auto else None)
         exp.params["device"] = preds.device
         fitted.append((member, exp))
     # one colour scale for every configuration of this song (a kernel-width or num_samples

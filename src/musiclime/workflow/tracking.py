@@ -336,6 +336,11 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
         "kernel_effective_samples": exp.kernel["effective_samples"],
         "num_samples_used": exp.num_samples,
     }
+    auto = exp.params.get("auto")
+    if isinstance(auto, dict):  # num_samples=auto: the calls it chose and how stable they were
+        m["auto_calls"] = float(auto["calls"])
+        m["auto_stability"] = float(auto["stability"])
+        m["auto_reached"] = float(bool(auto["reached"]))
     for k, v in exp.timings.items():
         if isinstance(v, (int, float)):
             m[f"time_{k}" if not k.endswith("per_s") else k] = float(v)
