@@ -99,7 +99,7 @@ def run_adaptive(masks: np.ndarray, predict: Callable[[np.ndarray], np.ndarray],
     reaches ``stability_target``.
 
     ``predict(rows) -> probs (len(rows), classes)``; ``target(probs) -> (rows,)`` the explained
-    label's values on the fit's scale; ``fit(masks, values) -> weights``. Returns the
+    label's values as ``fit`` takes them; ``fit(masks, values) -> weights``. Returns the
     probabilities of the rows predicted and the record for ``params["auto"]``."""
     budget = masks.shape[0]
     rng = np.random.Generator(np.random.PCG64([int(seed), 0x6175746F]))  # "auto"

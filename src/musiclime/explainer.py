@@ -470,18 +470,7 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     masks, probs = masks[:n], probs[:n]
     t0 = time.perf_counter()
     labels = resolve_labels(config.labels, probs[0], class_names)
-    from .surrogate import ExponentialKernel, cosine_distance
-    from .targets import transform
-
-    kernel = ExponentialKernel(config.kernel_width, config.distance_scale)
-    values = transform(config.target, probs)
-    fits, stats = fit_lime(masks, values, labels, kernel, cosine_distance,
-                           feature_selection=config.feature_selection,
-                           ridge_alpha=config.ridge_alpha, random_state=config.seed)
-    if config.estimator != "lime_ridge":
-        # Shapley values from the same predictions (the LIME kernel's statistics above stay in
-        # the record: they describe the sample)
-        fits = shapley_fits(config.estimator, masks, values, labels, mask_sampler(config))
+    fits, stats, chosen = surrogate_fits(config, masks, probs, labels)
     timings = dict(timings or {})
     timings["fit_s"] = time.perf_counter() - t0
     if stats.weight_max - stats.weight_min < 1e-3:
@@ -498,6 +487,8 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
             params.pop(key)
     if auto is not None:
         params["auto"] = dict(auto)
+    if chosen is not None:  # target=auto: the scale each label's surrogate was fitted on
+        params["target_chosen"] = {str(label): name for label, name in chosen.items()}
     found = explanation_warnings(song_id, table, layout, probs, labels, class_names, song_info)
     if auto is not None and not auto["reached"]:
         found.append(
@@ -531,25 +522,48 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                          mixed_precision=config.mixed_precision)
 
 
-def surrogate_weights(config: ExplainerConfig, n_columns: int):
-    """``fit(masks, values) -> weights``: the configured surrogate (estimator, kernel, ridge)
-    on one label's values, already on ``config.target``'s scale (for :mod:`.adaptive`)."""
+def surrogate_fits(config: ExplainerConfig, masks: np.ndarray, probs: np.ndarray,
+                   labels: list[int]):
+    """The configured surrogate of every label: ``(fits, kernel stats, chosen)``.
+
+    The estimator (LIME ridge, or a Shapley estimator) is fitted to the predictions on the
+    scale ``config.target`` names (:mod:`musiclime.targets`). ``target=auto`` fits it on the
+    probability and on the logit and keeps, per label, the fit with the higher weighted R^2:
+    the scale on which the classifier is locally most linear; ``chosen`` maps each label to
+    the scale kept (``None`` for a fixed target). R^2 is a share of explained variance, so it
+    compares across the two scales."""
     from .surrogate import ExponentialKernel, cosine_distance
+    from .targets import FIXED_TARGETS, transform
 
-    if config.estimator == "lime_ridge":
-        kernel = ExponentialKernel(config.kernel_width, config.distance_scale)
-
-        def fit(masks, values):
-            fits, _ = fit_lime(masks, np.asarray(values)[:, None], [0], kernel, cosine_distance,
+    kernel = ExponentialKernel(config.kernel_width, config.distance_scale)
+    names = FIXED_TARGETS if config.target == "auto" else (config.target,)
+    candidates = {}
+    stats = None
+    for name in names:
+        values = transform(name, probs)
+        fits, stats = fit_lime(masks, values, labels, kernel, cosine_distance,
                                feature_selection=config.feature_selection,
                                ridge_alpha=config.ridge_alpha, random_state=config.seed)
-            return fits[0].weights
-        return fit
-    sampler = mask_sampler(config)
+        if config.estimator != "lime_ridge":
+            # Shapley values from the same predictions (the LIME kernel's statistics above stay
+            # in the record: they describe the sample)
+            fits = shapley_fits(config.estimator, masks, values, labels, mask_sampler(config))
+        candidates[name] = fits
+    if len(names) == 1:
+        return candidates[names[0]], stats, None
+    chosen = {label: max(names, key=lambda n: (candidates[n][label].score, n == names[0]))
+              for label in labels}
+    return {label: candidates[chosen[label]][label] for label in labels}, stats, chosen
 
-    def fit(masks, values):
-        return shapley_fits(config.estimator, masks, np.asarray(values)[:, None], [0],
-                            sampler)[0].weights
+
+def surrogate_weights(config: ExplainerConfig, n_columns: int):
+    """``fit(masks, p) -> weights``: the configured surrogate (estimator, target, kernel, ridge)
+    on one label's probabilities ``p`` (rows,) (for :mod:`.adaptive` and the benchmarks)."""
+
+    def fit(masks, p):
+        fits, _, _ = surrogate_fits(config, masks, np.asarray(p, dtype=np.float64)[:, None],
+                                    [0])
+        return fits[0].weights
     return fit
 
 
@@ -563,7 +577,6 @@ def predict_adaptive(predict_rows, masks: np.ndarray, layout: MaskLayout,
     from dataclasses import replace as dc_replace
 
     from .adaptive import run_adaptive
-    from .targets import transform
 
     sampler = mask_sampler(config)
     fit = surrogate_weights(config, layout.n_columns)
@@ -579,7 +592,7 @@ def predict_adaptive(predict_rows, masks: np.ndarray, layout: MaskLayout,
         return preds.probs
 
     probs, record = run_adaptive(
-        masks, predict, fit, lambda p: transform(config.target, p[:, label[0]]),
+        masks, predict, fit, lambda p: p[:, label[0]],
         block=config.auto_block, stability_target=config.auto_target, top_k=config.auto_top_k,
         resamples=config.auto_bootstrap, seed=config.seed, paired=bool(sampler.paired),
         fixed_rows=1 if config.sampler == "bernoulli" else 2)

@@ -18,6 +18,12 @@ Probabilities are clipped to ``[EPS, 1 - EPS]`` before the log (``EPS = 1e-7``, 
 resolution of a softmax output near 1), so a row the classifier is certain about gives a large,
 finite log-odds (``±16.1``).
 
+``auto`` fits both and keeps, per explained label, the one with the higher weighted R^2 of the
+surrogate: the scale on which the classifier is locally most linear (on the demo corpus: the
+logit for the songs it is sure are human, whose probability sits near 1 whatever is removed,
+and the probability for the ``ai`` songs, whose planted evidence switches it between 0 and 1).
+The explanation records the choice in ``params["target_chosen"]``.
+
 The surrogate's intercept, weights, ``local_pred`` and R^2 are on the target's scale; so are the
 held-out fidelity metrics (:mod:`musiclime.metrics.fidelity` transforms the classifier's output
 the same way). The explanation records the target in ``params["target"]``.
@@ -41,12 +47,25 @@ def logit(probs: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-TARGETS = {"probability": probability, "logit": logit}
+#: the scales a surrogate can be fitted on
+FIXED_TARGETS = ("probability", "logit")
+#: ``explainer.target`` values: a scale, or ``auto`` (per label, the scale the surrogate fits
+#: best, by weighted R^2; :func:`musiclime.explainer.surrogate_fits`)
+TARGETS = (*FIXED_TARGETS, "auto")
+_TRANSFORMS = {"probability": probability, "logit": logit}
 
 
 def transform(target: str, probs: np.ndarray) -> np.ndarray:
-    """``probs`` (any shape) on the scale ``target`` names (one of :data:`TARGETS`)."""
+    """``probs`` (any shape) on the scale ``target`` names (one of :data:`FIXED_TARGETS`)."""
     try:
-        return TARGETS[target](probs)
+        return _TRANSFORMS[target](probs)
     except KeyError:
-        raise ValueError(f"unknown target {target!r}; targets are {sorted(TARGETS)}") from None
+        raise ValueError(f"unknown target {target!r}; scales are {list(FIXED_TARGETS)}"
+                         ) from None
+
+
+def fitted_target(params: dict, label: int) -> str:
+    """The scale an explanation's surrogate for ``label`` was fitted on (its
+    ``params["target"]``, or with ``target=auto`` the one ``params["target_chosen"]`` names)."""
+    chosen = params.get("target_chosen") or {}
+    return chosen.get(str(int(label)), params.get("target", "probability"))

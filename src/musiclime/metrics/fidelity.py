@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.metrics import r2_score
 
 from ..surrogate import exponential_kernel
+from ..targets import fitted_target
 from .predictor import PredictFn, as_predict_fn
 
 HELDOUT_SPAWN_KEY = (1,)
@@ -95,5 +96,5 @@ def explanation_fidelity(exp, predict: PredictFn, label: int | None = None, n_ma
     out.update(heldout_fidelity(fit.weights, fit.intercept, predict, label, n_masks, seed,
                                 kernel_width=None if width is None else float(width),
                                 distance_scale=1.0 if scale is None else float(scale),
-                                target=exp.params.get("target", "probability")))
+                                target=fitted_target(exp.params, label)))
     return out

@@ -1,0 +1,360 @@
+"""Fewer classifier calls for a stable explanation: the demo classifier on demo test songs.
+
+    python bench/run.py --cases stability            # the protocol (see below; ~35 min, 2 cores)
+    python bench/run.py --cases stability --quick    # 2 songs, counts up to 512 (~3 min)
+    python bench/calls.py [--songs N] [--cache DIR] [--mlflow URI]   # the same, directly
+
+The protocol (issue "Fewer classifier calls for the same explanation"):
+
+- **Songs**: the first ``--songs`` songs of the demo corpus's test split (``data/demo``, made by
+  ``make demo``), explained with the shipped demo classifier and their ground-truth stems
+  (``separator=oracle``), ``modality=both``, 10 segments, line units: about 46 features.
+- **Runs**: per song, sampler and seed (``S = 5`` seeds), one prediction run of the largest call
+  count (4096); every count 64, 128, ..., 4096 is fitted on a prefix of it (the samplers'
+  prefix property), exactly as a ``num_samples`` sweep of ``musiclime run`` does.
+- **Methods** ``sampler+estimator[@target]`` (:data:`METHODS`): the fits are the library's own
+  (:func:`musiclime.explainer.surrogate_weights`, with :mod:`musiclime.targets`), several
+  estimators on each sampler's predictions. ``bernoulli+lime_ridge`` is today's default and the
+  baseline ("bernoulli" in the last line).
+- **Stable**: the mean pairwise Jaccard of the ``S`` top-5 sets is >= 0.8; a song's
+  samples-to-stability is the smallest count from which on every count is stable (``inf``
+  when none); a method's number is the median over songs.
+- **Evidence recovery** at each count: the planted evidence's normalised precision@5 (nP@5,
+  :mod:`musiclime.metrics.evidence`) of the songs labelled ``ai`` (the others plant none), mean
+  over seeds and songs.
+- **White-box ground truth**: the same methods on the white-box games of
+  ``bench/stability.py`` (exact Shapley values, four families), error at fixed counts. A game is
+  a function ``v(z)`` of the mask; for an ``@logit`` method it is the classifier's logit
+  (output ``sigmoid(v)``), whose log-odds the method recovers exactly, so a method and its
+  ``@logit`` variant get the same white-box error (and so does its ``@auto`` variant, which
+  picks one of the two scales per song).
+
+Last line, exactly: ``samples-to-stability: bernoulli N1 calls, best <name> N2 calls, ratio R``
+with ``R = N2 / N1``. Writes ``bench/results/calls.json`` (``calls-quick.json``); with
+``--mlflow URI`` also one MLflow run per method and count (experiment ``musiclime-calls``),
+which ``musiclime results`` draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "2")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _p in (ROOT / "src", HERE):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import stability as wb  # noqa: E402  (bench/stability.py: measures and white-box games)
+
+log = logging.getLogger("bench.calls")
+
+BASELINE = "bernoulli+lime_ridge"
+#: name -> (sampler, estimator, target)
+METHODS: dict[str, tuple[str, str, str]] = {
+    BASELINE: ("bernoulli", "lime_ridge", "probability"),
+    "bernoulli+lime_ridge@logit": ("bernoulli", "lime_ridge", "logit"),
+    "bernoulli+kernel_shap": ("bernoulli", "kernel_shap", "probability"),
+    "bernoulli+kernel_shap@logit": ("bernoulli", "kernel_shap", "logit"),
+    "paired+lime_ridge": ("paired", "lime_ridge", "probability"),
+    "paired+lime_ridge@logit": ("paired", "lime_ridge", "logit"),
+    "paired+kernel_shap": ("paired", "kernel_shap", "probability"),
+    "paired+kernel_shap@logit": ("paired", "kernel_shap", "logit"),
+    "paired+leverage_shap@logit": ("paired", "leverage_shap", "logit"),
+    "bernoulli+lime_ridge@auto": ("bernoulli", "lime_ridge", "auto"),
+    "paired+lime_ridge@auto": ("paired", "lime_ridge", "auto"),
+    "paired+kernel_shap@auto": ("paired", "kernel_shap", "auto"),
+}
+EXPERIMENT = "musiclime-calls"
+
+
+@dataclass
+class Settings:
+    songs: int = 4  # 8 would take ~75 min on 2 cores (40k classifier calls per song and sampler)
+    seeds: int = 5
+    calls: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024, 2048, 4096])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    corpus: str = str(ROOT / "data" / "demo")
+    whitebox_songs: int = 10  # per family
+    error_calls: list[int] = field(default_factory=lambda: [256, 1024])
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(songs=2, calls=[64, 128, 256, 512], whitebox_songs=2, error_calls=[256])
+
+
+def _config(method: str):
+    from musiclime import ExplainerConfig
+
+    sampler, estimator, target = METHODS[method]
+    return ExplainerConfig(sampler=sampler, estimator=estimator, target=target)
+
+
+def predictions(song, layout, sampler: str, seed: int, n: int, clf, cache: Path | None):
+    """Masks and probabilities of one prediction run (cached in ``cache`` when given)."""
+    from musiclime import ExplainerConfig
+    from musiclime.explainer import draw_masks, predict_song
+
+    path = cache / f"{song.song_id}_{sampler}_{seed}_{n}.npz" if cache else None
+    if path is not None and path.is_file():
+        with np.load(path) as z:
+            return z["masks"], z["probs"]
+    cfg = ExplainerConfig(sampler=sampler, seed=seed, num_samples=n)
+    masks = draw_masks(cfg, layout.n_columns, n)
+    # a shorter cached run of the same song, sampler and seed holds the first rows of this one
+    # (the prefix property): predict only the rest
+    done = np.zeros((0, len(clf.class_names)))
+    shorter = sorted(cache.glob(f"{song.song_id}_{sampler}_{seed}_*.npz"),
+                     key=lambda p: int(p.stem.rsplit("_", 1)[1])) if cache else []
+    for old in reversed(shorter):
+        with np.load(old) as z:
+            if z["masks"].shape[0] < n and np.array_equal(z["masks"], masks[:z["masks"].shape[0]]):
+                done = z["probs"]
+                break
+    rest = predict_song(clf, song, masks[done.shape[0]:], layout, cfg, progress=False).probs
+    probs = np.concatenate([done, rest], axis=0)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, masks=masks, probs=probs)
+    return masks, probs
+
+
+def run_demo(settings: Settings, cache: Path | None = None) -> dict:
+    """weights[method][song] (seeds, counts, F), evidence nP@5 and the prediction time."""
+    from run import demo_entries, load_demo
+
+    from musiclime import ExplainerConfig, load_song
+    from musiclime.explainer import surrogate_weights
+    from musiclime.masks import MaskLayout
+    from musiclime.metrics.evidence import (
+        evidence_features,
+        load_evidence,
+        normalized_precision,
+        precision_at_k,
+    )
+    from musiclime.separation import OracleSeparator
+
+    entries = demo_entries(settings.corpus)[: settings.songs]
+    if not entries:
+        raise SystemExit(f"no demo corpus under {settings.corpus}: run `make demo` first")
+    clf = load_demo()
+    top = max(settings.calls)
+    samplers = sorted({METHODS[m][0] for m in settings.methods})
+    weights: dict[str, dict[str, np.ndarray]] = {m: {} for m in settings.methods}
+    evidence: dict[str, dict[str, list[float]]] = {m: {} for m in settings.methods}
+    labels: dict[str, str] = {}
+    predict_s = 0.0
+    for e in entries:
+        song = load_song(e.audio_path, e.lyrics_path, OracleSeparator(), clf.sample_rate,
+                         ExplainerConfig(), song_id=e.song_id, stems_dir=e.stems_dir)
+        table = song.feature_table
+        layout = MaskLayout(table.n_audio, table.n_lyrics, "both")
+        labels[e.song_id] = str(e.label)
+        truth = None
+        if e.evidence_path and str(e.label) == "ai":
+            idx = evidence_features(table, load_evidence(e.evidence_path), lyrics=song.lyrics)
+            truth = np.zeros(layout.n_columns, dtype=bool)
+            truth[sorted(idx)] = True
+        for sampler in samplers:
+            names = [m for m in settings.methods if METHODS[m][0] == sampler]
+            fits = {m: surrogate_weights(_config(m), layout.n_columns) for m in names}
+            w = {m: np.zeros((settings.seeds, len(settings.calls), layout.n_columns))
+                 for m in names}
+            for seed in range(settings.seeds):
+                t0 = time.perf_counter()
+                masks, probs = predictions(song, layout, sampler, seed, top, clf, cache)
+                predict_s += time.perf_counter() - t0
+                label = int(np.argmax(probs[0]))
+                for m in names:
+                    for c, n in enumerate(settings.calls):
+                        w[m][seed, c] = fits[m](masks[:n], probs[:n, label])
+            for m in names:
+                weights[m][e.song_id] = w[m]
+                if truth is not None:
+                    evidence[m][e.song_id] = [
+                        float(np.mean([normalized_precision(
+                            precision_at_k(w[m][s, c], truth, 5), float(truth.sum()), 5,
+                            layout.n_columns) for s in range(settings.seeds)]))
+                        for c in range(len(settings.calls))]
+            log.info("%s (%s) %s: %d seeds x %d calls", e.song_id, e.label, sampler,
+                     settings.seeds, top)
+    return {"weights": weights, "evidence": evidence, "labels": labels, "predict_s": predict_s}
+
+
+def summarise(settings: Settings, demo: dict) -> dict:
+    calls = settings.calls
+    out: dict = {}
+    for m in settings.methods:
+        curves = {s: wb.jaccard_curve(w) for s, w in demo["weights"][m].items()}
+        n_stable = {s: wb.samples_to_stability(c, calls) for s, c in curves.items()}
+        ev = demo["evidence"][m]
+        out[m] = {
+            "median": wb.median(n_stable.values()),
+            "per_song": n_stable,
+            "median_jaccard": [wb.median(c[i] for c in curves.values())
+                               for i in range(len(calls))],
+            "curves": {s: c.tolist() for s, c in curves.items()},
+            "evidence_np5": [float(np.mean([v[i] for v in ev.values()])) if ev else float("nan")
+                             for i in range(len(calls))],
+        }
+    return out
+
+
+def whitebox(settings: Settings) -> dict:
+    """Error vs the exact Shapley values of the white-box games, per method (an ``@logit``
+    method is its base method on the game, see the module docstring)."""
+    base = {m: m.split("@")[0] for m in settings.methods}
+    table = wb.methods()
+    missing = sorted({b for b in base.values() if b not in table})
+    if missing:
+        raise SystemExit(f"bench/stability.py has no white-box method {missing}")
+    # the error at every count (the games cost nothing to evaluate); the report prints
+    # error_calls, MLflow gets them all
+    ws = wb.Settings(songs=settings.whitebox_songs, seeds=5, calls=settings.calls,
+                     error_calls=list(settings.calls), methods=sorted(set(base.values())))
+    runs = wb.run_games(ws, progress=False)
+    summary = wb.summarise(ws, runs)
+    return {m: {"errors": summary["errors"][b], "median": summary["stability"][b]["median"],
+                "by_family": summary["stability"][b]["by_family"]}
+            for m, b in base.items()}
+
+
+def best(summary: dict) -> str:
+    others = [m for m in summary if m != BASELINE]
+    return min(others, key=lambda m: (summary[m]["median"],
+                                      -float(np.nansum(summary[m]["median_jaccard"]))))
+
+
+def report(settings: Settings, summary: dict, white: dict, demo: dict) -> list[str]:
+    calls = settings.calls
+    songs = ", ".join(f"{s} ({lab})" for s, lab in demo["labels"].items())
+    lines = [f"demo classifier, {len(demo['labels'])} test songs: {songs}",
+             f"median top-5 Jaccard over songs (S={settings.seeds} seeds) by classifier calls"]
+    head = f"{'method':30s} " + " ".join(f"{n:>6d}" for n in calls) + "   calls-to-stable"
+    lines += [head, "-" * len(head)]
+    for m, st in summary.items():
+        lines.append(f"{m:30s} " + " ".join(f"{j:6.2f}" for j in st["median_jaccard"])
+                     + f"   {wb.calls_text(st['median'], calls):>8s}")
+    lines += ["", "evidence nP@5 (ai songs, mean over seeds and songs) by calls", head[:-17],
+              "-" * (len(head) - 17)]
+    for m, st in summary.items():
+        lines.append(f"{m:30s} " + " ".join(f"{v:6.2f}" for v in st["evidence_np5"]))
+    lines += ["", "per song: calls to stability"]
+    for m, st in summary.items():
+        lines.append(f"{m:30s} " + "  ".join(f"{s}:{wb.calls_text(n, calls)}"
+                                             for s, n in st["per_song"].items()))
+    fams = list(next(iter(white.values()))["by_family"])
+    for n in settings.error_calls:
+        lines += ["", f"white-box games: error vs exact Shapley at {n} calls (median over "
+                  "songs of the mean over seeds): spearman / top-5 recall / normalised L2",
+                  f"{'method':30s} " + " ".join(f"{f:>16s}" for f in fams)]
+        for m, w in white.items():
+            e = w["errors"][str(n)]
+            lines.append(f"{m:30s} " + " ".join(
+                f"{e[f]['spearman']:5.2f}/{e[f]['top5_recall']:4.2f}/{e[f]['l2']:4.2f}".rjust(16)
+                for f in fams))
+    lines += ["", "white-box games: median calls to stability by family",
+              f"{'method':30s} " + " ".join(f"{f:>16s}" for f in fams)]
+    for m, w in white.items():
+        lines.append(f"{m:30s} " + " ".join(
+            f"{wb.calls_text(w['by_family'][f], calls):>16s}" for f in fams))
+    b = best(summary)
+    n1, n2 = summary[BASELINE]["median"], summary[b]["median"]
+    ratio = n2 / n1 if np.isfinite(n1) and np.isfinite(n2) else float("nan")
+    lines += ["", f"samples-to-stability: bernoulli {wb.calls_text(n1, calls)} calls, best {b} "
+              f"{wb.calls_text(n2, calls)} calls, ratio {ratio:.2f}"]
+    return lines
+
+
+def log_mlflow(uri: str, settings: Settings, summary: dict, white: dict) -> None:
+    """One run per (method, calls): params method/sampler/estimator/target/calls, metrics
+    ``jaccard_top5`` (median over songs), ``stable_songs`` (share of songs stable from this
+    count on), ``evidence_np5``; and per white-box family ``wb_<family>_{spearman,recall,l2}``
+    at the error counts. Tag ``musiclime.bench=calls``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    exp_id = (exp.experiment_id if exp else mlflow.create_experiment(
+        EXPERIMENT, tags={"mlflow.note.content": "bench/calls.py: stability and error vs "
+                          "classifier calls, per sampler and estimator"}))
+    for m, st in summary.items():
+        sampler, estimator, target = METHODS[m]
+        for c, n in enumerate(settings.calls):
+            metrics = {"jaccard_top5": st["median_jaccard"][c],
+                       "stable_songs": float(np.mean([v <= n for v in st["per_song"].values()])),
+                       "evidence_np5": st["evidence_np5"][c]}
+            if str(n) in white[m]["errors"]:
+                for fam, e in white[m]["errors"][str(n)].items():
+                    metrics.update({f"wb_{fam}_spearman": e["spearman"],
+                                    f"wb_{fam}_recall": e["top5_recall"],
+                                    f"wb_{fam}_l2": e["l2"]})
+            with mlflow.start_run(experiment_id=exp_id, run_name=f"{m} n={n}",
+                                  tags={"musiclime.bench": "calls"}):
+                mlflow.log_params({"method": m, "sampler": sampler, "estimator": estimator,
+                                   "target": target, "calls": n, "songs": settings.songs,
+                                   "seeds": settings.seeds})
+                mlflow.log_metrics({k: float(v) for k, v in metrics.items()
+                                    if v is not None and np.isfinite(v)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 songs, counts up to 512")
+    ap.add_argument("--songs", type=int, help="demo test songs (default 4)")
+    ap.add_argument("--methods", nargs="+", help=f"subset of {list(METHODS)}")
+    ap.add_argument("--calls", type=int, nargs="+", help="call counts (default 64 .. 4096)")
+    ap.add_argument("--cache", help="folder for the prediction runs (reused when present; a "
+                    "shorter run of the same song, sampler and seed is extended)")
+    ap.add_argument("--mlflow", help="also log the results as MLflow runs at this URI")
+    ap.add_argument("--out", help="JSON output (default bench/results/calls[-quick].json)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = Settings.quick() if args.quick else Settings()
+    if args.songs:
+        settings.songs = args.songs
+    if args.calls:
+        settings.calls = sorted(args.calls)
+        settings.error_calls = [n for n in settings.error_calls if n in settings.calls] or [
+            settings.calls[len(settings.calls) // 2]]
+    if args.methods:
+        unknown = set(args.methods) - set(METHODS)
+        if unknown:
+            ap.error(f"unknown methods {sorted(unknown)}; methods are {list(METHODS)}")
+        settings.methods = list(dict.fromkeys([BASELINE, *args.methods]))
+    t0 = time.perf_counter()
+    demo = run_demo(settings, Path(args.cache) if args.cache else None)
+    summary = summarise(settings, demo)
+    white = whitebox(settings)
+    wall = time.perf_counter() - t0
+    lines = report(settings, summary, white, demo)
+    out = Path(args.out) if args.out else HERE / "results" / (
+        "calls-quick.json" if args.quick else "calls.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"settings": asdict(settings), "summary": summary, "whitebox": white,
+              "labels": demo["labels"], "predict_s": demo["predict_s"], "wall_s": wall,
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+              "report": lines}
+    out.write_text(json.dumps(record, indent=1, default=float))
+    if args.mlflow:
+        log_mlflow(args.mlflow, settings, summary, white)
+    log.info("wrote %s (%.0f s)", out, wall)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
