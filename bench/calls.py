@@ -311,6 +311,38 @@ def log_mlflow(uri: str, settings: Settings, summary: dict, white: dict) -> None
                                     if v is not None and np.isfinite(v)})
 
 
+def run_auto(corpus: str, songs: int | None, overrides: dict, log_every: bool = True) -> dict:
+    """``num_samples=auto`` on the demo test songs: the calls each needed, the bootstrap
+    stability where it stopped, whether it reached the target, and seconds."""
+    from run import demo_entries, load_demo
+
+    from musiclime import ExplainerConfig, MusicLIME, load_song
+    from musiclime.separation import OracleSeparator
+
+    entries = demo_entries(corpus)[:songs] if songs else demo_entries(corpus)
+    if not entries:
+        raise SystemExit(f"no demo corpus under {corpus}: run `make demo` first")
+    clf = load_demo()
+    cfg = ExplainerConfig(num_samples="auto", **overrides)
+    rows = []
+    for e in entries:
+        song = load_song(e.audio_path, e.lyrics_path, OracleSeparator(), clf.sample_rate, cfg,
+                         song_id=e.song_id, stems_dir=e.stems_dir)
+        t0 = time.perf_counter()
+        exp = MusicLIME(clf, cfg, progress=False).explain(song)
+        a = exp.params["auto"]
+        rows.append({"song": e.song_id, "label": str(e.label), "calls": a["calls"],
+                     "stability": a["stability"], "reached": a["reached"],
+                     "target_chosen": exp.params.get("target_chosen"),
+                     "seconds": time.perf_counter() - t0})
+        if log_every:
+            log.info("%s (%s): %d calls, bootstrap top-5 Jaccard %.2f%s", e.song_id, e.label,
+                     a["calls"], a["stability"], "" if a["reached"] else " (NOT reached)")
+    calls = [r["calls"] for r in rows]
+    return {"settings": cfg.as_dict(), "songs": rows, "median_calls": float(np.median(calls)),
+            "reached": int(sum(r["reached"] for r in rows)), "n": len(rows)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 songs, counts up to 512")
@@ -321,8 +353,24 @@ def main(argv: list[str] | None = None) -> int:
                     "shorter run of the same song, sampler and seed is extended)")
     ap.add_argument("--mlflow", help="also log the results as MLflow runs at this URI")
     ap.add_argument("--out", help="JSON output (default bench/results/calls[-quick].json)")
+    ap.add_argument("--auto", nargs="*", metavar="KEY=VALUE",
+                    help="instead: num_samples=auto on every demo test song (or --songs), with "
+                         "these explainer settings, e.g. --auto target=auto")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.auto is not None:
+        import yaml
+
+        overrides = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.auto)}
+        t0 = time.perf_counter()
+        res = run_auto(Settings().corpus, args.songs, overrides)
+        res["wall_s"] = time.perf_counter() - t0
+        out = Path(args.out) if args.out else HERE / "results" / "calls-auto.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1, default=float))
+        print(f"num_samples=auto {' '.join(args.auto)}: {res['reached']} of {res['n']} songs "
+              f"reached the target; median calls {res['median_calls']:g} (fixed default: 1000)")
+        return 0
     settings = Settings.quick() if args.quick else Settings()
     if args.songs:
         settings.songs = args.songs

@@ -33,6 +33,12 @@ Cases (all on CPU unless the classifier finds a GPU; the numbers in docs come fr
    classifier alone (goal <= 1.05), with GPU utilisation where there is CUDA. Not in the
    default set (it builds the model); ``--cases hf`` runs it ("mid" size on a CPU, "paper"
    size on a GPU).
+7. **stability** — ``bench/calls.py``: how many classifier calls a stable explanation needs, per
+   sampler, estimator and target, on the first demo test songs with the demo classifier (S=5
+   seeds, 64..4096 calls on prefixes of one prediction run), with evidence recovery and the
+   error against white-box ground truth. Not in the default set (~35 min); ``--cases stability
+   --quick`` is a 3-minute version. Its last line is ``samples-to-stability: bernoulli N1
+   calls, best <name> N2 calls, ratio R``.
 5. **reuse** — ``predict_masks`` flags on vs off with the demo classifier:
    ``reuse_constant_modality`` in ``lyrical`` and ``audio`` mode, and ``deduplicate`` in
    ``lyrical`` mode with the reference's with-replacement sampler (``exhaustive=false``) on a
@@ -610,19 +616,28 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke version (about a minute)")
     ap.add_argument("--cases", default="e2e,overhead,memory,sweep,reuse",
-                    help="comma-separated subset of e2e,overhead,memory,sweep,reuse,hf")
+                    help="comma-separated subset of e2e,overhead,memory,sweep,reuse,hf,"
+                         "stability")
     ap.add_argument("--sweep-method", choices=["library", "workflow", "both"], default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    args, extra = ap.parse_known_args(argv)
+    if extra and "stability" not in args.cases.split(","):
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
 
+    cases = set(args.cases.split(","))
+    if cases == {"stability"}:
+        # case 7 alone: bench/calls.py (its own options pass through: --songs, --cache,
+        # --mlflow, --methods, --calls); its last line is the samples-to-stability line
+        import calls
+
+        return calls.main((["--quick"] if args.quick else []) + extra)
     s = Settings.quick() if args.quick else Settings()
     if args.sweep_method:
         s.sweep_method = args.sweep_method
-    cases = set(args.cases.split(","))
     out = Path(args.out) if args.out else HERE / "results" / (
         "bench-quick.json" if args.quick else "bench.json")
 
@@ -699,6 +714,11 @@ def main(argv=None) -> int:
               "started: other processes were using the CPU, so timings may be noisy (torch's "
               "threads slow down badly when oversubscribed); rerun on an idle machine")
     print(f"\nwrote {out}")
+    if "stability" in cases:  # last, so its samples-to-stability line ends the output
+        import calls
+
+        print("\ncase 7: fewer calls for a stable explanation (bench/calls.py)", flush=True)
+        return calls.main((["--quick"] if args.quick else []) + extra)
     return 0
 
 

@@ -70,3 +70,38 @@ def test_reuse_flags_change_speed_not_results(bench, demo):
                             "compose_s": 0.1, "lyrics_compose_s": 0.0, "other_s": 0.0}}
     text = bench.table(results)
     assert "reuse_constant_modality (lyrical" in text and "MET" in text
+
+
+@pytest.fixture(scope="module")
+def calls():
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("musiclime_bench_calls", BENCH / "calls.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_calls_bench_last_line_and_ratio(calls):
+    """bench/calls.py's report on made-up weights whose stability is known: the baseline's
+    seeds agree from 256 calls on, another method's from 64; its last line is the issue's."""
+    settings = calls.Settings(songs=2, calls=[64, 128, 256], error_calls=[64],
+                              methods=[calls.BASELINE, "paired+lime_ridge@auto"])
+    f = 12
+    stable = np.tile(np.arange(f, 0, -1, dtype=float), (5, 3, 1))  # every seed: same ranking
+    shaky = stable.copy()
+    rng = np.random.default_rng(0)
+    shaky[:, :2] = rng.standard_normal((5, 2, f))  # 64 and 128 calls: random rankings
+    demo = {"weights": {calls.BASELINE: {"a": shaky, "b": shaky},
+                        "paired+lime_ridge@auto": {"a": stable, "b": stable}},
+            "evidence": {m: {} for m in settings.methods}, "labels": {"a": "ai", "b": "human"},
+            "predict_s": 0.0}
+    summary = calls.summarise(settings, demo)
+    assert summary[calls.BASELINE]["median"] == 256
+    assert summary["paired+lime_ridge@auto"]["median"] == 64
+    white = {m: {"errors": {"64": {"additive": {"spearman": 1.0, "top5_recall": 1.0,
+                                                "l2": 0.0}}},
+                 "median": 64.0, "by_family": {"additive": 64.0}} for m in settings.methods}
+    lines = calls.report(settings, summary, white, demo)
+    assert lines[-1] == ("samples-to-stability: bernoulli 256 calls, best "
+                         "paired+lime_ridge@auto 64 calls, ratio 0.25")
