@@ -171,9 +171,24 @@ def _fit(exp: Explanation, label: int) -> str:
         ("classifier's probability", exp.prediction[label]),
         ("num_samples", exp.num_samples),
         ("modality", exp.modality),
-        ("features perturbed", f"{len(exp.columns)} of {exp.features.n_audio} audio + "
-                               f"{exp.features.n_lyrics} lyric {exp.features.lyrics_unit}s"),
+        ("features perturbed", f"{len(exp.columns)} (of {exp.features.n_audio} audio + "
+                               f"{exp.features.n_lyrics} lyric {exp.features.lyrics_unit}s)"),
     ]
+    from ..targets import fitted_target
+
+    params = exp.params or {}
+    surrogate = f"{params.get('estimator', 'lime_ridge')} on the {fitted_target(params, label)}"
+    if params.get("target") == "auto":
+        surrogate += " (target=auto: the scale with the higher R²)"
+    rows.insert(2, ("surrogate", surrogate))
+    if params.get("sampler", "bernoulli") != "bernoulli":
+        rows.append(("sampler", params["sampler"]))
+    auto = params.get("auto")
+    if isinstance(auto, dict):
+        rows.append(("num_samples=auto", f"stopped at {auto['calls']} of {auto['budget']}: "
+                     f"bootstrap top-{auto['top_k']} Jaccard {auto['stability']:.2f} "
+                     f"(target {auto['target']:.2f}"
+                     + (")" if auto["reached"] else ", NOT reached)")))
     kernel = [
         ("formula", k.get("formula", "n/a")),
         ("kernel width", k.get("width", "n/a")),
