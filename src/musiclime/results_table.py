@@ -107,7 +107,9 @@ def collect_runs(uri: str, experiment: str = "musiclime",
         if col in df:
             df[col] = df[col].astype(float)
     if "num_samples" in df:
-        df["num_samples"] = df["num_samples"].astype(int)
+        # num_samples=auto points have no fixed count: NaN here (their calls are the
+        # auto_calls metric), so the by-num_samples tables leave them out
+        df["num_samples"] = pd.to_numeric(df["num_samples"], errors="coerce").astype("Int64")
     return df, parent_run_id
 
 
