@@ -142,13 +142,15 @@ def test_auto_warns_when_the_budget_runs_out(song):
 
 # --- the workflow ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_samplers_and_targets_sweep_predicts_once_per_sampler(tmp_path):
+def test_a_sweep_of_samplers_targets_and_estimators_predicts_once_per_sampler(tmp_path):
+    """Estimator and target are fit-stage choices, the sampler a masks-stage one: 8 points,
+    2 prediction runs; the sampler's and target's path parts appear only off their defaults."""
     manifest = make_corpus(tmp_path / "corpus", n_songs=1)
     results = tmp_path / "results"
     rc, out = musiclime("run", "-m", *base_overrides(
         manifest, results, "tracking.enabled=false", "metrics.enabled=false",
-        "explainer.num_samples=40,80", "explainer.sampler=bernoulli,paired",
-        "explainer.target=probability,logit"))
+        "explainer.num_samples=60", "explainer.sampler=bernoulli,paired",
+        "explainer.target=probability,logit", "explainer.estimator=lime_ridge,kernel_shap"))
     assert rc == 0, out
     rules = executed_rules(out)
     assert rules.count("predict_masks") == 2, rules  # one per sampler, shared by 4 points each
@@ -157,12 +159,32 @@ def test_samplers_and_targets_sweep_predicts_once_per_sampler(tmp_path):
     assert sum("smp~paired" in m for m in masks) == 1 and sum("smp~" in m for m in masks) == 1
     files = sorted(results.glob("fit/**/song0/explanation.json"))
     assert len(files) == 8, files
-    seen = set()
+    records = {}
     for f in files:
-        params = json.loads(f.read_text())["metadata"]["explanation_params"]
-        seen.add((params["sampler"], params["target"]))
+        d = json.loads(f.read_text())
+        params = d["metadata"]["explanation_params"]
+        records[params["sampler"], params["target"], params["estimator"]] = d
         assert ("tgt~logit" in f.as_posix()) == (params["target"] == "logit")
-    assert seen == {(s, t) for s in ("bernoulli", "paired") for t in ("probability", "logit")}
+        assert ("est~kernel_shap" in f.as_posix()) == (params["estimator"] == "kernel_shap")
+    assert set(records) == {(s, t, e) for s in ("bernoulli", "paired")
+                            for t in ("probability", "logit")
+                            for e in ("lime_ridge", "kernel_shap")}
+
+    def fit_of(key):
+        d = records[key]
+        fit = next(iter(d["explanations"].values()))
+        return fit, np.array([w["weight"] for w in fit["weights"]]), d
+
+    for sampler in ("bernoulli", "paired"):
+        shap, w_shap, d = fit_of((sampler, "probability", "kernel_shap"))
+        _, w_lime, _ = fit_of((sampler, "probability", "lime_ridge"))
+        assert not np.allclose(w_shap, w_lime)
+        # efficiency: the Shapley values and the base value add up to the original's prediction
+        p = d["metadata"]["prediction"]["probabilities"][shap["label"]]
+        assert shap["intercept"] + w_shap.sum() == pytest.approx(p, abs=1e-9)
+        assert shap["local_prediction"] == pytest.approx(p, abs=1e-9)
+        shap_logit, w_logit, _ = fit_of((sampler, "logit", "kernel_shap"))
+        assert shap_logit["local_prediction"] == pytest.approx(logit(np.array(p)), abs=1e-9)
 
 
 @pytest.mark.slow
