@@ -36,7 +36,7 @@ demo: setup  ## generate the demo test songs (once) and explain them
 
 test: setup  ## lint, then the whole test suite (slow end-to-end tests included)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
