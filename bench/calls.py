@@ -170,7 +170,7 @@ def run_demo(settings: Settings, cache: Path | None = None) -> dict:
             truth[sorted(idx)] = True
         for sampler in samplers:
             names = [m for m in settings.methods if METHODS[m][0] == sampler]
-            fits = {m: surrogate_weights(_config(m), layout.n_columns) for m in names}
+            fits = {m: surrogate_weights(_config(m)) for m in names}
             w = {m: np.zeros((settings.seeds, len(settings.calls), layout.n_columns))
                  for m in names}
             for seed in range(settings.seeds):

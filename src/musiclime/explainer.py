@@ -506,16 +506,25 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        song_info=dict(song_info or {}), warnings=[*(warnings or []), *found])
 
 
-def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
-                 config: ExplainerConfig, progress: bool = True) -> Predictions:
-    """Class probabilities of every mask row of ``song`` (streaming, batched on the
-    classifier's device); the inference settings come from ``config`` (``batch_size``,
-    ``deduplicate``, ``mixed_precision``)."""
+def song_composer(classifier, song: Song):
+    """The :class:`~musiclime.composition.WaveformComposer` of ``song`` on the classifier's
+    device (its stems moved there once)."""
     from .classifier import classifier_device
     from .composition import WaveformComposer
+
+    return WaveformComposer(song.audio, device=classifier_device(classifier))
+
+
+def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
+                 config: ExplainerConfig, progress: bool = True,
+                 composer=None) -> Predictions:
+    """Class probabilities of every mask row of ``song`` (streaming, batched on the
+    classifier's device); the inference settings come from ``config`` (``batch_size``,
+    ``deduplicate``, ``mixed_precision``). ``composer``: one from :func:`song_composer` to
+    reuse across calls (default: a new one)."""
     from .inference import predict_masks
 
-    composer = WaveformComposer(song.audio, device=classifier_device(classifier))
+    composer = composer or song_composer(classifier, song)
     return predict_masks(classifier, composer, song.lyrics, masks, layout,
                          batch_size=config.batch_size, progress=progress,
                          deduplicate=config.deduplicate,
@@ -556,7 +565,7 @@ def surrogate_fits(config: ExplainerConfig, masks: np.ndarray, probs: np.ndarray
     return {label: candidates[chosen[label]][label] for label in labels}, stats, chosen
 
 
-def surrogate_weights(config: ExplainerConfig, n_columns: int):
+def surrogate_weights(config: ExplainerConfig):
     """``fit(masks, p) -> weights``: the configured surrogate (estimator, target, kernel, ridge)
     on one label's probabilities ``p`` (rows,) (for :mod:`.adaptive` and the benchmarks)."""
 
@@ -567,11 +576,11 @@ def surrogate_weights(config: ExplainerConfig, n_columns: int):
     return fit
 
 
-def predict_adaptive(predict_rows, masks: np.ndarray, layout: MaskLayout,
-                     config: ExplainerConfig, class_names: list[str] | None = None):
+def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
+                     config: ExplainerConfig, progress: bool = False):
     """``num_samples=auto`` (:mod:`musiclime.adaptive`): predict ``masks`` (the budget's draw)
     block by block until the bootstrap top-k stability of the configured surrogate reaches
-    ``config.auto_target``. ``predict_rows(rows) -> Predictions``. The stability is that of the
+    ``config.auto_target``; one composer serves every block. The stability is that of the
     first explained label (``config.labels``; by default the predicted one). Returns the
     :class:`~musiclime.inference.Predictions` of the rows predicted and the ``auto`` record."""
     from dataclasses import replace as dc_replace
@@ -579,16 +588,17 @@ def predict_adaptive(predict_rows, masks: np.ndarray, layout: MaskLayout,
     from .adaptive import run_adaptive
 
     sampler = mask_sampler(config)
-    fit = surrogate_weights(config, layout.n_columns)
+    fit = surrogate_weights(config)
     runs = []
     label: list[int] = []
 
+    composer = song_composer(classifier, song)
+
     def predict(rows):
-        preds = predict_rows(rows)
+        preds = predict_song(classifier, song, rows, layout, config, progress, composer)
         runs.append(preds)
         if not label:
-            label.extend(resolve_labels(config.labels, preds.probs[0],
-                                        class_names or preds.class_names)[:1])
+            label.extend(resolve_labels(config.labels, preds.probs[0], preds.class_names)[:1])
         return preds.probs
 
     probs, record = run_adaptive(
@@ -647,8 +657,8 @@ class MusicLIME:
                  masks.shape[0])
         auto = None
         if cfg.is_auto:
-            preds, auto = predict_adaptive(lambda rows: self.predict(song, rows, layout),
-                                           masks, layout, cfg)
+            preds, auto = predict_adaptive(self.classifier, song, masks, layout, cfg,
+                                           self.progress)
             masks = masks[: preds.probs.shape[0]]
             log.info("%s: num_samples=auto stopped at %d samples (bootstrap top-%d Jaccard "
                      "%.3f, target %.2f)", song.song_id, auto["calls"], cfg.auto_top_k,

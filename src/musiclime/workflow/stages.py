@@ -134,10 +134,8 @@ def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
     rows = load_masks(masks)
     if config.is_auto:
         # num_samples=auto: block by block until the point's surrogate is stable
-        preds, auto = predict_adaptive(
-            lambda block: predict_song(classifier, target, block, layout_, config,
-                                       progress=False),
-            rows[: config.max_samples], layout_, config)
+        preds, auto = predict_adaptive(classifier, target, rows[: config.max_samples],
+                                       layout_, config)
         save_predictions(out, preds, auto)
         return
     preds = predict_song(classifier, target, rows, layout_, config, progress=False)
