@@ -150,6 +150,21 @@ def test_explain_refuses_a_song_id_that_is_a_path(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "r").exists()
 
 
+def test_explain_failure_is_one_line_on_the_console_and_a_traceback_in_the_log(tmp_path):
+    missing = tmp_path / "nope.wav"
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "musiclime.cli", "explain", str(missing),
+                           "--out", str(out), "model=whitebox"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    console = (proc.stdout + proc.stderr).strip().splitlines()
+    assert "Traceback" not in proc.stdout + proc.stderr, console
+    assert console[-1] == (f"musiclime: error: audio file not found: {missing} "
+                           f"(traceback in {out / 'explain.log'})"), console
+    log = (out / "explain.log").read_text()
+    assert "Traceback" in log and "AudioDecodeError" in log
+
+
 def test_a_copied_results_folder_is_relocated_and_reruns_nothing(tmp_path):
     manifest = make_corpus(tmp_path / "corpus", n_songs=1)
     first = tmp_path / "first"

@@ -73,7 +73,9 @@ def cmd_explain(args) -> int:
                                   song_id=song_id, stems_dir=stems_dir,
                                   working_rate=cfg.working_sample_rate, progress=not args.quiet)
     except Exception as exc:
-        log.error("explaining %s failed", audio, exc_info=True)
+        # the traceback goes to explain.log only; the console gets main()'s one line
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
+                                      "explaining %s failed", (audio,), sys.exc_info()))
         if isinstance(exc, (MusicLimeError, FileNotFoundError)):
             raise type(exc)(f"{exc} (traceback in {out / 'explain.log'})") from exc
         raise
