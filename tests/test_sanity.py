@@ -186,3 +186,37 @@ def test_the_metrics_config_group_takes_the_sanity_keys():
     assert metric_settings(compose_config([])).sanity is False
     with pytest.raises(ConfigError, match="sanity_layers"):
         metric_settings(compose_config(["metrics.sanity_layers=-1"]))
+
+
+@pytest.mark.slow
+def test_a_sanity_sweep_logs_each_cascade_figure_and_rolls_up_the_final_rho(tmp_path):
+    """`musiclime run -m ... metrics.sanity=true` with the demo classifier: every child run
+    holds its song's cascade figure next to the metrics JSON, and the sweep's parent run gets
+    best/mean of sanity_spearman_final (the lowest |rho| is the best pass)."""
+    import mlflow
+    from test_workflow import make_corpus, run_capture
+
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    results = tmp_path / "results"
+    rc, out = run_capture([f"results_root={results}", f"dataset.manifest={manifest}",
+                           "dataset.split=null", "separator=oracle", "explainer.num_samples=48",
+                           "explainer.kernel_width=0.25,1", "metrics.sanity=true",
+                           "metrics.sanity_layers=2", "metrics.stability_seeds=0",
+                           "metrics.random_orderings=1", "metrics.curve_points=3"],
+                          multirun=True)
+    assert rc == 0, out
+    pngs = sorted(results.glob("evaluate/**/song0.sanity.png"))
+    assert len(pngs) == 2, pngs
+    client = mlflow.MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    [exp] = [e for e in client.search_experiments() if e.name == "musiclime"]
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2, [r.data.tags for r in runs]
+    finals = []
+    for run in children:
+        names = [a.path for a in client.list_artifacts(run.info.run_id, "metrics")]
+        assert "metrics/song0.sanity.png" in names, names
+        finals.append(run.data.metrics["sanity_spearman_final"])
+    [parent] = [r for r in runs if r.info.run_id == children[0].data.tags["mlflow.parentRunId"]]
+    assert parent.data.metrics["best/sanity_spearman_final"] == pytest.approx(min(finals))
+    assert parent.data.metrics["mean/sanity_spearman_final"] == pytest.approx(np.mean(finals))

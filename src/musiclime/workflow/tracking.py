@@ -151,7 +151,8 @@ def _ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> s
 
 #: the headline metrics a sweep's parent run rolls up from its children
 ROLLUP = ("evidence_precision_at_5_combined", "heldout_r2", "stability_jaccard_top5",
-          "samples_per_s", "surrogate_r2", "kernel_effective_samples")
+          "samples_per_s", "surrogate_r2", "kernel_effective_samples", "auto_calls",
+          "sanity_spearman_final")
 
 
 def roll_up(uri: str, parent_run_id: str, axes: dict[str, list]) -> dict[str, float]:
@@ -397,6 +398,7 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from ..metrics.sanity import sanity_plot_path
     from .files import load_record
     from .layout import aggregate_dir, path
 
@@ -480,6 +482,9 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         _log_files(client, rid, Path(root) / aggregate_dir(point.fit), "global")
         for mpath in metric_files.values():
             client.log_artifact(rid, str(Path(root) / mpath), "metrics")
+            cascade = sanity_plot_path(Path(root) / mpath)  # metrics.sanity=true's figure
+            if cascade.is_file():
+                client.log_artifact(rid, str(cascade), "metrics")
         for sid, epath in explanations.items():
             _log_files(client, rid, (Path(root) / epath).parent, f"songs/{sid}")
         if point.failed:
