@@ -365,3 +365,38 @@ def test_long_audio_is_explained_through_windows(tmp_path):
     assert top[0][0] == "other_T9" and top[0][1] > 0, top
     weights = dict(exp.top_features(ai, k=100))
     assert abs(weights["other_T9"]) > 10 * max(abs(weights[f"other_T{t}"]) for t in range(8))
+
+
+def test_sanity_cascade_randomises_a_fusion_classifier_from_its_head_down(tiny, demo):
+    """metrics.sanity on model=hf_fusion: the head's layers first, then the text encoder's and
+    the audio encoder's from their last layer down; the full cascade decorrelates the
+    explanation and leaves the classifier that was explained alone."""
+    from musiclime.metrics.sanity import randomisable_layers, sanity_cascade
+    from musiclime.models.head import FusionHead, HeadConfig
+
+    clf = HFFusionClassifier.load(str(tiny.ast), str(tiny.roberta), device="cpu")
+    torch.manual_seed(0)
+    clf.set_head(FusionHead(HeadConfig(clf.audio_dim, clf.text_dim, ["ai", "human"], hidden=16)))
+    layers = [layer.path for layer in randomisable_layers(clf)]
+    assert layers[:2] == ["head.mlp.3", "head.mlp.0"]
+    first = {part: next(i for i, p in enumerate(layers) if p.startswith(part + "."))
+             for part in ("head", "lyrics", "audio")}
+    assert first["head"] < first["lyrics"] < first["audio"]
+    assert "lyrics.embeddings.word_embeddings" in layers
+    lyric_layers = [p for p in layers if p.startswith("lyrics.encoder.layer.")]
+    assert lyric_layers[0].startswith("lyrics.encoder.layer.1.")  # the last of 2 layers first
+
+    sid = demo.read_text().splitlines()[3].split(",")[0]
+    songs = demo.parent / "songs"
+    config = ExplainerConfig(num_samples=48, seed=0)
+    song = load_song(songs / f"{sid}.wav", songs / f"{sid}.txt", OracleSeparator(),
+                     clf.sample_rate, config, stems_dir=songs / f"{sid}.stems")
+    exp = MusicLIME(clf, config, progress=False).explain(song)
+    before = {k: v.clone() for k, v in clf.net.state_dict().items()}
+    result = sanity_cascade(exp, song, clf, config, layers=3, seed=1)
+    assert result.depths == [0, -(-len(layers) // 3), -(-2 * len(layers) // 3), len(layers)]
+    assert result.spearman[0] == pytest.approx(1.0)
+    print(f"\nhf_fusion cascade rho: {[round(r, 2) for r in result.spearman]}")
+    assert abs(result.spearman[-1]) < 0.5, result.spearman
+    after = clf.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

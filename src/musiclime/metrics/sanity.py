@@ -24,7 +24,9 @@ randomisation: a method that passes has ``spearman_final`` (``d = L``) near 0.
 
 Layers (:func:`randomisable_layers`): the classifier's ``torch.nn.Module`` is the classifier
 itself if it is a Module, else its first attribute among :data:`MODULE_ATTRIBUTES` that is one
-(the demo classifier's ``net``: the batch-norm-folded network it predicts with). A layer is a
+(the demo classifier's ``net``: the batch-norm-folded network it predicts with;
+``model=hf_fusion``'s ``net``: its audio encoder, text encoder and head as one ``ModuleDict``;
+``model=hf_audio`` / ``hf_text``: the Hugging Face ``model``). A layer is a
 module that holds parameters of its own (``Linear``, ``Conv``, ``BatchNorm``, ``Embedding``, or a
 custom module's direct ``nn.Parameter`` such as the demo lyrics encoder's embedding table),
 taken in reverse registration order (``named_modules``). For a network that registers its

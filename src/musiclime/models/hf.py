@@ -511,6 +511,15 @@ class HFFusionClassifier:
         self.head = head.to(self.device).eval()
         self.class_names = list(head.class_names)
 
+    @property
+    def net(self) -> torch.nn.Module:
+        """The three networks as one Module, ``audio`` (the audio encoder), ``lyrics`` (the
+        text encoder) and ``head``, in that order: what ``metrics.sanity=true`` re-initialises
+        layer by layer from the output down (:mod:`musiclime.metrics.sanity`), the head first,
+        then each encoder from its last layer to its embeddings, as for the demo classifier."""
+        return torch.nn.ModuleDict({"audio": self.audio_model, "lyrics": self.text_model,
+                                    "head": self._need_head()})
+
     def _need_head(self):
         if self.head is None:
             raise ConfigError("model=hf_fusion has no head: train one with `musiclime "
