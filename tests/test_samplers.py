@@ -145,3 +145,41 @@ def test_row_count_and_errors():
     assert get_sampler("leverage") is samplers.leverage
     with pytest.raises(ValueError):
         SizeSampler("x", target="nope")
+
+
+# --- orthogonal-array samplers ------------------------------------------------------------------
+@pytest.mark.parametrize("n_features", [1, 3, 20, 45, 63, 64])
+def test_orthogonal_blocks_are_balanced_and_pairwise_orthogonal(n_features):
+    size = samplers.OrthogonalSampler.block_rows(n_features)
+    assert size > n_features and size & (size - 1) == 0 and size // 2 <= n_features
+    masks = samplers.OrthogonalSampler(exhaustive=False)(n_features, 1 + 3 * size, 5)
+    for b in range(3):
+        block = masks[1 + b * size: 1 + (b + 1) * size].astype(np.int64)
+        assert (block.mean(axis=0) == 0.5).all()  # every feature on in exactly half the rows
+        x = 2 * block - 1
+        np.testing.assert_array_equal(x.T @ x, size * np.eye(n_features, dtype=np.int64))
+    # the blocks differ (columns, signs and row order are drawn afresh)
+    assert n_features < 3 or not np.array_equal(masks[1:1 + size], masks[1 + size:1 + 2 * size])
+
+
+def test_orthogonal_foldover_follows_each_block_with_its_complement():
+    f = 45
+    size = samplers.OrthogonalSampler.block_rows(f)
+    plain = samplers.orthogonal(f, 1 + 2 * size, 3)
+    fold = samplers.orthogonal_foldover(f, 1 + 4 * size, 3)
+    np.testing.assert_array_equal(fold[:1 + size], plain[:1 + size])  # same first block
+    np.testing.assert_array_equal(fold[1 + size:1 + 2 * size], 1 - fold[1:1 + size])
+    np.testing.assert_array_equal(fold[1 + 2 * size:1 + 3 * size], plain[1 + size:])
+    np.testing.assert_array_equal(fold[1 + 3 * size:], 1 - fold[1 + 2 * size:1 + 3 * size])
+
+
+def test_orthogonal_rows_are_uniform_like_bernoulli_rows():
+    """Each row, over seeds, is uniform on {0,1}^F: entries 1/2, independent in pairs, sizes
+    Binomial(F, 1/2)."""
+    f, seeds = 12, 4000
+    rows = np.stack([samplers.orthogonal(f, 20, s)[7] for s in range(seeds)]).astype(float)
+    assert np.abs(rows.mean(axis=0) - 0.5).max() < 0.04
+    corr = np.corrcoef(rows.T)
+    assert np.abs(corr[np.triu_indices(f, 1)]).max() < 0.08
+    sizes = np.bincount(rows.sum(axis=1).astype(int), minlength=f + 1) / seeds
+    assert np.abs(sizes - binomial_sizes(f)).max() < 0.03

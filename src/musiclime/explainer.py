@@ -605,7 +605,7 @@ def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayo
         masks, predict, fit, lambda p: p[:, label[0]],
         block=config.auto_block, stability_target=config.auto_target, top_k=config.auto_top_k,
         resamples=config.auto_bootstrap, seed=config.seed, paired=bool(sampler.paired),
-        fixed_rows=1 if config.sampler == "bernoulli" else 2)
+        fixed_rows=sampler.fixed_rows)
     timings: dict[str, float] = {}
     for run in runs:
         for key, value in run.timings.items():

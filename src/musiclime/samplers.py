@@ -29,6 +29,10 @@ name                 size distribution / pairing                             pap
 ``bernoulli``        Binomial(F, 1/2), no pairs (today's default, bit for   Ribeiro et al. 2016
                      bit :func:`musiclime.masks.sample_masks`)
 ``paired``           Binomial(F, 1/2), each mask followed by its complement Covert & Lee 2021
+``orthogonal``       uniform rows in randomised orthogonal-array blocks      Plackett & Burman
+                     (Hadamard columns, random signs): balanced, orthogonal  1946
+``orthogonal_foldover`` as ``orthogonal``, each block followed by its        Box & Wilson 1951
+                     complement (a foldover: resolution IV)
 ``stratified``       uniform over sizes 1..F-1, sizes scheduled, no pairs    (stratified sampling)
 ``kernel``           Shapley kernel size distribution, sizes scheduled,      Lundberg & Lee 2017
                      pairs (the KernelSHAP paper's practice)
@@ -50,7 +54,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from math import comb
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -68,6 +72,7 @@ class Sampler(Protocol):
 
     name: str
     paired: bool
+    fixed_rows: int  # the rows every draw starts with (row 0 the original; see each sampler)
 
     def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray: ...
 
@@ -146,6 +151,7 @@ class BernoulliSampler:
     exhaustive: bool = True
     name: str = "bernoulli"
     paired: bool = False
+    fixed_rows: ClassVar[int] = 1  # rows every draw starts with (row 0, the original)
 
     def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
         return sample_masks(int(n_features), int(num_samples), int(seed),
@@ -170,6 +176,7 @@ class PairedSampler:
     exhaustive: bool = True
     name: str = "paired"
     paired: bool = True
+    fixed_rows: ClassVar[int] = 2  # the (all ones, all zeros) pair
 
     def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
         m, n = int(n_features), int(num_samples)
@@ -197,6 +204,87 @@ class PairedSampler:
         return binomial_sizes(n_features)
 
 
+@dataclass(frozen=True)
+class OrthogonalSampler:
+    """Randomised orthogonal-array blocks: uniform masks whose columns are exactly balanced
+    and pairwise orthogonal within each block of ``N = 2^ceil(log2(F + 1))`` rows.
+
+    Row 0 is all ones. The rows after it come in blocks; block ``b`` is a Sylvester Hadamard
+    matrix ``H_N`` (``H_1 = [1]``, ``H_2N = [[H, H], [H, -H]]``, entries +-1) with
+
+    - ``F`` of its ``N - 1`` non-constant columns, chosen at random without replacement,
+    - each chosen column's sign flipped with probability 1/2 (``z = (h * s > 0)``),
+    - its rows in a random order,
+
+    all drawn afresh per block. Any ``F <= N - 1`` columns of ``H_N`` form an orthogonal array
+    of strength 2 (Plackett & Burman, Biometrika 1946; Hedayat, Sloane & Stufken, *Orthogonal
+    Arrays*, 1999): over a whole block every feature is on in exactly half the rows and every
+    two features are on together in exactly a quarter. The random flips make every row
+    uniform on ``{0, 1}^F`` (``P(z) = 2^-F``), as Bernoulli(1/2) rows are, so a surrogate fitted
+    on these rows estimates the same thing as on :data:`bernoulli`'s; the balance removes the
+    design's own noise: with ``n`` of the order of ``F`` uniform rows ``X^T X`` is far from
+    diagonal and the regression's variance is inflated about ``n / (n - F)`` times (Wishart), a
+    whole orthogonal block has ``X^T X = N I / 4`` (on the centred +-1/2 coding).
+
+    ``orthogonal_foldover`` follows every block with its complement (``1 - z``, rows in the
+    same order): a foldover design (Box & Wilson, JRSS B 1951), of strength 3 over the pair of
+    blocks, so, as with :data:`paired` sampling, the even-order interactions drop out of the
+    main effects (exactly for a fit with equal weights on ``z`` and ``1 - z``). Its first block
+    is the plain design's, so at ``N`` rows or fewer the two samplers give the same masks.
+
+    The prefix property holds (blocks are drawn in order from one seeded generator); a prefix
+    that ends inside a block holds a random subset of its rows. For ``F > 16`` a row can repeat
+    one of an earlier block (as Bernoulli rows can; the predictor deduplicates them). For
+    ``F <= 16`` with ``exhaustive`` (the default, as for :data:`bernoulli`) a row drawn before is
+    skipped, so blocks after the first are only nearly balanced, and the draw stops after all
+    ``2^F`` masks.
+    """
+
+    exhaustive: bool = True
+    name: str = "orthogonal"
+    paired: bool = False  # complements (foldover) are a block apart, not in adjacent rows
+    foldover: bool = False  # every block followed by its complement
+    fixed_rows: ClassVar[int] = 1  # row 0, the original
+
+    @staticmethod
+    def block_rows(n_features: int) -> int:
+        """``N``: the smallest power of two above ``F``."""
+        return 1 << int(np.ceil(np.log2(int(n_features) + 1)))
+
+    def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
+        m, n = int(n_features), int(num_samples)
+        _check(m, n)
+        rng = np.random.Generator(np.random.PCG64(int(seed)))
+        size = self.block_rows(m)
+        h = np.ones((1, 1), dtype=np.int8)
+        while h.shape[0] < size:
+            h = np.block([[h, h], [h, -h]])
+        unique = self.exhaustive and m <= EXHAUSTIVE_MAX_FEATURES
+        n = min(n, 1 << m) if unique else n
+        weights = 1 << np.arange(m - 1, -1, -1, dtype=np.int64)
+        seen = {(1 << m) - 1}  # row 0's code
+        out = [np.ones((1, m), dtype=np.uint8)]
+        rows = 1
+        while rows < n:
+            cols = 1 + rng.choice(size - 1, m, replace=False)
+            flip = rng.random(m) < 0.5
+            block = ((h[rng.permutation(size)][:, cols] > 0) ^ flip).astype(np.uint8)
+            for part in (block, 1 - block) if self.foldover else (block,):
+                if unique:
+                    keep = []
+                    for i, code in enumerate((part @ weights).tolist()):
+                        if code not in seen:
+                            seen.add(code)
+                            keep.append(i)
+                    part = part[keep]
+                out.append(part)
+                rows += part.shape[0]
+        return np.concatenate(out)[:n]
+
+    def size_distribution(self, n_features: int) -> np.ndarray:
+        return binomial_sizes(n_features)
+
+
 # --- size-based samplers -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class SizeSampler:
@@ -217,6 +305,7 @@ class SizeSampler:
     target: str = "uniform"
     paired: bool = False
     schedule: str = "stratified"
+    fixed_rows: ClassVar[int] = 2  # all ones, then all zeros
 
     def __post_init__(self):
         if self.target not in SIZE_TARGETS:
@@ -330,6 +419,10 @@ class _ClassDraw:
 bernoulli = BernoulliSampler()
 #: antithetic Bernoulli pairs
 paired = PairedSampler()
+#: uniform rows in randomised orthogonal-array blocks
+orthogonal = OrthogonalSampler()
+#: the same, each block followed by its complement (a foldover design)
+orthogonal_foldover = OrthogonalSampler(name="orthogonal_foldover", foldover=True)
 #: stratified by size, uniform over sizes, unpaired
 stratified = SizeSampler("stratified", target="uniform", paired=False, schedule="stratified")
 #: the KernelSHAP paper's practice: sizes in proportion to the Shapley kernel, paired
@@ -340,7 +433,8 @@ leverage = SizeSampler("leverage", target="uniform", paired=True, schedule="rand
 leverage_stratified = SizeSampler("leverage_stratified", target="uniform", paired=True,
                                   schedule="stratified")
 
-SAMPLERS: dict[str, Sampler] = {s.name: s for s in (bernoulli, paired, stratified, kernel,
+SAMPLERS: dict[str, Sampler] = {s.name: s for s in (bernoulli, paired, orthogonal, orthogonal_foldover,
+                                                    stratified, kernel,
                                                     leverage, leverage_stratified)}
 
 
