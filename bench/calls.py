@@ -1,6 +1,6 @@
 """Fewer classifier calls for a stable explanation: the demo classifier on demo test songs.
 
-    python bench/run.py --cases stability            # the protocol (see below; ~35 min, 2 cores)
+    python bench/run.py --cases stability            # the protocol (see below; ~40 min, 2 cores)
     python bench/run.py --cases stability --quick    # 2 songs, counts up to 512 (~3 min)
     python bench/calls.py [--songs N] [--cache DIR] [--mlflow URI]   # the same, directly
 
@@ -74,16 +74,19 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "paired+kernel_shap": ("paired", "kernel_shap", "probability"),
     "paired+kernel_shap@logit": ("paired", "kernel_shap", "logit"),
     "paired+leverage_shap@logit": ("paired", "leverage_shap", "logit"),
+    "orthogonal_foldover+lime_ridge": ("orthogonal_foldover", "lime_ridge", "probability"),
+    "orthogonal_foldover+lime_ridge@logit": ("orthogonal_foldover", "lime_ridge", "logit"),
     "bernoulli+lime_ridge@auto": ("bernoulli", "lime_ridge", "auto"),
     "paired+lime_ridge@auto": ("paired", "lime_ridge", "auto"),
     "paired+kernel_shap@auto": ("paired", "kernel_shap", "auto"),
+    "orthogonal_foldover+lime_ridge@auto": ("orthogonal_foldover", "lime_ridge", "auto"),
 }
 EXPERIMENT = "musiclime-calls"
 
 
 @dataclass
 class Settings:
-    songs: int = 4  # 8 would take ~75 min on 2 cores (40k classifier calls per song and sampler)
+    songs: int = 4  # 8 would take ~80 min on 2 cores (60k classifier calls per song)
     seeds: int = 5
     calls: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024, 2048, 4096])
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -240,37 +243,38 @@ def best(summary: dict) -> str:
 
 def report(settings: Settings, summary: dict, white: dict, demo: dict) -> list[str]:
     calls = settings.calls
+    w = max(30, *(len(m) for m in summary))  # the method column
     songs = ", ".join(f"{s} ({lab})" for s, lab in demo["labels"].items())
     lines = [f"demo classifier, {len(demo['labels'])} test songs: {songs}",
              f"median top-5 Jaccard over songs (S={settings.seeds} seeds) by classifier calls"]
-    head = f"{'method':30s} " + " ".join(f"{n:>6d}" for n in calls) + "   calls-to-stable"
+    head = f"{'method':{w}s} " + " ".join(f"{n:>6d}" for n in calls) + "   calls-to-stable"
     lines += [head, "-" * len(head)]
     for m, st in summary.items():
-        lines.append(f"{m:30s} " + " ".join(f"{j:6.2f}" for j in st["median_jaccard"])
+        lines.append(f"{m:{w}s} " + " ".join(f"{j:6.2f}" for j in st["median_jaccard"])
                      + f"   {wb.calls_text(st['median'], calls):>8s}")
-    lines += ["", "evidence nP@5 (ai songs, mean over seeds and songs) by calls", head[:-17],
-              "-" * (len(head) - 17)]
+    lines += ["", "evidence nP@5 (ai songs, mean over seeds and songs) by calls",
+              head[:-len("   calls-to-stable")], "-" * (len(head) - len("   calls-to-stable"))]
     for m, st in summary.items():
-        lines.append(f"{m:30s} " + " ".join(f"{v:6.2f}" for v in st["evidence_np5"]))
+        lines.append(f"{m:{w}s} " + " ".join(f"{v:6.2f}" for v in st["evidence_np5"]))
     lines += ["", "per song: calls to stability"]
     for m, st in summary.items():
-        lines.append(f"{m:30s} " + "  ".join(f"{s}:{wb.calls_text(n, calls)}"
+        lines.append(f"{m:{w}s} " + "  ".join(f"{s}:{wb.calls_text(n, calls)}"
                                              for s, n in st["per_song"].items()))
     fams = list(next(iter(white.values()))["by_family"])
     for n in settings.error_calls:
         lines += ["", f"white-box games: error vs exact Shapley at {n} calls (median over "
                   "songs of the mean over seeds): spearman / top-5 recall / normalised L2",
-                  f"{'method':30s} " + " ".join(f"{f:>16s}" for f in fams)]
-        for m, w in white.items():
-            e = w["errors"][str(n)]
-            lines.append(f"{m:30s} " + " ".join(
+                  f"{'method':{w}s} " + " ".join(f"{f:>16s}" for f in fams)]
+        for m, res in white.items():
+            e = res["errors"][str(n)]
+            lines.append(f"{m:{w}s} " + " ".join(
                 f"{e[f]['spearman']:5.2f}/{e[f]['top5_recall']:4.2f}/{e[f]['l2']:4.2f}".rjust(16)
                 for f in fams))
     lines += ["", "white-box games: median calls to stability by family",
-              f"{'method':30s} " + " ".join(f"{f:>16s}" for f in fams)]
-    for m, w in white.items():
-        lines.append(f"{m:30s} " + " ".join(
-            f"{wb.calls_text(w['by_family'][f], calls):>16s}" for f in fams))
+              f"{'method':{w}s} " + " ".join(f"{f:>16s}" for f in fams)]
+    for m, res in white.items():
+        lines.append(f"{m:{w}s} " + " ".join(
+            f"{wb.calls_text(res['by_family'][f], calls):>16s}" for f in fams))
     # the curve reading: the median over songs of the Jaccard at each count, stable from the
     # count where that curve stays >= 0.8 (the results page's figure; a weaker criterion)
     curve = {m: wb.samples_to_stability(np.asarray(st["median_jaccard"]), calls)

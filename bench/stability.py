@@ -95,6 +95,8 @@ def methods() -> dict[str, tuple[smp.Sampler, est.Estimator]]:
     return {
         BASELINE: (smp.bernoulli, est.lime_ridge),
         "paired+lime_ridge": (smp.paired, est.lime_ridge),
+        "orthogonal+lime_ridge": (smp.orthogonal, est.lime_ridge),
+        "orthogonal_foldover+lime_ridge": (smp.orthogonal_foldover, est.lime_ridge),
         "bernoulli+kernel_shap": (smp.bernoulli, est.kernel_shap),
         "paired+kernel_shap": (smp.paired, est.kernel_shap),
         "paired+leverage_shap": (smp.paired, est.leverage_shap),

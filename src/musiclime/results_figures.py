@@ -110,10 +110,28 @@ def _curve(calls: pd.DataFrame, method: str, column: str) -> pd.Series:
     return sub.set_index("calls")[column].sort_index()
 
 
+#: tab10 colour of the benchmark's sampler+estimator pairs (others: a hash of the name)
+_COLOURS = {"bernoulli+lime_ridge": 0, "paired+lime_ridge": 1, "orthogonal_foldover+lime_ridge": 2,
+            "bernoulli+kernel_shap": 3, "paired+kernel_shap": 4, "paired+leverage_shap": 5,
+            "orthogonal+lime_ridge": 6, "kernel+kernel_shap": 7, "leverage+leverage_shap": 8,
+            "stratified+leverage_shap": 9}
+#: line style of a method's target (``sampler+estimator@target``; no ``@``: the probability)
+_TARGET_LINES = {"": "-", "logit": "--", "auto": ":"}
+
+
 def _style(method: str) -> dict:
+    """The baseline bold black; the others one colour per ``sampler+estimator`` (in a fixed
+    order, so a method keeps its colour across figures) and one line style per target."""
     if method == BASELINE:
         return {"color": "k", "lw": 2.6, "zorder": 3, "label": f"{method} (baseline)"}
-    return {"lw": 1.3, "label": method}
+    base, _, target = method.partition("@")
+    import zlib
+
+    from matplotlib import colormaps
+
+    known = _COLOURS.get(base)
+    colour = colormaps["tab10"](known if known is not None else zlib.crc32(base.encode()) % 10)
+    return {"lw": 1.3, "label": method, "color": colour, "ls": _TARGET_LINES.get(target, "-.")}
 
 
 def _calls_axis(ax, counts) -> None:
@@ -132,7 +150,7 @@ def plot_stability_vs_calls(calls: pd.DataFrame, path: str | os.PathLike | None 
                             threshold: float = STABLE_JACCARD) -> Figure:
     """Median top-5 Jaccard across mask seeds against classifier calls (log2), one line per
     method, the baseline bold black, a dashed line at ``threshold`` ("stable")."""
-    fig = new_figure(figsize=(6.4, 4.0))
+    fig = new_figure(figsize=(8.6, 4.0))
     ax = fig.subplots()
     for m in method_order(calls["method"]):
         curve = _curve(calls, m, "jaccard_top5")
@@ -143,7 +161,7 @@ def plot_stability_vs_calls(calls: pd.DataFrame, path: str | os.PathLike | None 
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
     ax.set_ylabel("top-5 Jaccard across seeds (median over songs)", fontsize=8)
     ax.set_title("Stability vs classifier calls (higher is better)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _finish(fig, path)
 
 
