@@ -74,8 +74,9 @@ class ExplainerConfig:
     # log(p / (1 - p)) of each explained class, where a saturating classifier's evidence adds
     # up; shap's link="logit"); a fit-stage choice (musiclime.targets)
     target: str = "probability"
-    # which masks are predicted (musiclime.samplers): bernoulli (today's), paired, stratified,
-    # kernel, leverage, leverage_stratified; every one keeps the prefix property
+    # which masks are predicted (musiclime.samplers): bernoulli (today's), paired, orthogonal,
+    # orthogonal_foldover, stratified, kernel, leverage, leverage_stratified; every one keeps
+    # the prefix property
     sampler: str = "bernoulli"
     auto_budget: int = 4096  # num_samples=auto: at most this many samples
     auto_target: float = 0.8  # num_samples=auto: stop at this bootstrap top-k Jaccard
