@@ -30,6 +30,7 @@ def test_prefix_property_every_sampler_and_seed(name, n_features):
         assert big.dtype == np.uint8 and big.shape[1] == n_features
         assert set(np.unique(big)) <= {0, 1}
         assert (big[0] == 1).all()
+        assert big.flags.c_contiguous  # a masks file loads back C-ordered; fits must match
         for n in (2, 3, 17, 64, 301, 600):
             small = sampler(n_features, n, seed)
             assert small.shape[0] == min(n, big.shape[0])

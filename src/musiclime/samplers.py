@@ -5,6 +5,8 @@ Every sampler is a small injectable strategy: ``sampler(n_features, num_samples,
 
 - **row 0 all ones** (the original song);
 - **seeded**: the same ``(n_features, num_samples, seed)`` gives the same masks, bit for bit;
+- **C order** (row-major): the surrogate's fit on a column-major copy of the same masks (how a
+  masks file loads back) can differ in the last bits, and ``explain`` and ``run`` must agree;
 - **the prefix property**: the first ``n`` rows of a draw of ``N`` equal the draw of ``n``, so a
   num_samples sweep fits on prefixes of one prediction run. Paired samplers keep pairs together:
   rows ``2i`` and ``2i + 1`` are complements (row 1, the complement of row 0, is all zeros);
@@ -279,7 +281,8 @@ class OrthogonalSampler:
                     part = part[keep]
                 out.append(part)
                 rows += part.shape[0]
-        return np.concatenate(out)[:n]
+        # C order, as every sampler returns: a column-major copy fits to other last bits
+        return np.ascontiguousarray(np.concatenate(out)[:n])
 
     def size_distribution(self, n_features: int) -> np.ndarray:
         return binomial_sizes(n_features)
