@@ -5,19 +5,41 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.musiclime-installed
 CORES  ?= 2
+# uv installs the lock; it lives in its own small venv so that syncing .venv never removes it.
+UVENV  := .tools
+UV     := $(UVENV)/bin/uv
+# Never let uv fetch a Python: it uses the interpreter named by PYTHON.
+export UV_PYTHON_DOWNLOADS := never
+EXTRAS := --extra dev --extra demo
 
-.PHONY: setup system-deps demo test test-fast lint bench clean-results
+.PHONY: setup system-deps demo test test-fast lint lock lock-check upgrade bench clean-results
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
-	# tinysoundfont renders the demo's General MIDI stems; its pyaudio dependency (PortAudio
-	# headers) is only for live playback, so it is installed without dependencies.
-	$(PY) -m pip install --quiet --no-deps "tinysoundfont>=0.3.7"
+$(UV): tools/uv-requirements.txt
+	test -x $(UVENV)/bin/python || $(PYTHON) -m venv $(UVENV)
+	$(UVENV)/bin/python -m pip install --quiet --require-hashes -r tools/uv-requirements.txt
+	touch $(UV)
+
+# Installs exactly uv.lock into .venv (--locked: refuse a lock that no longer matches
+# pyproject.toml instead of resolving anew; run `make lock` after changing dependencies).
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV) sync --locked $(EXTRAS) --python $(PYTHON)
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install musiclime with its dependencies
+setup: $(STAMP)  ## create .venv and install exactly the lock (uv.lock) into it
+
+lock: $(UV)  ## regenerate uv.lock after a change to pyproject.toml (keeps versions where allowed)
+	$(UV) lock
+	$(UV) export --frozen --no-hashes --no-emit-project $(EXTRAS) -o requirements.lock.txt --quiet
+
+lock-check: $(UV)  ## fail when uv.lock or requirements.lock.txt is out of date with pyproject.toml
+	$(UV) lock --check
+	$(UV) export --frozen --no-hashes --no-emit-project $(EXTRAS) --quiet | diff -q - requirements.lock.txt >/dev/null \
+		|| { echo "requirements.lock.txt is out of date with uv.lock: run make lock"; exit 1; }
+
+upgrade: $(UV)  ## move the lock to the newest versions pyproject.toml allows, then run the fast tests
+	$(UV) lock --upgrade
+	$(UV) export --frozen --no-hashes --no-emit-project $(EXTRAS) -o requirements.lock.txt --quiet
+	$(MAKE) test-fast
 
 # Debian packages the tests need besides Python: headless Chromium and its driver for the
 # explanation page's browser test (skipped, saying so, where they are missing). Idempotent;
@@ -34,7 +56,7 @@ system-deps:  ## install chromium + chromedriver (apt) if missing
 demo: setup  ## generate the demo test songs (once) and explain them
 	$(PY) -m musiclime_demo.run --cores $(CORES)
 
-test: setup  ## lint, then the whole test suite (slow end-to-end tests included)
+test: setup lock-check  ## lint, then the whole test suite (slow end-to-end tests included)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --durations=15
 
