@@ -10,6 +10,7 @@
     musiclime config [overrides ...]
     musiclime where PATH
     musiclime relocate RESULTS_ROOT          (after moving or copying a results folder)
+    musiclime reproduce RUN_ID [--from RESULTS_ROOT | --uri URI] [--results-root DIR] [--atol X]
 
 Overrides are Hydra's: ``explainer.num_samples=2000 separator=oracle model=demo``.
 """
@@ -164,6 +165,25 @@ def cmd_relocate(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    import time
+
+    from .workflow.reproduce import reproduce
+    from .workflow.tracking import _sqlite_path, tracking_uri
+
+    uri = args.uri or tracking_uri({}, args.from_root)
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise MusicLimeError(f"no MLflow store at {db}: pass --from with the results root the "
+                             "run was made in, or --uri with its tracking server")
+    out = Path(args.results_root) if args.results_root else Path(
+        "reproductions") / f"{args.run_id[:8]}-{time.strftime('%Y%m%dT%H%M%S')}"
+    if out.exists() and any(out.iterdir()):
+        raise MusicLimeError(f"--results-root {out} is not empty: reproduce reruns into a fresh "
+                             "results root; name a new folder")
+    return reproduce(args.run_id, uri, out, atol=args.atol, cores=args.cores)
+
+
 def cmd_where(args) -> int:
     from .workflow.layout import describe_text
 
@@ -252,6 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
                          "rsync -a): point its MLflow store at the new place")
     rel.add_argument("results_root")
     rel.set_defaults(func=cmd_relocate)
+
+    rp = sub.add_parser("reproduce", help="rerun a recorded MLflow run (a configuration, or a "
+                        "sweep's parent) into a fresh results root and compare: what differs "
+                        "in the environment and data, and per song the max |dw|")
+    rp.add_argument("run_id")
+    rp.add_argument("--from", dest="from_root", default="results", metavar="RESULTS_ROOT",
+                    help="the results root whose mlflow.db holds the run (default: results)")
+    rp.add_argument("--uri", help="tracking URI of the run's store (an mlflow server)")
+    rp.add_argument("--results-root", help="where to rerun (default: a new folder "
+                    "reproductions/<run>-<time>)")
+    rp.add_argument("--atol", type=float, default=0.0,
+                    help="largest |weight difference| that counts as the same (default 0: bit "
+                    "for bit, as on the same machine and lock)")
+    rp.add_argument("--cores", type=int, default=2)
+    rp.set_defaults(func=cmd_reproduce)
 
     w = sub.add_parser("where", help="what a results path holds: its stage and parameters")
     w.add_argument("path", help="a file or folder under a results root")

@@ -84,6 +84,27 @@ def _container(node) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
+def point_config(cfg: DictConfig, econf=None) -> dict:
+    """A point's resolved config as it is recorded (params, frozen config): one spelling per
+    path, so runs compare without false differences; where the results live is not part of a
+    configuration (a results folder can move); the auto_* settings only for num_samples=auto."""
+    econf = econf or explainer_config(cfg)
+    resolved = _container(cfg)
+    resolved.pop("results_root", None)
+    if not econf.is_auto:
+        for key in AUTO_KEYS:
+            resolved["explainer"].pop(key, None)
+    resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
+                                          .expanduser().resolve())
+    return resolved
+
+
+def point_id_of(resolved: dict) -> str:
+    """A point's id: the hash of what its results depend on (not tracking or workflow knobs)."""
+    return "p-" + short_hash({k: v for k, v in resolved.items()
+                              if k not in ("tracking", "workflow", "hydra")})
+
+
 @dataclass
 class _Model:
     identity: str  # name-<hash>: the predict key's model part
@@ -177,17 +198,8 @@ class Planner:
     # --- points -------------------------------------------------------------------------------
     def add_point(self, overrides: list[str], cfg: DictConfig) -> PointSpec:
         econf = explainer_config(cfg)
-        resolved = _container(cfg)
-        # one spelling per path, so runs compare without false differences; where the results
-        # live is not part of a configuration (a results folder can move)
-        resolved.pop("results_root", None)
-        if not econf.is_auto:  # the auto_* settings mean nothing for a fixed num_samples
-            for key in AUTO_KEYS:
-                resolved["explainer"].pop(key, None)
-        resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
-                                              .expanduser().resolve())
-        point_id = "p-" + short_hash({k: v for k, v in resolved.items()
-                                      if k not in ("tracking", "workflow", "hydra")})
+        resolved = point_config(cfg, econf)
+        point_id = point_id_of(resolved)
         for spec, *_ in self._pending:
             if spec.point_id == point_id:
                 return spec

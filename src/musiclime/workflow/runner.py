@@ -21,9 +21,10 @@ from pathlib import Path
 from ..config import repo_root
 from ..errors import MusicLimeError
 from ..fileio import write_json
-from ..identity import short_hash
+from ..identity import file_digest, short_hash
 from . import layout
 from .plan import plan_from_overrides
+from .provenance import lock_path
 from .specs import Invocation, Plan, TrackingSettings
 from .stages import ERROR_PREFIX
 from .tracking import (
@@ -238,8 +239,14 @@ def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocatio
     tags = {"musiclime.code_version": code_version(), "musiclime.n_points": str(len(plan.points)),
             "musiclime.overrides": " ".join(overrides) or "(defaults)",
             "musiclime.multirun": str(bool(multirun)), **source_tags()}
+    lock = lock_path()
+    tags["musiclime.lock_hash"] = file_digest(lock) if lock else "none (not installed from a lock)"
     parent = open_parent_run(uri, exp_id, root, short_hash(sorted(plan.points), 16),
                              sweep_name(plan), tags)
+    if lock:  # the lock itself, once per sweep (each child run carries its hash)
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=uri).log_artifact(parent, str(lock), "environment")
     return Invocation(parent_run_id=parent, tracking_uri=uri, experiment_id=exp_id, gpu=gpu)
 
 

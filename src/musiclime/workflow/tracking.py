@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import hashlib
 import io
 import logging
 import math
@@ -202,25 +201,6 @@ def code_version() -> str:
         return f"{__version__}+{sha}{'.dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return __version__
-
-
-def dataset_fingerprint(songs: list) -> str:
-    """Hash of the songs' ids, sizes and first/last 64 KiB of audio and lyrics
-    (``songs``: :class:`~.specs.SongSource`)."""
-    h = hashlib.sha256()
-    for song in sorted(songs, key=lambda s: s.song_id):
-        h.update(song.song_id.encode())
-        for path in (song.audio, song.lyrics):
-            if not path or not Path(path).is_file():
-                continue
-            size = Path(path).stat().st_size
-            h.update(str(size).encode())
-            with open(path, "rb") as fh:
-                h.update(fh.read(65536))
-                if size > 65536:
-                    fh.seek(max(0, size - 65536))
-                    h.update(fh.read())
-    return h.hexdigest()[:16]
 
 
 def _root_tag(results_root: str | Path) -> str:
@@ -401,14 +381,15 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
     from ..metrics.sanity import sanity_plot_path
     from .files import load_record
     from .layout import aggregate_dir, path
+    from .provenance import environment_record, log_dataset, log_environment, song_table
 
     root = plan.results_root
     experiment_id = ensure_experiment(uri, plan.tracking.experiment, root)
     songs = point.songs
     sources = [plan.song(point.dataset, sid) for sid in songs]
+    dataset_rows = song_table(sources)
     tags = {"musiclime.point_id": point.point_id, "musiclime.code_version": code_version(),
             "musiclime.dataset": point.dataset,
-            "musiclime.dataset_fingerprint": dataset_fingerprint(sources),
             "musiclime.classifier_code": str(point.model_identity.get("code", "")),
             "musiclime.overrides": " ".join(point.overrides) or "(defaults)",
             "musiclime.results_root": _root_tag(root), **source_tags()}
@@ -422,18 +403,17 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         f"tags.`musiclime.results_root` = '{tags['musiclime.results_root']}'", max_results=1000)]
     if earlier:
         tags["musiclime.supersedes"] = ", ".join(earlier)
-    explanations = {sid: load_record(Path(root) / path(
-        "fit_record", key=point.predict, batch=point.fit_batch, song=sid)).files[point.fit]
-        for sid in songs}
+    explanations = explanation_files(plan, point)
     metric_files = {}
     if point.evaluate_batch:
         ev = plan.evaluate[point.evaluate_batch]
         metric_files = {sid: load_record(Path(root) / path(
             "evaluate_record", key=ev.predict, batch=point.evaluate_batch, song=sid)
         ).files[point.evaluate] for sid in songs}
-    rows, compute_s = [], 0.0
+    rows, compute_s, devices = [], 0.0, set()
     for src in sources:
         exp = Explanation.load(Path(root) / explanations[src.song_id])
+        devices.add(str(exp.params.get("device", "cpu")))
         row = {"song_id": src.song_id, "label": src.label or "",
                "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
         compute_s += sum(float(exp.timings.get(k, 0.0))
@@ -453,6 +433,12 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
                             start_time=start_ms, tags=tags)
     rid = run.info.run_id
     try:
+        log_environment(client, rid, environment_record(devices))
+        digest = log_dataset(client, rid, point.config["dataset"]["name"],
+                             point.config["dataset"]["manifest"], dataset_rows)
+        client.set_tag(rid, "musiclime.dataset_fingerprint", digest)
+        # the exact override list (the overrides tag joins them with spaces)
+        client.log_dict(rid, {"overrides": list(point.overrides)}, "config/overrides.json")
         params = flatten(point.config)
         params["n_songs"] = str(len(songs))
         # the kernel and distance the fit used, as it recorded them; the formula with this
@@ -502,6 +488,16 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
         client.delete_run(old)
     log.info("logged %s as MLflow run %s (%s)", point.point_id, rid, uri)
     return rid
+
+
+def explanation_files(plan, point) -> dict[str, str]:
+    """``{song id: explanation JSON path relative to the results root}`` of a point."""
+    from .files import load_record
+    from .layout import path
+
+    return {sid: load_record(Path(plan.results_root) / path(
+        "fit_record", key=point.predict, batch=point.fit_batch, song=sid)).files[point.fit]
+        for sid in point.songs}
 
 
 #: the kernel in terms of the run's params (the explanation records it with the numbers)
