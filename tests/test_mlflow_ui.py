@@ -336,7 +336,8 @@ def _runs_table_state(parent_id: str) -> dict:
             "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [],
             "modelVersionFilter": "All Runs",
             "selectedColumns": ["params.`explainer.kernel_width`",
-                                *(f"metrics.`{m}`" for m in metrics), "attributes.`Source`"],
+                                *(f"metrics.`{m}`" for m in metrics), "attributes.`Source`",
+                                "attributes.`Dataset`"],
             "columnOrder": [], "columnWidths": {}, "runsExpanded": {parent_id: True},
             "runsPinned": [], "runsHidden": [], "runsVisibilityMap": {},
             "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False, "runListHidden": False,
@@ -418,6 +419,10 @@ def test_runs_table_compare_view_and_explanation_page_in_chromium(sweep, store, 
         for run in children.values():
             assert repr(run.data.metrics["heldout_r2"]) in text, text
         assert "musiclime run" in text  # the Source column
+        # the Dataset column: each child's songs, logged through MLflow's dataset tracking
+        for run in children.values():
+            (inp,) = run.inputs.dataset_inputs
+            assert inp.dataset.name in text and inp.dataset.digest in text, text
         time.sleep(1)  # let the grid settle after the resize
         _screenshot(browser, shots, "runs_table.png")
         _print_console_log(browser, "the runs table")
