@@ -101,8 +101,11 @@ def summary_line(exp, song_id: str) -> str:
     label = exp.predicted_label
     fit = exp.fits[label]
     quality = exp.fit_quality
-    held = (f", {exp.heldout_phrase(label)} ({quality.heldout_folds}-fold CV)"
-            if quality is not None else "")
+    held = ""
+    if quality is not None:
+        held = f", {exp.heldout_phrase(label)}"
+        if not exp.heldout_text(label).startswith("n/a"):  # an n/a says why in its own brackets
+            held += f" ({quality.heldout_folds}-fold CV)"
     samples = (f", {quality.effective_samples:.1f} effective samples for "
                f"{quality.n_features} features" if quality is not None else "")
     return (f"{song_id}: predicted {exp.label_name(label)} (p={exp.prediction[label]:.3f}); "
