@@ -63,6 +63,12 @@ def test_explain_and_run_give_the_same_explanation(tmp_path):
     da, db = (json.loads(p.read_text())["metadata"]["prediction"]
               for p in (tmp_path / "explain" / "explanation.json", run_json))
     assert da == db
+    # the fit's diagnostics too: the held-out R^2's folds are seeded, so both doors agree
+    qa, qb = (json.loads(p.read_text())["metadata"]
+              for p in (tmp_path / "explain" / "explanation.json", run_json))
+    assert qa["fit_quality"] == qb["fit_quality"]
+    assert qa["fit_warnings"] == qb["fit_warnings"]
+    assert [w["code"] for w in qa["fit_warnings"]] == ["few_effective_samples"]  # 64 for 44
 
 
 CLASSIFIER = '''

@@ -13,8 +13,8 @@ import soundfile as sf
 from test_workflow import base_overrides, make_corpus, run_capture
 
 from musiclime.workflow.provenance import (
-    dataset_digest,
     dataset_differences,
+    dataset_digest,
     environment_differences,
     song_table,
 )

@@ -245,6 +245,13 @@ def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
         assert r.data.metrics["heldout_r2"] > 0.5
         assert r.data.tags["musiclime.dataset_fingerprint"]
         assert r.data.tags["musiclime.code_version"]
+        # the fit's own held-out R^2 sits beside the in-sample one; 120 samples for 43
+        # features make sound fits, but the white box never moves for the "human" song1 (no
+        # tone, no keyword): its surrogate's weights are all 0, and the run says so
+        assert r.data.metrics["surrogate_heldout_r2"] > 0.5
+        assert r.data.tags["musiclime.fit_warnings"] == "song1: zero_weights"
+        assert r.data.metrics["songs_with_fit_warnings"] == 1
+        assert r.data.metrics["fit_warning_count"] == pytest.approx(1 / 3)  # mean per song
         paths = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"config", "global", "songs", "metrics", "per_song_metrics.csv"} <= paths
         songs = {a.path for a in client.list_artifacts(r.info.run_id, "songs/song0")}
@@ -264,6 +271,13 @@ def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
     page = write_report(f"sqlite:///{results / 'mlflow.db'}", tmp_path / "results.md").read_text()
     assert parent in page and "| 0.25 |" in page and "| 1 |" in page
     assert "Kernel flatness" in page
+
+    # the console's table counts the songs with fit warnings of each configuration
+    lines = out.splitlines()
+    header = next(ln for ln in lines if "fit warnings" in ln and "configuration" in ln)
+    column = re.split(r"\s{2,}", header.strip()).index("fit warnings")
+    rows = [re.split(r"\s{2,}", ln.strip()) for ln in lines[lines.index(header) + 1:][:2]]
+    assert [row[column] for row in rows] == ["1", "1"], (header, rows)
 
 
 def test_invalid_config_fails_before_any_job(corpus, tmp_path):

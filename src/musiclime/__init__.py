@@ -25,6 +25,7 @@ _EXPORTS = {
     "explanation": ["Explanation"],
     "factorization": ["AudioFactorization", "segment_bounds"],
     "features": ["Feature", "FeatureTable"],
+    "fit_quality": ["FitQuality", "FitWarning"],
     "lyrics": ["LineUnits", "WordUnits", "make_lyrics_units"],
     "masks": ["MaskLayout", "sample_masks"],
     "separation": ["STEMS", "OpenUnmixSeparator", "OracleSeparator"],

@@ -86,14 +86,32 @@ def cmd_explain(args) -> int:
     with atomic_path(out / "config.yaml", ".yaml") as tmp:
         tmp.write_text(to_yaml(cfg))
     label = exp.predicted_label
-    print(f"{song_id}: predicted {exp.label_name(label)} "
-          f"(p={exp.prediction[label]:.3f}); surrogate R^2={exp.fits[label].score:.3f}; "
-          f"kernel weights {exp.kernel['weight_min']:.3f}..{exp.kernel['weight_max']:.3f}")
+    print(summary_line(exp, song_id))
+    for warning in exp.fit_warnings:  # also logged above; the summary is what gets read
+        print(f"  fit warning [{warning.code}]: {warning.message}")
     for name, w in exp.top_features(label, k=5):
         print(f"  {w:+.4f}  {name}")
     print(f"wrote {files.json}, {files.heatmap.name}, {files.lyrics.name}, {files.listen.name} "
           f"in {out}")
     return 0
+
+
+def summary_line(exp, song_id: str) -> str:
+    """``musiclime explain``'s line for the predicted label: the prediction, the fit's R^2
+    in-sample and held-out side by side, and how many samples the kernel let count."""
+    label = exp.predicted_label
+    fit = exp.fits[label]
+    quality = exp.fit_quality
+    held = ""
+    if quality is not None:
+        held = f", {exp.heldout_phrase(label)}"
+        if not exp.heldout_text(label).startswith("n/a"):  # an n/a says why in its own brackets
+            held += f" ({quality.heldout_folds}-fold CV)"
+    samples = (f", {quality.effective_samples:.1f} effective samples for "
+               f"{quality.n_features} features" if quality is not None else "")
+    return (f"{song_id}: predicted {exp.label_name(label)} (p={exp.prediction[label]:.3f}); "
+            f"surrogate R^2={fit.score:.3f} in-sample{held}; kernel weights "
+            f"{exp.kernel['weight_min']:.3f}..{exp.kernel['weight_max']:.3f}{samples}")
 
 
 def cmd_run(args) -> int:

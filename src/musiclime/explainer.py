@@ -25,6 +25,7 @@ from .errors import ConfigError, InputError
 from .explanation import Explanation
 from .factorization import RESIDUAL_MODES, AudioFactorization
 from .features import FeatureTable
+from .fit_quality import FitQuality
 from .lyrics import LYRICS_UNITS, LyricsUnits, make_lyrics_units, read_lyrics
 from .masks import MODALITIES, MaskLayout, is_exhaustive, sample_masks
 from .surrogate import FEATURE_SELECTIONS, LabelFit, fit_lime
@@ -463,7 +464,9 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     """Fit the surrogate on the first ``num_samples`` rows (prefix property) and build the record.
 
     ``warnings`` (e.g. a :class:`Song`'s, from :func:`audio_warnings`) are recorded in the
-    explanation together with :func:`explanation_warnings`, which are also logged.
+    explanation together with :func:`explanation_warnings`, which are also logged. The fit's
+    diagnostics (:func:`assess_fit`: held-out R^2, and warnings when the fit's numbers mean
+    nothing) are recorded in ``fit_quality``; its warnings are logged too.
     """
     n = num_samples or masks.shape[0]
     if is_exhaustive(layout.n_columns, n, config.exhaustive):
@@ -474,6 +477,10 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     fits, stats, chosen = surrogate_fits(config, masks, probs, labels)
     timings = dict(timings or {})
     timings["fit_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    quality = assess_fit(song_id, config, masks, probs, labels, fits, stats.effective_samples,
+                         chosen, class_names)
+    timings["fit_checks_s"] = time.perf_counter() - t0
     if stats.weight_max - stats.weight_min < 1e-3:
         log.warning("%s: the kernel is flat (weights %.5f..%.5f): width %.3g on distances "
                     "scaled by %.3g treats every sample alike; lower kernel_width or raise "
@@ -498,13 +505,60 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
             f"below the target {auto['target']:.2f}: the top features are not stable yet; "
             "raise explainer.auto_budget, or try explainer.target=logit or "
             "explainer.sampler=paired")
-    for text in found:
+    for text in [*found, *(w.message for w in quality.warnings)]:
         log.warning("%s", text)
     return Explanation(song_id=song_id, class_names=list(class_names), modality=layout.modality,
                        features=table, columns=[int(c) for c in layout.feature_indices()],
                        fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
                        kernel=stats.as_dict(), params=params, timings=timings,
-                       song_info=dict(song_info or {}), warnings=[*(warnings or []), *found])
+                       song_info=dict(song_info or {}), warnings=[*(warnings or []), *found],
+                       fit_quality=quality)
+
+
+def assess_fit(song_id: str, config: ExplainerConfig, masks: np.ndarray, probs: np.ndarray,
+               labels: list[int], fits: dict[int, LabelFit], effective_samples: float,
+               chosen: dict[int, str] | None, class_names: list[str]) -> FitQuality:
+    """The fit's diagnostics and warnings (:mod:`musiclime.fit_quality`): features against
+    samples and effective samples, a collapsed kernel, all-zero weights, and per label the
+    held-out R^2 of the configured surrogate by K-fold cross-validation on these ``masks`` and
+    ``probs`` (no classifier call), on the scale it was fitted on (``chosen``, for
+    ``target=auto``). Deterministic for ``config.seed``."""
+    import dataclasses
+
+    from .fit_quality import LabelQuality, cross_validated_r2, fit_warnings, fold_assignment
+    from .surrogate import ExponentialKernel, cosine_distance
+    from .targets import transform
+
+    sample_weights = ExponentialKernel(config.kernel_width, config.distance_scale)(
+        cosine_distance(masks))
+    sampler = mask_sampler(config)
+    fold_of = fold_assignment(masks.shape[0], config.seed, fixed_rows=sampler.fixed_rows,
+                              paired=bool(sampler.paired))
+    per_label = {}
+    for label in labels:
+        scale = chosen[label] if chosen else config.target
+        fold_config = (config if scale == config.target
+                       else dataclasses.replace(config, target=scale))
+
+        def fit(rows_masks, rows, fold_config=fold_config, label=label):
+            refit, _, _ = surrogate_fits(fold_config, rows_masks, probs[rows], [label])
+            return refit[label].intercept, refit[label].weights
+
+        r2, note = cross_validated_r2(masks, transform(scale, probs[:, label]), sample_weights,
+                                      fit, fold_of)
+        weights = np.asarray(fits[label].weights, dtype=np.float64)
+        score = float(fits[label].score)
+        per_label[label] = LabelQuality(
+            insample_r2=score if np.isfinite(score) else None, heldout_r2=r2, heldout_note=note,
+            max_abs_weight=float(np.max(np.abs(weights))) if weights.size else 0.0)
+    names = {label: class_names[label] if label < len(class_names) else str(label)
+             for label in labels}
+    found = fit_warnings(song_id, masks.shape[0], masks.shape[1], effective_samples, per_label,
+                         names, kernel_width=config.kernel_width,
+                         distance_scale=config.distance_scale)
+    return FitQuality(n_samples=int(masks.shape[0]), n_features=int(masks.shape[1]),
+                      effective_samples=float(effective_samples), labels=per_label,
+                      warnings=found)
 
 
 def song_composer(classifier, song: Song):

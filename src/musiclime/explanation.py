@@ -4,15 +4,19 @@ The JSON is a superset of the reference explainer's ``save_to_json`` output: the
 ``metadata`` (timestamp, song_info, model_info, explanation_params) and ``explanations``
 (``label_<i>``: prediction_label, intercept, score, local_prediction, top_features) keys, plus
 all feature weights, the kernel's weight spread, the prediction, the parameters and timings,
-and ``metadata.warnings``: one line per thing that makes the explanation suspect (silent audio,
-tiny segments, no lyric units, an unsure classifier); empty when nothing was found.
+``metadata.warnings``: one line per thing that makes the explanation suspect (silent audio,
+tiny segments, no lyric units, an unsure classifier); empty when nothing was found, and the fit's
+diagnostics (:mod:`musiclime.fit_quality`): ``metadata.fit_quality`` (samples, features,
+effective samples, per label the in-sample and held-out R^2) and ``metadata.fit_warnings``
+(``{"code", "message", "label"}`` for each condition that makes the fit's numbers meaningless).
+Records written before these keys existed load with ``fit_quality=None``.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ import numpy as np
 from . import __version__
 from .features import FeatureTable
 from .fileio import read_json, write_json
+from .fit_quality import FitQuality, FitWarning
 from .surrogate import LabelFit
 
 
@@ -40,10 +45,13 @@ class Explanation:
     timings: dict = field(default_factory=dict)
     song_info: dict = field(default_factory=dict)
     timestamp: str = field(
-        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     #: what made the input or the explanation suspect (silence, tiny segments, no lyric units,
     #: an unsure classifier), one line each; also logged as warnings when found
     warnings: list[str] = field(default_factory=list)
+    #: the fit's diagnostics and warnings (:mod:`musiclime.fit_quality`); None for a record
+    #: written before musiclime computed them
+    fit_quality: FitQuality | None = None
 
     # --- queries ------------------------------------------------------------------------------
     @property
@@ -53,6 +61,24 @@ class Explanation:
     @property
     def labels(self) -> list[int]:
         return list(self.fits)
+
+    @property
+    def fit_warnings(self) -> list[FitWarning]:
+        """What makes this fit's numbers meaningless (:mod:`musiclime.fit_quality`)."""
+        return list(self.fit_quality.warnings) if self.fit_quality is not None else []
+
+    def heldout_text(self, label: int | None = None, digits: int = 3) -> str:
+        """The held-out R^2 of ``label``'s surrogate as shown beside the in-sample one:
+        ``0.834``, ``n/a (too few samples)``, or ``n/a (not computed)`` for an old record."""
+        label = self.predicted_label if label is None else int(label)
+        quality = self.fit_quality.labels.get(label) if self.fit_quality is not None else None
+        return quality.heldout_text(digits) if quality is not None else "n/a (not computed)"
+
+    def heldout_phrase(self, label: int | None = None, digits: int = 3) -> str:
+        """``0.834 held-out`` or ``held-out n/a (too few samples)``: what follows an in-sample
+        R^2 wherever one is shown."""
+        text = self.heldout_text(label, digits)
+        return f"held-out {text}" if text.startswith("n/a") else f"{text} held-out"
 
     def label_name(self, label: int) -> str:
         return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
@@ -146,6 +172,9 @@ class Explanation:
                 "kernel": self.kernel,
                 "timings": self.timings,
                 "warnings": list(self.warnings),
+                **({"fit_quality": self.fit_quality.as_dict(),
+                    "fit_warnings": [w.as_dict() for w in self.fit_quality.warnings]}
+                   if self.fit_quality is not None else {}),
             },
             "explanations": explanations,
             "features": self.features.to_dict(),
@@ -175,7 +204,10 @@ class Explanation:
                    num_samples=meta["explanation_params"]["num_samples"],
                    kernel=meta["kernel"], params=params, timings=meta.get("timings", {}),
                    song_info=meta.get("song_info", {}), timestamp=meta["timestamp"],
-                   warnings=list(meta.get("warnings", [])))
+                   warnings=list(meta.get("warnings", [])),
+                   fit_quality=(FitQuality.from_dict(meta["fit_quality"],
+                                                     meta.get("fit_warnings", []))
+                                if meta.get("fit_quality") else None))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Explanation:

@@ -2,8 +2,8 @@
 
 Every plot function returns a :class:`matplotlib.figure.Figure` and writes a PNG only when it
 is given a ``path``. Titles carry what a reader needs to judge the figure: the predicted
-probability ``p`` of the explained label, the surrogate's weighted R², the kernel width and the
-number of perturbed samples ``n`` (:func:`fit_caption`). ``vmax`` fixes the colour scale (the
+probability ``p`` of the explained label, the surrogate's weighted R² (in-sample, and held-out
+beside it), the kernel width and the number of perturbed samples ``n`` (:func:`fit_caption`). ``vmax`` fixes the colour scale (the
 heatmap's ±vmax, the bar chart's x range), so figures of a sweep can be compared by eye; by
 default each figure is scaled to its own largest |weight|.
 """
@@ -54,11 +54,17 @@ def explained_label(exp: Explanation, label: int | None = None) -> int:
 
 
 def fit_caption(exp: Explanation, label: int | None = None) -> str:
-    """``p=0.97  R²=0.91  kernel width=0.25  n=1000`` for the explained ``label``."""
+    """``p=0.97  R²=0.91 (held-out 0.88)  kernel width=0.25  n=1000`` for the explained
+    ``label`` (the held-out R² where the explanation has its fit's diagnostics, which every
+    explanation since :mod:`musiclime.fit_quality` has)."""
     label = explained_label(exp, label)
     p = exp.prediction[label] if 0 <= label < len(exp.prediction) else float("nan")
     fit = exp.fits.get(label)
     r2 = f"{fit.score:.2f}" if fit is not None else "n/a"
+    quality = getattr(exp, "fit_quality", None)
+    if fit is not None and quality is not None:
+        held = quality.labels[label].heldout_r2 if label in quality.labels else None
+        r2 += f" (held-out {'n/a' if held is None else f'{held:.2f}'})"
     width = exp.kernel.get("width")
     width = "n/a" if width is None else f"{width:g}"
     return f"p={p:.2f}  R²={r2}  kernel width={width}  n={exp.num_samples}"

@@ -188,8 +188,23 @@ METRICS: tuple[MetricInfo, ...] = (
                "seconds of this evaluation, and the rows, members and seconds of its batch job",
                "musiclime.workflow.stages", stage="workflow"),
     MetricInfo("surrogate_r2", ("surrogate_r2",), "higher", "R^2 in-sample",
-               "the fit's weighted R^2 for the predicted label (insample_r2 of the explanation)",
+               "the fit's weighted R^2 for the predicted label (insample_r2 of the explanation; "
+               "optimistic: read it with surrogate_heldout_r2)",
                "musiclime.surrogate", stage="fit"),
+    MetricInfo("surrogate_heldout_r2", ("surrogate_heldout_r2",), "higher",
+               "R^2 held-out (fit CV)",
+               "the fit's weighted R^2 for the predicted label on the rows held out by a 5-fold "
+               "cross-validation of the masks already predicted (no classifier call; NaN when "
+               "too few samples)", "musiclime.fit_quality", stage="fit"),
+    MetricInfo("fit_warning_count", ("fit_warning_count",), "lower", "fit warnings",
+               "conditions that make the fit's numbers meaningless (features >= samples, a "
+               "collapsed kernel, effective samples < 2 per feature, all-zero weights)",
+               "musiclime.fit_quality", stage="fit"),
+    MetricInfo("songs_with_fit_warnings", ("songs_with_fit_warnings",), "lower",
+               "songs with fit warnings",
+               "run-level: the configuration's songs with at least one fit warning (the tag "
+               "musiclime.fit_warnings names them and their codes)",
+               "musiclime.workflow.tracking", stage="fit"),
     MetricInfo("kernel_weight", ("kernel_weight_{which}",), "none", "kernel w {which}",
                "smallest / mean / largest kernel weight of the fit (all ~1: a flat kernel)",
                "musiclime.surrogate", stage="fit"),
@@ -281,8 +296,9 @@ def markdown_table() -> str:
         "Bookkeeping keys (`metrics_*`) stay in the per-song table (`per_song_metrics`). A "
         "sweep's parent run logs `best/<key>` (in the key's better direction) and `mean/<key>` "
         "over its children for the headline keys (evidence_precision_at_5_combined, heldout_r2, "
-        "stability_jaccard_top5, samples_per_s, surrogate_r2, kernel_effective_samples), and "
-        "`configurations`.",
+        "stability_jaccard_top5, samples_per_s, surrogate_r2, surrogate_heldout_r2, "
+        "kernel_effective_samples, auto_calls, sanity_spearman_final, songs_with_fit_warnings), "
+        "and `configurations`.",
         "Placeholders: `{k}` an integer (`precision_k`, `sufficiency_ks`, `stability_ks`, the "
         "sanity cascade's depth: layers re-initialised from the output down), "
         "`{kind}` `audio` / `lyrics` / `combined`, `{curve}` `deletion` / `insertion`, `{stat}` "

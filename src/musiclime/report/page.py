@@ -2,10 +2,14 @@
 
 What the page shows, for the explained label (the predicted one unless told otherwise):
 
-- the prediction (every class's probability) and the fit: weighted R² of the surrogate,
-  intercept, local prediction, ``num_samples``, modality; the kernel (its formula, width,
-  distance scale, weight min/mean/max, effective samples ``(sum w)^2 / sum w^2``) and every
-  explainer setting (``exp.params``), plus the explanation's warnings;
+- the prediction (every class's probability) and the fit: weighted R² of the surrogate
+  in-sample and held-out (never the first alone, :mod:`musiclime.fit_quality`), intercept,
+  local prediction, ``num_samples``, modality, effective samples per feature; the kernel (its
+  formula, width, distance scale, weight min/mean/max, effective samples
+  ``(sum w)^2 / sum w^2``) and every explainer setting (``exp.params``), plus the
+  explanation's warnings; a fit whose numbers mean nothing (``exp.fit_warnings``: more
+  features than samples, a collapsed kernel, too few effective samples, all-zero weights)
+  opens the page with a banner that says so;
 - the stem x segment heatmap of the audio weights, with a play button on every cell that plays
   exactly that stem during that segment, and a button that plays the sum of the top-k positive
   audio components (audioLIME's listenable explanation, :func:`musiclime.listen.listenable_audio`)
@@ -163,9 +167,12 @@ def _fit(exp: Explanation, label: int) -> str:
     fit = exp.fits[label]
     k = exp.kernel
     ess = k.get("effective_samples")
+    quality = exp.fit_quality
+    folds = f"{quality.heldout_folds}-fold CV, " if quality is not None else ""
     rows = [
         ("explained label", exp.label_name(label)),
-        ("R² (weighted)", fit.score),
+        ("R² in-sample (weighted)", fit.score),
+        (f"R² held-out ({folds}weighted)", exp.heldout_text(label)),
         ("intercept", fit.intercept),
         ("surrogate at the original", fit.local_pred),
         ("classifier's probability", exp.prediction[label]),
@@ -174,6 +181,10 @@ def _fit(exp: Explanation, label: int) -> str:
         ("features perturbed", f"{len(exp.columns)} (of {exp.features.n_audio} audio + "
                                f"{exp.features.n_lyrics} lyric {exp.features.lyrics_unit}s)"),
     ]
+    if quality is not None:
+        rows.append(("effective samples per feature",
+                     f"{quality.effective_samples_per_feature:.2g} (warn below "
+                     f"{quality.thresholds.get('min_samples_per_feature', 2):g})"))
     from ..targets import fitted_target
 
     params = exp.params or {}
@@ -202,10 +213,22 @@ def _fit(exp: Explanation, label: int) -> str:
         ("effective samples", "n/a" if ess is None else
          f"{ess:.1f} of {exp.num_samples} ({100 * ess / max(1, exp.num_samples):.0f}%)"),
     ]
-    others = [(f"R² for '{exp.label_name(lb)}'", f.score) for lb, f in exp.fits.items()
-              if lb != label]
+    others = [(f"R² for '{exp.label_name(lb)}'",
+               f"{_value(f.score)} in-sample, {exp.heldout_phrase(lb)}")
+              for lb, f in exp.fits.items() if lb != label]
     return (f'<div id="fit"><h2>Fit</h2>{_table(rows + others)}</div>'
             f'<div id="kernel"><h2>Kernel</h2>{_table(kernel)}</div>')
+
+
+def _fit_warnings_banner(exp: Explanation) -> str:
+    """The banner of a fit whose numbers mean nothing (empty for a sound fit)."""
+    found = exp.fit_warnings
+    if not found:
+        return ""
+    items = "".join(f'<li data-code="{_e(w.code)}"><code>{_e(w.code)}</code>: {_e(w.message)}'
+                    "</li>" for w in found)
+    return ('<div class="fit-warnings" id="fit-warnings"><b>This fit means little: its R² and '
+            f"weights are not evidence of what the classifier does</b><ul>{items}</ul></div>")
 
 
 def _heatmap(exp: Explanation, label: int, vmax: float, with_audio: bool) -> str:
@@ -351,6 +374,7 @@ table.top td.wbar{width:200px;position:relative}td.wbar span{position:absolute;t
  width:5.5em;font-family:ui-monospace,monospace;font-size:.8em}
 .muted{color:#888;font-style:italic}.note{color:#666}
 .warnings{background:#fff4e5;border-left:4px solid #f5a623;padding:.4em 1em}
+.fit-warnings{background:#fdecea;border-left:6px solid #b2182b;padding:.4em 1em;margin:.5em 0}
 details{margin:.6em 0}summary{cursor:pointer;font-weight:500}
 """
 
@@ -449,15 +473,16 @@ def render_explanation_page(exp: Explanation, song=None, label: int | None = Non
                     f'data-end="{duration:.6f}">&#9654; Play the original</button>'
                     '<button class="stop" id="stop">&#9632; Stop</button></div>')
 
-    warnings = ""
+    warnings = _fit_warnings_banner(exp)
     found = getattr(exp, "warnings", None) or []  # an explanation record may predate warnings
     if found:
         items = "".join(f"<li>{_e(w)}</li>" for w in found)
-        warnings = f'<div class="warnings" id="warnings"><b>Warnings</b><ul>{items}</ul></div>'
+        warnings += f'<div class="warnings" id="warnings"><b>Warnings</b><ul>{items}</ul></div>'
     fit = exp.fits[label]
     summary = (f"predicted <b>{_e(exp.label_name(exp.predicted_label))}</b> "
                f"(p = {exp.prediction[exp.predicted_label]:.3f}); explained "
-               f"<b>{_e(exp.label_name(label))}</b>: R² = {fit.score:.3f}, "
+               f"<b>{_e(exp.label_name(label))}</b>: R² = {fit.score:.3f} in-sample, "
+               f"{_e(exp.heldout_phrase(label))}, "
                f"kernel width = {_e(exp.kernel.get('width', 'n/a'))}, "
                f"n = {exp.num_samples}, modality = {_e(exp.modality)}")
     settings = _table(sorted((str(k), v) for k, v in exp.params.items()))

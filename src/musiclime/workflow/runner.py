@@ -440,6 +440,7 @@ def point_row(plan: Plan, point) -> dict:
 
     root = Path(plan.results_root)
     values: dict[str, list[float]] = {"p5": [], "r2": [], "ess": [], "s": []}
+    fit_warned = 0
     for song in point.songs:
         fit_rec = root / layout.path("fit_record", key=point.predict, batch=point.fit_batch,
                                      song=song)
@@ -447,6 +448,7 @@ def point_row(plan: Plan, point) -> dict:
             continue
         exp = read_json(root / read_json(fit_rec)["files"][point.fit])
         meta = exp["metadata"]
+        fit_warned += bool(meta.get("fit_warnings"))
         values["ess"].append(meta["kernel"]["effective_samples"])
         values["s"].append(sum(float(meta["timings"].get(k, 0.0))
                                for k in ("separate_s", "predict_total_s", "fit_s")))
@@ -465,7 +467,8 @@ def point_row(plan: Plan, point) -> dict:
     return {"configuration": point.name or point.point_id,
             "songs ok": str(len(point.songs)), "failed": str(len(point.failed)),
             "evidence P@5": avg(values["p5"]), "R2 held-out": avg(values["r2"]),
-            "eff. samples": avg(values["ess"]), "compute s": f"{sum(values['s']):.0f}"}
+            "eff. samples": avg(values["ess"]), "fit warnings": str(fit_warned),
+            "compute s": f"{sum(values['s']):.0f}"}
 
 
 def print_summary(plan: Plan, rc: int, wall_s: float, smk_log: Path) -> None:

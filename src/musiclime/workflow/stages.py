@@ -245,15 +245,16 @@ def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], 
     write_json(summary, aggregate_dir(paths, Path(summary).parent, plots_dir=plots))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["song", "predicted", "p", "surrogate R2", "effective samples",
-                     "top features"])
+    writer.writerow(["song", "predicted", "p", "surrogate R2", "held-out R2",
+                     "effective samples", "fit warnings", "top features"])
     for path in paths:
         exp = Explanation.load(path)
         label = exp.predicted_label
         top = "; ".join(name for name, _ in exp.top_features(label, k=3))
         writer.writerow([exp.song_id, exp.label_name(label), f"{exp.prediction[label]:.3f}",
-                         f"{exp.fits[label].score:.3f}",
-                         f"{exp.kernel['effective_samples']:.0f}", top])
+                         f"{exp.fits[label].score:.3f}", exp.heldout_text(label),
+                         f"{exp.kernel['effective_samples']:.0f}",
+                         " ".join(dict.fromkeys(w.code for w in exp.fit_warnings)), top])
     with atomic_path(songs_table, ".csv") as tmp:
         tmp.write_text(buf.getvalue(), encoding="utf-8")
 

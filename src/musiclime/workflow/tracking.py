@@ -150,8 +150,8 @@ def _ensure_experiment(uri: str, experiment: str, results_root: str | Path) -> s
 
 #: the headline metrics a sweep's parent run rolls up from its children
 ROLLUP = ("evidence_precision_at_5_combined", "heldout_r2", "stability_jaccard_top5",
-          "samples_per_s", "surrogate_r2", "kernel_effective_samples", "auto_calls",
-          "sanity_spearman_final")
+          "samples_per_s", "surrogate_r2", "surrogate_heldout_r2", "kernel_effective_samples",
+          "auto_calls", "sanity_spearman_final", "songs_with_fit_warnings")
 
 
 def roll_up(uri: str, parent_run_id: str, axes: dict[str, list]) -> dict[str, float]:
@@ -317,6 +317,11 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
         "kernel_effective_samples": exp.kernel["effective_samples"],
         "num_samples_used": exp.num_samples,
     }
+    quality = exp.fit_quality
+    if quality is not None:  # the fit's held-out R^2 beside the in-sample one, and its warnings
+        held = quality.labels[label].heldout_r2 if label in quality.labels else None
+        m["surrogate_heldout_r2"] = float("nan") if held is None else float(held)
+        m["fit_warning_count"] = float(len(quality.warnings))
     auto = exp.params.get("auto")
     if isinstance(auto, dict):  # num_samples=auto: the calls it chose and how stable they were
         m["auto_calls"] = float(auto["calls"])
@@ -411,9 +416,12 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
             "evaluate_record", key=ev.predict, batch=point.evaluate_batch, song=sid)
         ).files[point.evaluate] for sid in songs}
     rows, compute_s, devices = [], 0.0, set()
+    fit_warned: dict[str, list[str]] = {}
     for src in sources:
         exp = Explanation.load(Path(root) / explanations[src.song_id])
         devices.add(str(exp.params.get("device", "cpu")))
+        if exp.fit_warnings:
+            fit_warned[src.song_id] = list(dict.fromkeys(w.code for w in exp.fit_warnings))
         row = {"song_id": src.song_id, "label": src.label or "",
                "predicted": exp.label_name(exp.predicted_label), **song_metrics(exp)}
         compute_s += sum(float(exp.timings.get(k, 0.0))
@@ -454,6 +462,10 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
 
         metrics = [Metric(k, v, end_ms, 0) for k, v in run_metrics(rows).items()]
         metrics.append(Metric("compute_s", compute_s, end_ms, 0))
+        # which songs' fits mean nothing, and why (filter: tags.`musiclime.fit_warnings` !=
+        # 'none'); the messages are in each song's explanation.json and page
+        client.set_tag(rid, "musiclime.fit_warnings", fit_warnings_tag(fit_warned))
+        metrics.append(Metric("songs_with_fit_warnings", float(len(fit_warned)), end_ms, 0))
         for i in range(0, len(metrics), 500):
             client.log_batch(rid, metrics=metrics[i:i + 500])
         # per-song values are a table, not steps of a metric
@@ -498,6 +510,24 @@ def explanation_files(plan, point) -> dict[str, str]:
     return {sid: load_record(Path(plan.results_root) / path(
         "fit_record", key=point.predict, batch=point.fit_batch, song=sid)).files[point.fit]
         for sid in point.songs}
+
+
+def fit_warnings_tag(warned: dict[str, list[str]], limit: int = 5000) -> str:
+    """``song0: features_ge_samples; song2: kernel_collapsed, zero_weights`` (``none`` when no
+    song's fit drew a warning), cut to MLflow's tag length with a count of what was left out."""
+    if not warned:
+        return "none"
+    parts = [f"{sid}: {', '.join(codes)}" for sid, codes in sorted(warned.items())]
+    text = "; ".join(parts)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for part in parts:
+        tail = f"; ... and {len(parts) - len(kept) - 1} more song(s)"
+        if len("; ".join([*kept, part])) + len(tail) > limit:
+            break
+        kept.append(part)
+    return "; ".join(kept) + f"; ... and {len(parts) - len(kept)} more song(s)"
 
 
 #: the kernel in terms of the run's params (the explanation records it with the numbers)
