@@ -33,7 +33,8 @@ lock: $(UV)  ## regenerate uv.lock after a change to pyproject.toml (keeps versi
 
 lock-check: $(UV)  ## fail when uv.lock or requirements.lock.txt is out of date with pyproject.toml
 	$(UV) lock --check
-	$(UV) export --frozen --no-hashes --no-emit-project $(EXTRAS) --quiet | diff -q - requirements.lock.txt >/dev/null \
+	$(UV) export --frozen --no-hashes --no-emit-project $(EXTRAS) --quiet | grep -v '^#' > $(UVENV)/requirements.check
+	grep -v '^#' requirements.lock.txt | diff -q $(UVENV)/requirements.check - >/dev/null \
 		|| { echo "requirements.lock.txt is out of date with uv.lock: run make lock"; exit 1; }
 
 upgrade: $(UV)  ## move the lock to the newest versions pyproject.toml allows, then run the fast tests
