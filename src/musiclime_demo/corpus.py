@@ -53,8 +53,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from musiclime.audio import encode_audio
 from musiclime.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -648,7 +648,7 @@ def write_corpus_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: s
     else:
         raise ValueError(f"unsupported subtype {subtype!r} (PCM_16 or FLOAT)")
     with atomic_path(path, ".wav") as tmp:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
+        encode_audio(tmp, data, sample_rate, "WAV", subtype)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 import soundfile as sf
 
 from .. import listen
-from ..audio import resample
+from ..audio import encode_audio, resample
 from ..explanation import Explanation
 from ..fileio import atomic_path
 from ..lyrics import is_metadata_line
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 PAGE_CODECS = ("vorbis", "wav")
 _MIME = {"vorbis": "audio/ogg", "wav": "audio/wav"}
+_FORMAT = {"vorbis": ("OGG", "VORBIS"), "wav": ("WAV", "PCM_16")}
 _WORD = re.compile(r"\w+", re.UNICODE)
 POSITIVE_RGB = (178, 24, 43)  # matplotlib RdBu's red end, as in the PNG figures
 NEGATIVE_RGB = (33, 102, 172)  # its blue end
@@ -66,10 +67,8 @@ def audio_data_uri(audio: np.ndarray, sample_rate: int, codec: str = "vorbis") -
         raise ValueError(f"codec must be one of {PAGE_CODECS}, got {codec!r}")
     y = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     buf = io.BytesIO()
-    if codec == "vorbis":
-        sf.write(buf, y, int(sample_rate), format="OGG", subtype="VORBIS")
-    else:
-        sf.write(buf, y, int(sample_rate), format="WAV", subtype="PCM_16")
+    # block by block: one libsndfile call with a whole long stem crashes the Vorbis encoder
+    encode_audio(buf, y, sample_rate, *_FORMAT[codec])
     return f"data:{_MIME[codec]};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
