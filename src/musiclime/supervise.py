@@ -34,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
-
 #: exit status of a child whose work raised something nobody handled (as Python exits)
 UNHANDLED_EXIT = 1
 
@@ -145,8 +143,12 @@ def run(work: Callable[[], int], log_file: str | os.PathLike | None = None) -> O
         code = UNHANDLED_EXIT
         try:
             code = int(work() or 0)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except SystemExit as exc:  # as the interpreter would end on it
+            if isinstance(exc.code, int) or exc.code is None:
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+                code = 1
         except KeyboardInterrupt:
             code = 128 + signal.SIGINT
         except BaseException:
@@ -156,11 +158,10 @@ def run(work: Callable[[], int], log_file: str | os.PathLike | None = None) -> O
 
 
 @contextlib.contextmanager
-def watch(stream, path: str | os.PathLike):
+def watch(stream, path: str | os.PathLike | None = None):
     """While the block runs, a fatal signal writes this process's Python stack into ``stream``
     (an open log file, at ``path``), and a supervising parent learns where that log is."""
-    global _to_parent
-    if _to_parent is not None:
+    if _to_parent is not None and path is not None:
         with contextlib.suppress(OSError):
             os.write(_to_parent, f"{Path(path).resolve()}\n".encode())
     was_enabled = faulthandler.is_enabled()

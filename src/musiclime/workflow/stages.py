@@ -314,7 +314,7 @@ def job(smk):
     root.setLevel(logging.INFO)
     code = 0
     try:
-        with supervise.watch(stream, log_path or "<stderr>"):
+        with supervise.watch(stream, log_path):
             if smk.rule in TORCH_RULES:
                 import torch
 
