@@ -20,7 +20,8 @@ mailed, attached to an MLflow run or opened offline. To keep it small, the audio
 clip per stem (the player seeks to a cell's segment and stops at its end) plus the mix and the
 top-k sum (trimmed to the span of its components), resampled to ``audio_rate`` (16 kHz) and
 encoded as Ogg Vorbis (``codec="vorbis"``, 2-5 kB per second of clip: a 20 s song's page is
-0.35 MB with tonal stems, 0.7 MB with broadband noise; a 4-minute demo song's 7.0 MB).
+0.35 MB with tonal stems, 0.7 MB with broadband noise; a 4-minute demo song's 7.0 MB, a
+10-minute one's 15.3 MB).
 ``codec="wav"`` (16-bit PCM, 32 kB per second at 16 kHz: 4.3 MB for a 20 s song) also plays in
 browsers without Ogg Vorbis (older Safari). Without a song (``song=None``, e.g. re-rendering
 from ``explanation.json``) the page has no audio and the lyrics are the explanation's units.
