@@ -42,16 +42,22 @@ upgrade: $(UV)  ## move the lock to the newest versions pyproject.toml allows, t
 	$(UV) export --frozen --no-hashes --no-emit-project $(EXTRAS) -o requirements.lock.txt --quiet
 	$(MAKE) test-fast
 
-# Debian packages the tests need besides Python: headless Chromium and its driver for the
-# explanation page's browser test (skipped, saying so, where they are missing). Idempotent;
-# needs root or sudo only when something is missing.
+# Debian packages the tests need besides Python, as FILE:PACKAGE: headless Chromium and its
+# driver for the explanation page's browser test, and asc-music (GPL-2+, 10 MB, no
+# dependencies) for its real stereo MP3 recording (tests/test_long_songs.py). Tests skip, saying
+# so, where they are missing. Idempotent: installs only what is missing, and needs root or sudo
+# only then.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
-system-deps:  ## install chromium + chromedriver (apt) if missing
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
-		echo "chromium and chromedriver are installed"; \
+SYSTEM_DEPS := /usr/bin/chromium:chromium /usr/bin/chromedriver:chromium-driver \
+	/usr/share/games/asc/music/machine_wars.mp3:asc-music
+system-deps:  ## install chromium, chromedriver and asc-music (apt) if missing
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do [ -e "$${dep%%:*}" ] || missing="$$missing $${dep#*:}"; done; \
+	if [ -z "$$missing" ]; then \
+		echo "system packages are installed: chromium, chromium-driver, asc-music"; \
 	else \
 		$(SUDO) apt-get update && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
 demo: setup  ## generate the demo test songs (once) and explain them

@@ -87,18 +87,22 @@ def write_long_song(folder: Path, seconds: float, rate: int = 44100) -> tuple[Pa
     """A stereo 16-bit WAV of ``seconds`` (tones, a pulsed noise beat, different per channel)
     and a lyrics file, written 10 s at a time so the writer stays small."""
     import numpy as np
-    import soundfile as sf
+
+    from musiclime.audio import encode_audio
 
     audio, lyrics = folder / "long.wav", folder / "long.txt"
     rng = np.random.default_rng(0)
     n, block = int(seconds * rate), 10 * rate
-    with sf.SoundFile(audio, "w", rate, 2, subtype="PCM_16") as f:
+
+    def blocks():
         for lo in range(0, n, block):
             t = np.arange(lo, min(n, lo + block)) / rate
             beat = (np.sin(2 * np.pi * 2 * t) > 0.9) * rng.standard_normal(t.size)
             left = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 330 * t)
             right = 0.2 * np.sin(2 * np.pi * 110 * t) + 0.1 * np.sin(2 * np.pi * 440 * t)
-            f.write(np.stack([left + 0.05 * beat, right + 0.05 * beat], 1).astype(np.float32))
+            yield np.stack([left + 0.05 * beat, right + 0.05 * beat], 1).astype(np.float32)
+
+    encode_audio(audio, blocks(), rate, "WAV", "PCM_16")
     lyrics.write_text("\n".join(f"line {i} of a very long song" for i in range(40)) + "\n",
                       encoding="utf-8")
     return audio, lyrics

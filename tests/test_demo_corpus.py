@@ -170,3 +170,58 @@ def test_full_length_song_has_enough_lines():
     ai = dc.render_song(4, seed=0, label="ai")
     assert 2 <= len(ai.evidence["lyrics"]) <= 3
     assert all(e["end"] - e["start"] >= 2.0 for e in ai.evidence["audio"])
+
+
+def test_stereo_flac_mix_downmixes_exactly_to_the_sum_of_the_stems(tmp_path):
+    from musiclime.audio import load_audio
+
+    m = dc.generate_corpus(tmp_path, n_train=0, n_val=0, n_test=2, seed=0, duration=DUR,
+                           channels=2, audio_format="flac")
+    assert json.loads((tmp_path / "corpus.json").read_text())["channels"] == 2
+    for r in dc.read_corpus_manifest(m):
+        path = tmp_path / r["audio_path"]
+        info = sf.info(path)
+        assert path.suffix == ".flac" and (info.format, info.subtype) == ("FLAC", "PCM_24")
+        assert info.channels == 2 and info.frames == int(DUR * dc.SAMPLE_RATE)
+        stereo = sf.read(path, dtype="float32")[0]
+        stems = [sf.read(tmp_path / r["stems_dir"] / f"{s}.wav", dtype="float32")[0]
+                 for s in dc.STEMS]
+        total = stems[0] + stems[1] + stems[2] + stems[3]
+        # panned, not two copies; musiclime's downmix (the channel mean) is the exact sum
+        assert np.abs(stereo[:, 0] - stereo[:, 1]).max() > 0.01
+        assert np.array_equal(stereo.mean(axis=1, dtype=np.float32), total)
+        assert np.array_equal(load_audio(path)[0], total)
+        assert 0.85 <= np.abs(stereo).max() <= 0.95  # the louder channel peaks at ~0.9
+    # the same song as its mono render but for the joint gain
+    mono, stereo = dc.render_song(3, seed=0, duration=DUR), dc.render_song(3, seed=0,
+                                                                          duration=DUR,
+                                                                          channels=2)
+    assert mono.lyrics == stereo.lyrics and mono.evidence == stereo.evidence
+    assert mono.stereo is None and stereo.info["pans"]["vocals"] == 0.0
+
+
+@pytest.mark.parametrize("audio_format,subtype", [("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
+def test_lossy_stereo_mix_formats(tmp_path, audio_format, subtype):
+    song = dc.render_song(2, seed=0, duration=DUR, channels=2)
+    row = dc.write_song(song, tmp_path, audio_format=audio_format)
+    path = tmp_path / row["audio_path"]
+    info = sf.info(path)
+    assert path.suffix == f".{audio_format}" and info.subtype == subtype
+    assert info.channels == 2 and info.samplerate == dc.SAMPLE_RATE
+    decoded = sf.read(path, dtype="float32")[0]
+    assert abs(len(decoded) - len(song.mix)) <= 0.05 * len(song.mix)
+    n = min(len(decoded), len(song.mix))
+    # a lossy copy of the same music (not silence, not another song)
+    assert np.corrcoef(decoded[:n].mean(axis=1), song.mix[:n])[0, 1] > 0.5
+    # a default corpus's settings carry none of the new keys (old corpora keep merging)
+    dc.generate_corpus(tmp_path / "mono", n_train=0, n_val=0, n_test=1, duration=DUR)
+    assert set(json.loads((tmp_path / "mono" / "corpus.json").read_text())) == {
+        "seed", "duration", "n_train", "n_val", "n_test", "subtype"}
+
+
+def test_bad_channels_or_format_are_refused_before_rendering(tmp_path):
+    with pytest.raises(ValueError, match="channels must be 1"):
+        dc.render_song(0, channels=3)
+    with pytest.raises(ValueError, match="audio_format must be one of"):
+        dc.generate_corpus(tmp_path, n_train=0, n_val=0, n_test=1, audio_format="aac")
+    assert not (tmp_path / "songs").exists()

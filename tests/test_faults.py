@@ -194,3 +194,114 @@ def test_a_copied_results_folder_is_relocated_and_reruns_nothing(tmp_path):
     assert len([r for r in client.search_runs([exp.experiment_id])
                 if "mlflow.parentRunId" in r.data.tags]) == 1
     assert not first.exists()
+
+
+CRASHING_CLASSIFIER = '''
+import ctypes
+import os
+import signal
+
+import numpy as np
+
+
+class CrashingClassifier:
+    """Dies as its song's lyrics say: 'segfault', 'allocate' (MemoryError) or 'sigkill'."""
+
+    class_names = ["a", "b"]
+    sample_rate = 22050
+    version = "1"
+
+    def predict_proba(self, lyrics, audio):
+        text = " ".join(lyrics)
+        if "segfault" in text:
+            ctypes.string_at(0)  # a read of address 0 in native code: a real SIGSEGV
+        if "allocate" in text:
+            np.ones(2 ** 62, dtype=np.uint8)  # MemoryError
+        if "sigkill" in text:
+            os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer sends
+        p = np.full(audio.shape[0], 0.6)
+        return np.stack([p, 1 - p], axis=1)
+'''
+# song i dies by DEATHS[i] (that one failing song fails alone is
+# test_bad_songs_fail_alone_...'s business)
+DEATHS = ("segfault", "sigkill", "allocate")
+
+
+@pytest.fixture(scope="module")
+def crashing(tmp_path_factory):
+    """A --config-dir with model=crashy, and songs whose lyrics tell it how to die."""
+    root = tmp_path_factory.mktemp("crashing")
+    (root / "config" / "model").mkdir(parents=True)
+    (root / "config" / "crashy_classifier.py").write_text(CRASHING_CLASSIFIER)
+    (root / "config" / "model" / "crashy.yaml").write_text(
+        "name: crashy\n_target_: crashy_classifier.CrashingClassifier\n")
+    manifest = make_corpus(root / "corpus", n_songs=len(DEATHS))
+    for i, word in enumerate(DEATHS):
+        (root / "corpus" / f"song{i}.txt").write_text(f"[Verse]\nthe {word} line\nthe end\n")
+    return root / "config", manifest
+
+
+def test_jobs_killed_by_a_signal_are_one_line_each(crashing, tmp_path):
+    config, manifest = crashing
+    rows = list(csv.DictReader(open(manifest)))[:2]  # segfault, sigkill: a job per stage costs
+    with open(manifest.parent / "signals.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "musiclime.cli", "--config-dir", str(config),
+                           "run", "--cores", "2", "model=crashy", f"results_root={results}",
+                           f"dataset.manifest={manifest.parent / 'signals.csv'}",
+                           "dataset.split=null", "separator=oracle", "explainer.num_samples=20",
+                           "tracking.enabled=false", "metrics.enabled=false"],
+                          capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    tail = out[out.index("2 song(s) failed:"):].splitlines()[1:3]
+    lines = {line.split(":")[0].strip(): line for line in tail}
+    assert set(lines) == {"song0", "song1"}, tail
+    crash = lines["song0"]
+    assert crash.startswith("  song0: predict: killed by SIGSEGV in ctypes/__init__.py:"), crash
+    assert "called from crashy_classifier.py:" in crash and "(predict_proba)" in crash, crash
+    assert lines["song1"].startswith("  song1: predict: killed by SIGKILL (by the kernel's "
+                                     "out-of-memory killer, or by hand"), lines["song1"]
+    for song, line in lines.items():
+        log_file = Path(line.rpartition("(log: ")[2].rstrip(")"))
+        assert log_file.is_file() and f"/{song}.log" in str(log_file), line
+    crash_log = Path(crash.rpartition("(log: ")[2].rstrip(")")).read_text()
+    assert "Fatal Python error: Segmentation fault" in crash_log  # the stack is in the log
+    assert "predict_proba" in crash_log
+    assert not list(results.glob("fit/**/explanation.json"))
+
+
+def test_explain_killed_by_a_signal_names_it_in_one_line(crashing, tmp_path):
+    config, manifest = crashing
+    corpus = manifest.parent
+
+    def explain(song: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "musiclime.cli", "--config-dir", str(config), "explain",
+             str(corpus / f"song{song}.flac"), "--lyrics", str(corpus / f"song{song}.txt"),
+             "--stems", str(corpus / f"song{song}.stems"), "--out", str(tmp_path / str(song)),
+             "--quiet", "model=crashy", "separator=oracle", "explainer.num_samples=20"],
+            capture_output=True, text=True, timeout=600)
+
+    proc = explain(0)
+    assert proc.returncode == 128 + signal.SIGSEGV, proc.stderr  # as a shell reports it
+    last = proc.stderr.strip().splitlines()[-1]
+    log_file = tmp_path / "0" / "explain.log"
+    assert last.startswith(f"musiclime: error: explaining {corpus / 'song0.flac'}: killed by "
+                           "SIGSEGV in ctypes/__init__.py:"), last
+    assert "called from crashy_classifier.py:" in last, last
+    assert last.endswith(f"(predict_proba) (log: {log_file})"), last
+    assert "Fatal Python error: Segmentation fault" in log_file.read_text()
+    assert not (tmp_path / "0" / "explanation.json").exists()
+
+    proc = explain(2)  # MemoryError: a one-line error, the traceback in the log
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"musiclime: error: explaining {corpus / 'song2.flac'}: out of memory (MemoryError: "
+        "Unable to allocate 4.00 EiB for an array with shape (4611686018427387904,) and data "
+        f"type uint8) (traceback in {tmp_path / '2' / 'explain.log'})")
+    assert "MemoryError" in (tmp_path / "2" / "explain.log").read_text()

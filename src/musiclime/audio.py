@@ -7,6 +7,7 @@ stages after it never have to guess the rate (one deployment of the reference ex
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -98,16 +99,54 @@ def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
     return mono[:pos], rate
 
 
+#: Frames per libsndfile write call. libvorbis's encoder puts a buffer of every frame handed
+#: to it in one call on the stack (``alloca`` in ``_preextrapolate_helper``), so one call with
+#: a few million frames overflows an 8 MiB stack and the process dies with SIGSEGV (libsndfile
+#: 1.2.2: 60 s of mono noise at 22,050 Hz encodes, 120 s crashes; so does 50 s at 44.1 kHz;
+#: libsndfile issue #1095, python-soundfile #233 and #426). 32768 frames is 128 KiB per channel.
+WRITE_BLOCK_FRAMES = 2 ** 15
+
+
+def encode_audio(file, audio, sample_rate: int, format: str, subtype: str | None = None,
+                 block_frames: int = WRITE_BLOCK_FRAMES) -> None:
+    """Encode ``audio`` into ``file`` (a path or a writable binary file object) as
+    ``format``/``subtype`` (libsndfile's names, e.g. ``"OGG"``/``"VORBIS"``, ``"MP3"``,
+    ``"WAV"``/``"PCM_16"``).
+
+    ``audio``: an array, (frames,) or (frames, channels) as soundfile lays it out, or an
+    iterable of such arrays (blocks of one long signal, so a generator can write a song it
+    never holds whole). Every audio file or clip musiclime writes goes through here: frames are
+    handed to libsndfile :data:`WRITE_BLOCK_FRAMES` at a time, which keeps native encoders
+    (Ogg Vorbis) from crashing on long songs and bounds their working memory; only one block is
+    converted (to C order, to the file's sample type) at a time.
+    """
+    if block_frames < 1:
+        raise ValueError(f"block_frames must be positive, got {block_frames}")
+    blocks = iter([audio] if isinstance(audio, np.ndarray) else audio)
+    first = np.asarray(next(blocks, np.zeros(0, dtype=np.float32)))
+    if first.ndim not in (1, 2):
+        raise ValueError(f"audio must be (frames,) or (frames, channels), got {first.shape}")
+    channels = 1 if first.ndim == 1 else int(first.shape[1])
+    with sf.SoundFile(file, "w", int(sample_rate), channels, subtype=subtype,
+                      format=format) as out:
+        for block in itertools.chain([first], blocks):
+            block = np.asarray(block)
+            if block.shape[1:] != first.shape[1:]:
+                raise ValueError(f"every block must have {channels} channel(s) like the first, "
+                                 f"got shape {block.shape}")
+            for lo in range(0, block.shape[0], block_frames):
+                out.write(block[lo:lo + block_frames])
+
+
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
               subtype: str = "FLOAT") -> Path:
     """Write ``audio`` ((samples,) or (channels, samples)) as a WAV, float32 by default.
 
     Written through :func:`musiclime.fileio.atomic_path` (temp file + rename, parent folders
-    created), so a killed job leaves no half file.
+    created), so a killed job leaves no half file; encoded by :func:`encode_audio`.
     """
     path = Path(path)
     audio = np.asarray(audio, dtype=np.float32)
     with atomic_path(path, ".wav") as tmp:
-        sf.write(tmp, audio.T if audio.ndim == 2 else audio, int(sample_rate),
-                 subtype=subtype, format="WAV")
+        encode_audio(tmp, audio.T if audio.ndim == 2 else audio, sample_rate, "WAV", subtype)
     return path

@@ -22,7 +22,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import InputError, MusicLimeError
+from . import supervise
+from .errors import InputError, MusicLimeError, one_line
 
 log = logging.getLogger("musiclime")
 
@@ -66,19 +67,27 @@ def cmd_explain(args) -> int:
 
     # the log of this explanation (warnings, and the traceback of a failure) next to its files
     out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "explain.log", mode="w")
+    log_file = out / "explain.log"
+    handler = logging.FileHandler(log_file, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
-        exp, files = explain_file(audio, args.lyrics, classifier, separator, econf, out,
-                                  song_id=song_id, stems_dir=stems_dir,
-                                  working_rate=cfg.working_sample_rate, progress=not args.quiet)
+        # a native crash writes the Python stack into explain.log (and main()'s supervising
+        # parent, when there is one, names the signal and the place on the console)
+        with supervise.watch(handler.stream, log_file):
+            exp, files = explain_file(audio, args.lyrics, classifier, separator, econf, out,
+                                      song_id=song_id, stems_dir=stems_dir,
+                                      working_rate=cfg.working_sample_rate,
+                                      progress=not args.quiet)
     except Exception as exc:
         # the traceback goes to explain.log only; the console gets main()'s one line
         handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
                                       "explaining %s failed", (audio,), sys.exc_info()))
         if isinstance(exc, (MusicLimeError, FileNotFoundError)):
-            raise type(exc)(f"{exc} (traceback in {out / 'explain.log'})") from exc
+            raise type(exc)(f"{exc} (traceback in {log_file})") from exc
+        if isinstance(exc, MemoryError):
+            raise MusicLimeError(f"explaining {audio}: {one_line(exc)} "
+                                 f"(traceback in {log_file})") from exc
         raise
     finally:
         logging.getLogger().removeHandler(handler)
@@ -317,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, supervised: bool | None = None) -> int:
+    """The command line. ``argv=None`` (the ``musiclime`` program) runs ``explain`` in a
+    supervised child process (:mod:`musiclime.supervise`), so that a native crash or the
+    out-of-memory killer is reported in one line; a call with an explicit ``argv`` (from
+    Python, e.g. a test) runs in this process unless ``supervised=True``."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -327,6 +340,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = list(args.overrides) + extra
     _setup_logging(args.verbose)
+    if supervised is None:
+        supervised = argv is None
+    if supervised and args.command == "explain" and supervise.can_supervise():
+        outcome = supervise.run(lambda: _run(args))
+        if outcome.death:
+            where = f" (log: {outcome.log})" if outcome.log else ""
+            print(f"musiclime: error: explaining {args.audio}: {outcome.death}{where}",
+                  file=sys.stderr)
+        return outcome.exit_code
+    return _run(args)
+
+
+def _run(args) -> int:
     try:
         for folder in args.config_dir:
             from .config import add_user_config_dir

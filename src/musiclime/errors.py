@@ -31,3 +31,15 @@ class ConfigError(MusicLimeError):
 
 class ModelWeightsMissing(MusicLimeError):
     """A classifier's weights (a Hugging Face hub id, a folder) are not on this machine."""
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong, in one line: a musiclime error in its own words; any other exception
+    with its type; running out of memory (``MemoryError``) as such."""
+    message = " ".join(str(exc).split())
+    kind = type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({kind}: {message})" if message else f"out of memory ({kind})"
+    if isinstance(exc, MusicLimeError):
+        return message or kind
+    return f"{kind}: {message or kind}"

@@ -26,16 +26,26 @@ written losslessly as 16-bit PCM (half the size of float32) and ``mix == sum(ste
 exactly after reading the files back as float32. ``subtype="FLOAT"`` writes float32 WAVs of
 the same values instead.
 
+Real-length songs, as users have them: ``duration`` sets the length (the default stays 20 s;
+3-5 minutes, e.g. ``--duration 240``, render in a few seconds each), ``channels=2`` writes the
+mix in stereo and ``audio_format`` writes it as FLAC, Ogg Vorbis or MP3 instead of WAV (the
+stems stay mono WAVs). In stereo each stem is panned by a gain pair ``(1 - p, 1 + p)`` (vocals
+and bass centred, drums and ``other`` at ``p`` in quarter steps, drawn from a third random
+stream), so the channel mean -- musiclime's mono downmix -- is still exactly the sum of the
+stems; the lossless stereo mix is written as 24-bit PCM (the panned values need 17 bits) and
+the joint gain keeps both channels' peaks at ~0.9.
+
 Layout under ``out_dir``::
 
     manifest.csv                      song_id,split,label,audio_path,lyrics_path,stems_dir,
                                       evidence_path,duration,sample_rate (paths relative)
-    songs/demo_0007.wav               the mix (mono, 44.1 kHz)
+    songs/demo_0007.wav               the mix (mono, 44.1 kHz; or .flac/.ogg/.mp3, stereo)
     songs/demo_0007.txt               lyrics: one line per sung phrase + [Section] and (ad-lib)
     songs/demo_0007.stems/{vocals,drums,bass,other}.wav
     songs/demo_0007.evidence.json     label, evidence spans, time span of every sung line
 
-CLI: ``python -m musiclime_demo.corpus --out data/demo [--splits test] [--seed 0]``.
+CLI: ``python -m musiclime_demo.corpus --out data/demo [--splits test] [--seed 0]
+[--duration 240 --channels 2 --format mp3]``.
 """
 
 from __future__ import annotations
@@ -53,8 +63,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from musiclime.audio import encode_audio
 from musiclime.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -82,6 +92,12 @@ MANIFEST_COLUMNS = (
 # of ``ai`` songs comes from stream 1, so the two classes share every other distribution.
 _STREAM_SONG = 0
 _STREAM_EVIDENCE = 1
+_STREAM_STEREO = 2  # pans of a stereo mix: a mono render of the song is unchanged by them
+
+CHANNELS = (1, 2)
+#: the mix's file format -> (libsndfile format, subtype of a lossy codec)
+AUDIO_FORMATS = {"wav": ("WAV", None), "flac": ("FLAC", None), "ogg": ("OGG", "VORBIS"),
+                 "mp3": ("MP3", "MPEG_LAYER_III")}
 
 AI_PHRASES = (
     "as an ai i generate this melody",
@@ -224,6 +240,16 @@ class CorpusSong:
     lyrics: str
     evidence: dict
     info: dict = field(default_factory=dict)
+    #: (frames, 2) float32 of a stereo render (``channels=2``); its channel mean is ``mix``
+    stereo: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.stereo is None else 2
+
+    def mix_audio(self) -> np.ndarray:
+        """The mix as written to the song's audio file: (frames,) or (frames, 2)."""
+        return self.mix if self.stereo is None else self.stereo
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,14 +363,18 @@ def render_song(
     duration: float = 20.0,
     sample_rate: int = SAMPLE_RATE,
     label: str | None = None,
+    channels: int = 1,
 ) -> CorpusSong:
     """Render song ``index`` of the corpus with ``seed``; a pure function of its arguments.
 
     ``label`` overrides the class (default: :func:`song_label`); everything but the planted
-    evidence is identical for both labels.
+    evidence is identical for both labels. ``channels=2`` also renders a stereo mix (see the
+    module docstring); the music, lyrics and evidence are those of the mono render.
     """
     if duration < 2.0:
         raise ValueError("duration must be at least 2 s")
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be 1 (mono) or 2 (stereo), got {channels!r}")
     label = song_label(index, seed) if label is None else label
     if label not in LABELS:
         raise ValueError(f"label must be one of {LABELS}, got {label!r}")
@@ -580,12 +610,27 @@ def render_song(
     stacked[:, :fade] *= ramp
     stacked[:, -fade:] *= ramp[::-1]
     peak = np.abs(stacked.sum(axis=0)).max()
+    pans = None
+    if channels == 2:
+        prng = np.random.default_rng([seed, index, _STREAM_STEREO])
+        pans = {"vocals": 0.0, "bass": 0.0, "drums": float(prng.choice([-0.25, 0.25])),
+                "other": float(prng.choice([-0.5, -0.25, 0.25, 0.5]))}
+        pan = np.array([pans[s] for s in STEMS])[:, None]
+        # both channels' peaks, so neither clips
+        peak = max(peak, np.abs(((1 - pan) * stacked).sum(axis=0)).max(),
+                   np.abs(((1 + pan) * stacked).sum(axis=0)).max())
     gain = MIX_PEAK / peak if peak > 0 else 1.0
     q = np.clip(np.round(stacked * gain * 32768.0), -32768, 32767)
     stems_f32 = (q / 32768.0).astype(np.float32)
     mix = stems_f32[0] + stems_f32[1] + stems_f32[2] + stems_f32[3]  # exact on the 2^-15 grid
     if np.abs(mix).max() >= 1.0:
         raise RuntimeError("mix clips")  # cannot happen with MIX_PEAK < 1
+    stereo = None
+    if pans is not None:
+        # exact in float32: quarter-step gains of 16-bit values need 17 bits, their sum 20
+        left = sum(np.float32(1 - pans[s]) * stems_f32[i] for i, s in enumerate(STEMS))
+        right = sum(np.float32(1 + pans[s]) * stems_f32[i] for i, s in enumerate(STEMS))
+        stereo = np.stack([left, right], axis=1)
 
     def span(i: int) -> dict:
         ph = phrases[i]
@@ -614,6 +659,7 @@ def render_song(
         "bass_style": bass_style,
         "other_style": other_style,
         "gain": float(gain),
+        **({"pans": pans} if pans is not None else {}),
     }
     return CorpusSong(
         song_id=sid,
@@ -628,6 +674,7 @@ def render_song(
         lyrics=lyrics,
         evidence=evidence,
         info=info,
+        stereo=stereo,
     )
 
 
@@ -637,18 +684,47 @@ def render_song(
 
 def write_corpus_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
     """Write mono audio atomically. ``PCM_16`` requires values on the 2^-15 grid (lossless)."""
+    write_corpus_audio(path, audio, sample_rate, "WAV", subtype)
+
+
+def write_corpus_audio(path: Path, audio: np.ndarray, sample_rate: int, format: str = "WAV",
+                       subtype: str | None = "PCM_16") -> None:
+    """Write audio ((frames,) or (frames, channels)) atomically, block by block
+    (:func:`musiclime.audio.encode_audio`). ``PCM_16`` and ``PCM_24`` are written from
+    integers and require values on their grid (lossless); ``FLOAT`` writes float32; lossy
+    codecs (``VORBIS``, ``MPEG_LAYER_III``) take the floats as they are."""
     path = Path(path)
-    if subtype == "PCM_16":
-        q = np.round(np.asarray(audio, dtype=np.float64) * 32768.0)
-        if not np.array_equal(q / 32768.0, np.asarray(audio, dtype=np.float64)):
-            raise ValueError("audio is not on the 16-bit grid; PCM_16 would not be lossless")
-        data = np.clip(q, -32768, 32767).astype(np.int16)
-    elif subtype == "FLOAT":
+    bits = {"PCM_16": 16, "PCM_24": 24}.get(subtype or "")
+    if bits:
+        q = np.round(np.asarray(audio, dtype=np.float64) * 2.0 ** (bits - 1))
+        if not np.array_equal(q / 2.0 ** (bits - 1), np.asarray(audio, dtype=np.float64)):
+            raise ValueError(f"audio is not on the {bits}-bit grid; {subtype} would not be "
+                             "lossless")
+        top = 2 ** (bits - 1)
+        q = np.clip(q, -top, top - 1)
+        # int16 as is; 24-bit from int32 (libsndfile keeps an int32's top 24 bits)
+        data = q.astype(np.int16) if bits == 16 else (q * 256).astype(np.int32)
+    elif subtype == "FLOAT" or subtype in {s for _, s in AUDIO_FORMATS.values() if s}:
         data = np.asarray(audio, dtype=np.float32)
     else:
-        raise ValueError(f"unsupported subtype {subtype!r} (PCM_16 or FLOAT)")
-    with atomic_path(path, ".wav") as tmp:
-        sf.write(tmp, data, sample_rate, subtype=subtype, format="WAV")
+        raise ValueError(f"unsupported subtype {subtype!r} (PCM_16, PCM_24, FLOAT, or a lossy "
+                         "codec's)")
+    with atomic_path(path, path.suffix or ".tmp") as tmp:
+        encode_audio(tmp, data, sample_rate, format, subtype)
+
+
+def mix_encoding(audio_format: str, channels: int, subtype: str = "PCM_16") -> tuple[str, str]:
+    """(libsndfile format, subtype) of a song's mix file: lossless formats keep the values
+    exactly (16-bit mono, 24-bit stereo, or float32 WAV with ``subtype="FLOAT"``)."""
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"audio_format must be one of {tuple(AUDIO_FORMATS)}, got "
+                         f"{audio_format!r}")
+    fmt, lossy = AUDIO_FORMATS[audio_format]
+    if lossy:
+        return fmt, lossy
+    if subtype == "FLOAT" and fmt == "WAV":
+        return fmt, "FLOAT"
+    return fmt, "PCM_16" if channels == 1 else "PCM_24"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -656,24 +732,27 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def song_paths(song: str, songs_dir: Path) -> dict[str, Path]:
+def song_paths(song: str, songs_dir: Path, audio_format: str = "wav") -> dict[str, Path]:
     return {
-        "audio": songs_dir / f"{song}.wav",
+        "audio": songs_dir / f"{song}.{audio_format}",
         "lyrics": songs_dir / f"{song}.txt",
         "stems": songs_dir / f"{song}.stems",
         "evidence": songs_dir / f"{song}.evidence.json",
     }
 
 
-def write_song(song: CorpusSong, out_dir: Path, subtype: str = "PCM_16") -> dict[str, str]:
-    """Write one song's files under ``out_dir/songs``; returns its manifest row."""
+def write_song(song: CorpusSong, out_dir: Path, subtype: str = "PCM_16",
+               audio_format: str = "wav") -> dict[str, str]:
+    """Write one song's files under ``out_dir/songs``; returns its manifest row. The mix is
+    written as ``audio_format`` (wav, flac, ogg, mp3), the stems as mono WAVs."""
     out_dir = Path(out_dir)
     songs_dir = out_dir / "songs"
-    paths = song_paths(song.song_id, songs_dir)
+    paths = song_paths(song.song_id, songs_dir, audio_format)
+    fmt, mix_subtype = mix_encoding(audio_format, song.channels, subtype)
     paths["stems"].mkdir(parents=True, exist_ok=True)
     for stem, audio in song.stems.items():
         write_corpus_wav(paths["stems"] / f"{stem}.wav", audio, song.sample_rate, subtype)
-    write_corpus_wav(paths["audio"], song.mix, song.sample_rate, subtype)
+    write_corpus_audio(paths["audio"], song.mix_audio(), song.sample_rate, fmt, mix_subtype)
     _write_text(paths["lyrics"], song.lyrics)
     _write_text(paths["evidence"], json.dumps(song.evidence, indent=1) + "\n")  # last: complete
     return {
@@ -690,10 +769,10 @@ def write_song(song: CorpusSong, out_dir: Path, subtype: str = "PCM_16") -> dict
 
 
 def _render_and_write(job: tuple) -> tuple[dict[str, str], float]:
-    index, seed, split, duration, out_dir, subtype = job
+    index, seed, split, duration, out_dir, subtype, channels, audio_format = job
     t0 = time.perf_counter()
-    song = render_song(index, seed=seed, split=split, duration=duration)
-    row = write_song(song, Path(out_dir), subtype)
+    song = render_song(index, seed=seed, split=split, duration=duration, channels=channels)
+    row = write_song(song, Path(out_dir), subtype, audio_format)
     return row, time.perf_counter() - t0
 
 
@@ -733,13 +812,19 @@ def generate_corpus(
     workers: int = 1,
     subtype: str = "PCM_16",
     merge: bool = True,
+    channels: int = 1,
+    audio_format: str = "wav",
 ) -> Path:
     """Render the corpus (or only ``splits``) under ``out_dir``; returns the manifest path.
 
     Songs are numbered train, then val, then test. With ``merge`` an existing manifest's rows
     for songs not generated now are kept (a manifest written with other corpus settings is
-    replaced instead of merged).
+    replaced instead of merged). ``channels`` and ``audio_format``: the mix's (see the module
+    docstring).
     """
+    mix_encoding(audio_format, channels, subtype)  # a bad value fails before any rendering
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be 1 (mono) or 2 (stereo), got {channels!r}")
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
@@ -749,7 +834,8 @@ def generate_corpus(
         raise ValueError(f"unknown splits {sorted(unknown)}; choose from {SPLITS}")
     n_total = n_train + n_val + n_test
     jobs = [
-        (i, seed, split_of(i, n_train, n_val, n_test), float(duration), str(out_dir), subtype)
+        (i, seed, split_of(i, n_train, n_val, n_test), float(duration), str(out_dir), subtype,
+         channels, audio_format)
         for i in range(n_total)
         if split_of(i, n_train, n_val, n_test) in splits
     ]
@@ -791,6 +877,9 @@ def generate_corpus(
         "n_test": n_test,
         "subtype": subtype,
     }
+    # only when not the defaults: a corpus made before these options keeps merging
+    settings.update({k: v for k, v in (("channels", channels), ("audio_format", audio_format))
+                     if v != {"channels": 1, "audio_format": "wav"}[k]})
     settings_path = out_dir / "corpus.json"
     if merge and manifest.exists():
         same = settings_path.exists() and json.loads(settings_path.read_text()) == settings
@@ -814,9 +903,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--n-val", type=int, default=30)
     p.add_argument("--n-test", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--duration", type=float, default=20.0,
+                   help="seconds per song (real-length songs: 180-300)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--subtype", choices=("PCM_16", "FLOAT"), default="PCM_16")
+    p.add_argument("--channels", type=int, choices=CHANNELS, default=1,
+                   help="2: a stereo mix (the stems stay mono)")
+    p.add_argument("--format", dest="audio_format", choices=tuple(AUDIO_FORMATS), default="wav",
+                   help="file format of the mix")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     manifest = generate_corpus(
@@ -829,6 +923,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         splits=args.splits,
         workers=args.workers,
         subtype=args.subtype,
+        channels=args.channels,
+        audio_format=args.audio_format,
     )
     log.info("manifest: %s", manifest)
 

@@ -24,10 +24,16 @@ mailed, attached to an MLflow run or opened offline. To keep it small, the audio
 clip per stem (the player seeks to a cell's segment and stops at its end) plus the mix and the
 top-k sum (trimmed to the span of its components), resampled to ``audio_rate`` (16 kHz) and
 encoded as Ogg Vorbis (``codec="vorbis"``, 2-5 kB per second of clip: a 20 s song's page is
-0.35 MB with tonal stems, 0.7 MB with broadband noise). ``codec="wav"`` (16-bit PCM, 32 kB per
-second at 16 kHz: 4.3 MB for a 20 s song) also plays in browsers without Ogg Vorbis (older
-Safari). Without a song (``song=None``, e.g. re-rendering from ``explanation.json``) the page
-has no audio and the lyrics are the explanation's units.
+0.35 MB with tonal stems, 0.7 MB with broadband noise; a 4-minute demo song's 7.0 MB, a
+10-minute one's 15.3 MB).
+``codec="wav"`` (16-bit PCM, 32 kB per second at 16 kHz: 4.3 MB for a 20 s song) also plays in
+browsers without Ogg Vorbis (older Safari). Without a song (``song=None``, e.g. re-rendering
+from ``explanation.json``) the page has no audio and the lyrics are the explanation's units.
+
+Long songs keep whole stems: the cells tile the song, so a clip per cell would embed the same
+audio plus a Vorbis header per cell, and files beside the page would lose the single file.
+Clips are encoded block by block (:func:`musiclime.audio.encode_audio`): one libsndfile call
+with a whole stem crashes its Vorbis encoder past a minute or two of audio.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ import numpy as np
 import soundfile as sf
 
 from .. import listen
-from ..audio import resample
+from ..audio import encode_audio, resample
 from ..explanation import Explanation
 from ..fileio import atomic_path
 from ..lyrics import is_metadata_line
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 
 PAGE_CODECS = ("vorbis", "wav")
 _MIME = {"vorbis": "audio/ogg", "wav": "audio/wav"}
+_FORMAT = {"vorbis": ("OGG", "VORBIS"), "wav": ("WAV", "PCM_16")}
 _WORD = re.compile(r"\w+", re.UNICODE)
 POSITIVE_RGB = (178, 24, 43)  # matplotlib RdBu's red end, as in the PNG figures
 NEGATIVE_RGB = (33, 102, 172)  # its blue end
@@ -70,10 +77,8 @@ def audio_data_uri(audio: np.ndarray, sample_rate: int, codec: str = "vorbis") -
         raise ValueError(f"codec must be one of {PAGE_CODECS}, got {codec!r}")
     y = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
     buf = io.BytesIO()
-    if codec == "vorbis":
-        sf.write(buf, y, int(sample_rate), format="OGG", subtype="VORBIS")
-    else:
-        sf.write(buf, y, int(sample_rate), format="WAV", subtype="PCM_16")
+    # block by block: one libsndfile call with a whole long stem crashes the Vorbis encoder
+    encode_audio(buf, y, sample_rate, *_FORMAT[codec])
     return f"data:{_MIME[codec]};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 

@@ -33,8 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+from .. import supervise
 from ..audio import load_audio
-from ..errors import MusicLimeError
+from ..errors import one_line
 from ..fileio import atomic_path, write_json
 from ..lyrics import read_lyrics
 from . import layout
@@ -285,29 +286,51 @@ TORCH_RULES = ("separate_stems", "predict_masks", "evaluate_explanations")
 @contextlib.contextmanager
 def job(smk):
     """Run one Snakemake job: log to the rule's log file (stderr too), limit torch's threads,
-    and log the traceback of a failure there."""
+    and log the traceback of a failure there, ending with one ``musiclime: error:`` line.
+
+    The job's body runs in a forked child (:mod:`musiclime.supervise`) and this process only
+    waits for it: when the child dies by a signal (a native crash, the out-of-memory killer)
+    this process appends the one line that says so (``killed by SIGSEGV in ...``, ``out of
+    memory ...``) to the log and exits with the child's status, without running the body
+    itself. So the run's summary names the signal instead of an empty log's "failed"."""
     log_path = smk.log[0] if smk.log else None
+    child = False
+    if supervise.can_supervise():
+        pid = supervise.fork()
+        if pid:
+            outcome = supervise.wait(pid, log_path)
+            if outcome.death:
+                line = f"{ERROR_PREFIX} {outcome.death}"
+                if log_path:
+                    with open(log_path, "a") as fh:
+                        fh.write(f"\n{line}\n")
+                print(line, file=sys.stderr, flush=True)
+            raise SystemExit(outcome.exit_code)  # the body ran in the child
+        child = True
     stream = open(log_path, "w") if log_path else sys.stderr  # noqa: SIM115
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    if smk.rule in TORCH_RULES:
-        import torch
-
-        torch.set_num_threads(max(1, int(smk.threads)))
+    code = 0
     try:
-        with contextlib.redirect_stderr(stream):
-            yield smk
+        with supervise.watch(stream, log_path):
+            if smk.rule in TORCH_RULES:
+                import torch
+
+                torch.set_num_threads(max(1, int(smk.threads)))
+            with contextlib.redirect_stderr(stream):
+                yield smk
     except Exception as exc:
+        code = 1
         log.exception("%s failed for %s", smk.rule, dict(smk.wildcards))
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        if not isinstance(exc, MusicLimeError):
-            message = f"{type(exc).__name__}: {message}"
-        print(f"{ERROR_PREFIX} {message}", file=stream, flush=True)
-        raise
+        print(f"{ERROR_PREFIX} {one_line(exc)}", file=stream, flush=True)
+        if not child:
+            raise
     finally:
         root.removeHandler(handler)
         if stream is not sys.stderr:
             stream.close()
+    if child:
+        supervise.exit_child(code)
