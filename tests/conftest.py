@@ -180,3 +180,59 @@ needs_chromium = pytest.mark.skipif(
     not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
     reason=f"{CHROMIUM} and {CHROMEDRIVER} are not installed: run `make system-deps` "
            "(apt-get install -y chromium chromium-driver)")
+
+
+# --- file systems that refuse writes (a read-only mount, an immutable folder, a full disk) ----
+def _sh(*cmd: str) -> bool:
+    import subprocess
+
+    return subprocess.run(list(cmd), capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def make_read_only():
+    """``make_read_only(folder, how="mount")`` makes ``folder`` refuse writes, even root's:
+    ``mount`` bind-mounts it read-only over itself (EROFS), ``immutable`` sets ``chattr +i``
+    (EPERM); without root, ``chmod a-w`` (EACCES) stands in for both. Skips when the machine
+    allows none of them; undone after the test."""
+    undo = []
+
+    def make(folder: Path, how: str = "mount") -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(0o755))
+        elif how == "mount" and _sh("mount", "--bind", str(folder), str(folder)):
+            undo.append(lambda: _sh("umount", str(folder)))
+            if not _sh("mount", "-o", "remount,bind,ro", str(folder)):
+                pytest.skip("cannot remount a bind mount read-only here")
+        elif _sh("chattr", "+i", str(folder)):  # also where mounting is not allowed
+            undo.append(lambda: _sh("chattr", "-i", str(folder)))
+        else:
+            pytest.skip(f"cannot make {folder} read-only here (no mount or chattr rights)")
+        return folder
+
+    yield make
+    for step in reversed(undo):
+        step()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``small_tmpfs(kib)``: a fresh tmpfs of ``kib`` KiB (a disk that fills up), unmounted
+    after the test. Skips without root or mount rights."""
+    mounts = []
+
+    def make(kib: int) -> Path:
+        folder = tmp_path / f"tmpfs{len(mounts)}"
+        folder.mkdir()
+        if os.geteuid() != 0 or not _sh("mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs",
+                                        str(folder)):
+            pytest.skip("mounting a small tmpfs needs root (a full disk is simulated with one)")
+        mounts.append(folder)
+        return folder
+
+    yield make
+    for folder in mounts:
+        _sh("umount", "-l", str(folder))

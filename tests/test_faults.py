@@ -305,3 +305,55 @@ def test_explain_killed_by_a_signal_names_it_in_one_line(crashing, tmp_path):
         "Unable to allocate 4.00 EiB for an array with shape (4611686018427387904,) and data "
         f"type uint8) (traceback in {tmp_path / '2' / 'explain.log'})")
     assert "MemoryError" in (tmp_path / "2" / "explain.log").read_text()
+
+
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 600) -> tuple[str, str]:
+    """Send Ctrl-C (SIGINT to the process group, as a terminal does) once ``ready()``; return
+    the command's (stdout, stderr)."""
+    deadline = time.time() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.communicate(timeout=300)
+
+
+def test_ctrl_c_is_one_line_and_exit_130_in_run_and_explain(tmp_path):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "musiclime.cli", "run", "--cores", "1",
+                             *base_overrides(manifest, results, "tracking.enabled=false",
+                                             "metrics.enabled=false")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+    def snakemake_started_a_job() -> bool:
+        return any("rule " in p.read_text() for p in results.glob("logs/snakemake/*.log"))
+
+    out, err = _interrupt_when(proc, snakemake_started_a_job)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err, err
+    assert err.strip().splitlines()[-1] == \
+        "musiclime: interrupted; rerun the same command to resume", err
+    lock = (results / ".musiclime.lock").read_text()
+    driver = int(lock.split("snakemake PID: ")[1].split()[0])
+    assert not Path(f"/proc/{driver}").exists()  # no Snakemake left working in the root
+
+    corpus = manifest.parent
+    out_dir = tmp_path / "explain"
+    proc = subprocess.Popen([sys.executable, "-m", "musiclime.cli", "explain",
+                             str(corpus / "song0.flac"), "--lyrics", str(corpus / "song0.txt"),
+                             "--stems", str(corpus / "song0.stems"), "--out", str(out_dir),
+                             "model=whitebox", "separator=oracle",
+                             "explainer.num_samples=100000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    log = out_dir / "explain.log"
+    out, err = _interrupt_when(proc, lambda: log.is_file() and "masks" in log.read_text())
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err, err
+    assert err.strip().splitlines()[-1] == \
+        "musiclime: interrupted; rerun the same command to resume", err
+    assert "interrupted (Ctrl-C)" in log.read_text()
+    assert not (out_dir / "explanation.json").exists()

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from . import supervise
-from .errors import InputError, MusicLimeError, one_line
+from .errors import InputError, MusicLimeError, describe_os_error, one_line
 
 log = logging.getLogger("musiclime")
 
@@ -42,7 +42,7 @@ def cmd_config(args) -> int:
 
 def cmd_explain(args) -> int:
     from .config import build_classifier, build_separator, compose_config, explainer_config, to_yaml
-    from .fileio import atomic_path
+    from .fileio import atomic_path, ensure_writable_dir
     from .separation import OracleSeparator
 
     cfg = compose_config(args.overrides)
@@ -55,6 +55,8 @@ def cmd_explain(args) -> int:
     if problem:
         raise InputError(f"{problem}; pass --song-id with a plain name")
     out = Path(args.out) if args.out else Path(cfg.results_root) / "explain" / song_id
+    # a folder that cannot be written fails now, not after the explanation is computed
+    ensure_writable_dir(out, "--out" if args.out else "results_root")
     separator = build_separator(cfg)
     stems_dir = None
     if isinstance(separator, OracleSeparator):
@@ -79,6 +81,10 @@ def cmd_explain(args) -> int:
                                       song_id=song_id, stems_dir=stems_dir,
                                       working_rate=cfg.working_sample_rate,
                                       progress=not args.quiet)
+    except KeyboardInterrupt:
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
+                                      "explaining %s: interrupted (Ctrl-C)", (audio,), None))
+        raise
     except Exception as exc:
         # the traceback goes to explain.log only; the console gets main()'s one line
         handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0,
@@ -364,6 +370,17 @@ def _run(args) -> int:
         log.debug("traceback", exc_info=True)
         print(f"musiclime: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only or full disk, a file where a folder should be, ...
+        log.debug("traceback", exc_info=True)
+        print(f"musiclime: error: {describe_os_error(exc)} (-v shows the traceback)",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: every finished file is complete (atomic writes) and the lock goes with us
+        log.debug("traceback", exc_info=True)
+        # on a line of its own, after whatever progress bar was drawing
+        print("\nmusiclime: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

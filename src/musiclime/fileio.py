@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -12,21 +13,91 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DiskFullError, OutputError, describe_os_error
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    A write that fails because the disk is full raises :class:`~musiclime.errors.DiskFullError`
+    (also when the writer, such as libsndfile, does not say why it failed but the file system
+    has no room left); a read-only or forbidden folder raises
+    :class:`~musiclime.errors.OutputError`. Both name ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                   suffix=suffix or ".tmp")
+    except OSError as exc:
+        raise _output_error(exc, path) from exc
     os.close(fd)
     # mkstemp creates the file 0600; give it the permissions a plain open() would (umask)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except Exception as exc:
+        # while the half-written temp file still takes its space
+        if is_disk_full(exc, path.parent):
+            raise DiskFullError(describe_os_error(_as_enospc(exc), path)) from exc
+        if isinstance(exc, OSError) and exc.errno in _NOT_WRITABLE:
+            raise _output_error(exc, path) from exc
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+#: a file system with less room than this after a failed write is full
+DISK_FULL_BYTES = 1 << 20
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.ENOSPC,
+                 errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException, folder: str | os.PathLike) -> bool:
+    """Whether a failed write failed for want of space: its error says so (ENOSPC, EDQUOT),
+    or (a writer that reports a bare failure, like libsndfile's ``LibsndfileError(2)``) the
+    file system of ``folder`` has less than :data:`DISK_FULL_BYTES` left."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(exc, (OSError, RuntimeError)):  # not a writer's failure
+        return False
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BYTES
+
+
+def _as_enospc(exc: BaseException) -> OSError:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _output_error(exc: OSError, path: Path) -> OutputError:
+    message = describe_os_error(exc, path)
+    return DiskFullError(message) if exc.errno in (errno.ENOSPC, errno.EDQUOT) \
+        else OutputError(message)
+
+
+def ensure_writable_dir(folder: str | os.PathLike, what: str) -> Path:
+    """Create ``folder`` (and its parents) and check that a file can be written there, before
+    any work is done; otherwise :class:`~musiclime.errors.OutputError` names ``what`` (the
+    option or config key that chose the folder), the folder and what to do."""
+    folder = Path(folder).expanduser()
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".musiclime-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        # name the folder the user chose, not the probe file or a parent mkdir stopped at
+        error = _output_error(OSError(exc.errno, exc.strerror), folder)
+        raise type(error)(f"{what}: {error}") from exc
+    return folder
 
 
 def _umask() -> int:

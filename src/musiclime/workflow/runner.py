@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import repo_root
-from ..errors import MusicLimeError
-from ..fileio import write_json
+from ..errors import MusicLimeError, OutputError, describe_os_error
+from ..fileio import ensure_writable_dir, write_json
 from ..identity import file_digest, short_hash
 from . import layout
 from .plan import plan_from_overrides
@@ -179,16 +179,20 @@ def cancel_orphaned_jobs(results_root: Path, previous: dict) -> list[str]:
 
 
 @contextlib.contextmanager
-def invocation_lock(results_root: Path):
+def invocation_lock(results_root: Path, what: str = "results_root"):
     """Hold the results root for this invocation (``<root>/.musiclime.lock``, an flock the
     kernel releases when the process dies, however it dies). A live concurrent invocation gets
     a clear error naming its PID. What a dead one left is cleaned up: the SLURM jobs it still
     had queued or running in this root are cancelled (:func:`cancel_orphaned_jobs`) and its
     Snakemake lock is cleared; unless its Snakemake driver still runs here (an error says so).
-    Yields the :class:`Holder` record."""
-    results_root.mkdir(parents=True, exist_ok=True)
+    Yields the :class:`Holder` record. A root that cannot be written (read-only, immutable,
+    under a file) is an :class:`~musiclime.errors.OutputError` naming ``what`` chose it."""
+    ensure_writable_dir(results_root, what)
     path = results_root / ".musiclime.lock"
-    fh = open(path, "a+")  # noqa: SIM115 (held for the whole invocation)
+    try:
+        fh = open(path, "a+")  # noqa: SIM115 (held for the whole invocation)
+    except OSError as exc:  # the root is writable but its lock file is not
+        raise OutputError(f"{what}: {describe_os_error(exc)}") from exc
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -358,23 +362,49 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
         if started:
             started(proc.pid)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            fh.write(line)
-            fh.flush()  # the log is how a user (or a test) follows a long run
-            m = _PROGRESS.match(line)
-            if not m:
-                continue
-            done, total, pct = (int(x) for x in m.groups())
-            if tty:
-                print(f"\r  {what}: {done}/{total} jobs ({pct}%)", end="", file=sys.stderr,
-                      flush=True)
-            elif pct // 50 > shown:
-                shown = pct // 50
-                print(f"  {what}: {done}/{total} jobs ({pct}%)", file=sys.stderr, flush=True)
+        try:
+            for line in proc.stdout:
+                fh.write(line)
+                fh.flush()  # the log is how a user (or a test) follows a long run
+                m = _PROGRESS.match(line)
+                if not m:
+                    continue
+                done, total, pct = (int(x) for x in m.groups())
+                if tty:
+                    print(f"\r  {what}: {done}/{total} jobs ({pct}%)", end="", file=sys.stderr,
+                          flush=True)
+                elif pct // 50 > shown:
+                    shown = pct // 50
+                    print(f"  {what}: {done}/{total} jobs ({pct}%)", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            stop_snakemake(proc, fh)
+            raise
         rc = proc.wait()
     if tty and shown == -1:
         print(file=sys.stderr)
     return rc
+
+
+def stop_snakemake(proc: subprocess.Popen, log_fh, grace_s: float = 60.0) -> None:
+    """After Ctrl-C: let the Snakemake driver stop its jobs (it got the terminal's SIGINT too;
+    a SIGINT sent to this process alone is passed on), keep its last words in the log, and
+    return when it has ended, so the next run finds no live driver in the root."""
+    import signal
+
+    deadline = time.time() + 5.0
+    while proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    if out:
+        log_fh.write(out)
+    log_fh.write("musiclime: interrupted (Ctrl-C)\n")
+    log_fh.flush()
 
 
 def failed_songs(plan: Plan) -> dict[str, dict[str, str]]:
