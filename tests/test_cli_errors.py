@@ -8,6 +8,9 @@ MLflow store is a real SQLite store made by MLflow, and the commands run through
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,42 @@ from musiclime.cli import main
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory) -> Path:
     return make_corpus(tmp_path_factory.mktemp("corpus"), n_songs=1, seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """A results folder with an embedded MLflow store as `musiclime run` leaves it: an
+    experiment whose artifacts live in <root>/mlartifacts, a parent and a child run."""
+    from mlflow.tracking import MlflowClient
+
+    from musiclime.workflow.tracking import ensure_experiment, tracking_uri
+
+    root = tmp_path_factory.mktemp("stored") / "results"
+    uri = tracking_uri(None, root)
+    exp_id = ensure_experiment(uri, "musiclime", root)
+    client = MlflowClient(uri)
+    parent = client.create_run(exp_id).info.run_id
+    child = client.create_run(exp_id, tags={"mlflow.parentRunId": parent}).info.run_id
+    note = root / "note.txt"
+    note.write_text("an artifact\n")
+    client.log_artifact(child, str(note))
+    for run in (child, parent):
+        client.set_terminated(run)
+    return root
+
+
+def copy_of(store: Path, dest: Path) -> Path:
+    shutil.copytree(store, dest, symlinks=True)
+    return dest
+
+
+def artifact_location(root: Path) -> str:
+    con = sqlite3.connect(root / "mlflow.db")
+    try:
+        return con.execute("SELECT artifact_location FROM experiments WHERE name = 'musiclime'"
+                           ).fetchone()[0]
+    finally:
+        con.close()
 
 
 def one_error_line(capsys, argv: list[str]) -> str:
@@ -67,3 +106,78 @@ def test_explain_to_a_read_only_out_fails_before_any_work(manifest, tmp_path, ma
         "--stems", str(corpus / "song0.stems"), "--out", str(ro / "out"), "--quiet",
         "model=whitebox", "separator=oracle", "explainer.num_samples=20"])
     assert line.startswith(f"musiclime: error: --out: cannot write {ro / 'out'}"), line
+
+
+# --- relocate ----------------------------------------------------------------------------------
+def test_relocate_refuses_a_symlinked_store_and_leaves_the_other_root_alone(store, tmp_path,
+                                                                           capsys):
+    other = copy_of(store, tmp_path / "other")
+    assert main(["relocate", str(other)]) == 0
+    before = (other / "mlflow.db").read_bytes()
+    root = tmp_path / "linked"
+    (root / "mlartifacts").mkdir(parents=True)
+    (root / "mlflow.db").symlink_to(other / "mlflow.db")
+    capsys.readouterr()
+    line = one_error_line(capsys, ["relocate", str(root)])
+    assert f"{root / 'mlflow.db'} is a symbolic link to {other / 'mlflow.db'}" in line, line
+    assert "cp --remove-destination" in line
+    assert (other / "mlflow.db").read_bytes() == before
+    assert artifact_location(other) == (other / "mlartifacts").as_uri()
+
+
+def test_relocate_needs_the_whole_results_folder(store, tmp_path, capsys):
+    root = tmp_path / "only_db"
+    root.mkdir()
+    shutil.copy2(store / "mlflow.db", root / "mlflow.db")
+    line = one_error_line(capsys, ["relocate", str(root)])
+    assert f"{root} has mlflow.db but no mlartifacts/ folder" in line and "cp -a" in line, line
+    assert artifact_location(root) == artifact_location(store)  # untouched
+
+
+@pytest.mark.parametrize("damage,expected", [
+    ("garbage", "is not a readable MLflow store (file is not a database)"),
+    ("truncate", "is not a readable MLflow store"),
+])
+def test_relocate_of_a_corrupt_store_is_one_line(store, tmp_path, capsys, damage, expected):
+    root = copy_of(store, tmp_path / "copy")
+    db = root / "mlflow.db"
+    if damage == "garbage":
+        db.write_bytes(os.urandom(8192))
+    else:
+        with open(db, "r+b") as fh:
+            fh.truncate(db.stat().st_size // 3)
+    line = one_error_line(capsys, ["relocate", str(root)])
+    assert f"{db} {expected}" in line and "copy it again" in line, line
+
+
+def test_relocate_of_a_read_only_store_is_one_line(store, tmp_path, make_read_only, capsys):
+    root = copy_of(store, tmp_path / "copy")
+    db = root / "mlflow.db"
+    if os.geteuid() == 0:
+        if os.system(f"chattr +i '{db}' 2>/dev/null") != 0:
+            pytest.skip("chattr +i is not supported here")
+    else:
+        db.chmod(0o444)
+    try:
+        line = one_error_line(capsys, ["relocate", str(root)])
+    finally:
+        os.system(f"chattr -i '{db}' 2>/dev/null")
+        db.chmod(0o644)
+    assert f"cannot rewrite {db}: the store is read-only" in line and "chmod u+w" in line, line
+    # and a read-only results folder says so before opening the store
+    ro = make_read_only(copy_of(store, tmp_path / "ro_copy"))
+    line = one_error_line(capsys, ["relocate", str(ro)])
+    assert f"relocate: cannot write {ro}" in line and "must be writable" in line, line
+
+
+def test_relocate_waits_for_no_one_but_refuses_while_a_run_holds_the_root(store, tmp_path,
+                                                                         capsys):
+    from musiclime.workflow.runner import invocation_lock
+
+    root = copy_of(store, tmp_path / "copy")
+    with invocation_lock(root):
+        line = one_error_line(capsys, ["relocate", str(root)])
+    assert f"another musiclime run is using {root}" in line, line
+    assert artifact_location(root) == artifact_location(store)  # not rewritten meanwhile
+    assert main(["relocate", str(root)]) == 0
+    assert artifact_location(root) == (root / "mlartifacts").as_uri()

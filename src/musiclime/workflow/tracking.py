@@ -31,12 +31,14 @@ import logging
 import math
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 from statistics import mean, pstdev
 
 from .. import __version__
+from ..errors import InputError, MusicLimeError, OutputError
 from ..explanation import Explanation
 from ..fileio import read_json
 
@@ -253,14 +255,55 @@ def relocate(results_root: str | Path) -> dict[str, int]:
     rewrites the experiment's artifact location, every run's artifact URI and the runs'
     ``musiclime.results_root`` tags from the old folder to ``results_root``. Returns how many
     rows changed per table. Stage outputs need nothing: their paths are relative.
+
+    It holds the root's invocation lock (no ``musiclime run`` may write the store meanwhile),
+    refuses a store that is a symbolic link (it would rewrite another results root's store to
+    point here) and a folder without ``mlartifacts/``, and turns SQLite's errors (read-only,
+    corrupt, locked) into one line that names the file.
     """
-    import sqlite3
+    from .runner import invocation_lock
 
     root = Path(results_root).expanduser().resolve()
     db = root / "mlflow.db"
+    if db.is_symlink():
+        target = os.path.realpath(db)
+        raise InputError(
+            f"{db} is a symbolic link to {target}: relocating it would rewrite that other "
+            f"store to point at {root}. Copy the store instead (cp --remove-destination "
+            f"{target} {db}) and run relocate again")
     if not db.is_file():
         raise FileNotFoundError(f"{db} does not exist: relocate needs a results folder with an "
                                 "embedded MLflow store (a server's store does not move)")
+    if not (root / "mlartifacts").is_dir():
+        raise InputError(
+            f"{root} has {db.name} but no mlartifacts/ folder beside it: relocate needs a whole "
+            "results folder, copied with its times (cp -a OLD NEW, rsync -a OLD/ NEW/)")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(invocation_lock(root, "relocate"))
+        except OutputError as exc:
+            raise OutputError(f"{exc} (relocate rewrites {db} in place, so the results folder "
+                              "must be writable)") from exc
+        try:
+            return _rewrite_locations(db, root)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, db) from exc
+
+
+def _store_error(exc: Exception, db: Path) -> MusicLimeError:
+    """One line for a SQLite error of the store ``db``: what is wrong and what to do."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return OutputError(f"cannot rewrite {db}: the store is read-only ({text}); make it "
+                           f"writable (chmod u+w {db}) and run relocate again")
+    if "locked" in text or "busy" in text:
+        return MusicLimeError(f"{db} is locked by another process (an mlflow ui or server, a "
+                              f"run): stop it and run relocate again ({text})")
+    return InputError(f"{db} is not a readable MLflow store ({text}); copy it again from the "
+                      "original results folder (cp -a) and run relocate again")
+
+
+def _rewrite_locations(db: Path, root: Path) -> dict[str, int]:
     new_prefix = (root / "mlartifacts").as_uri()
     con = sqlite3.connect(db)
     try:
