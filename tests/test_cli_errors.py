@@ -181,3 +181,31 @@ def test_relocate_waits_for_no_one_but_refuses_while_a_run_holds_the_root(store,
     assert artifact_location(root) == artifact_location(store)  # not rewritten meanwhile
     assert main(["relocate", str(root)]) == 0
     assert artifact_location(root) == (root / "mlartifacts").as_uri()
+
+
+# --- results -----------------------------------------------------------------------------------
+def test_results_of_a_mistyped_root_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "resluts"
+    line = one_error_line(capsys, ["results", "--results-root", str(missing),
+                                   "--out", str(tmp_path / "r.md")])
+    assert f"--results-root {missing}: no such folder" in line, line
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_error_line(capsys, ["results", "--results-root", str(empty),
+                                   "--out", str(tmp_path / "r.md")])
+    assert f"--results-root {empty}: no mlflow.db in it" in line, line
+    assert list(empty.iterdir()) == []
+
+
+def test_results_with_a_bogus_parent_names_the_real_ones(store, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("musiclime")
+    parent = next(r.info.run_id for r in client.search_runs([exp.experiment_id])
+                  if "mlflow.parentRunId" not in r.data.tags)
+    line = one_error_line(capsys, ["results", "--results-root", str(store), "--parent", "bogus",
+                                   "--out", str(tmp_path / "r.md")])
+    assert "--parent bogus: no run of experiment 'musiclime'" in line, line
+    assert parent in line

@@ -177,6 +177,10 @@ def cmd_results(args) -> int:
     from .workflow.tracking import tracking_uri
 
     uri = args.uri or tracking_uri({}, args.results_root)
+    # reading must not create: MLflow makes an empty store where a SQLite URI points
+    _existing_store(uri, f"--uri {uri}" if args.uri else f"--results-root {args.results_root}")
+    if args.calls_uri:
+        _existing_store(args.calls_uri, f"--calls-uri {args.calls_uri}")
     note = args.note
     if note and note.startswith("@"):
         path = Path(note[1:])
@@ -187,6 +191,18 @@ def cmd_results(args) -> int:
                        figures=not args.no_figures, calls_uri=args.calls_uri)
     print(f"wrote {out} from {uri}")
     return 0
+
+
+def _existing_store(uri: str, what: str) -> None:
+    """Refuse a local SQLite tracking URI whose file does not exist (or is not a file)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    db = Path(uri[len("sqlite:///"):])
+    if not db.is_file():
+        found = "no such folder" if not db.parent.is_dir() else f"no {db.name} in it"
+        raise InputError(f"{what}: {found} ({db} does not exist); give the results root of a "
+                         "`musiclime run` with tracking (the folder that holds mlflow.db), or "
+                         "--uri for a tracking server")
 
 
 def cmd_relocate(args) -> int:

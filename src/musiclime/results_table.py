@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import InputError
 from .fileio import atomic_path
 from .metrics.registry import label as metric_label
 
@@ -79,12 +80,21 @@ def collect_runs(uri: str, experiment: str = "musiclime",
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise ValueError(f"no MLflow experiment {experiment!r} at {uri}")
+        known = [e.name for e in client.search_experiments()]
+        raise InputError(f"no MLflow experiment {experiment!r} at {uri} (it has "
+                         f"{', '.join(map(repr, known)) or 'none'}); pass --experiment NAME")
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
                               max_results=5000)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     if parent_run_id is None and children:
         parent_run_id = children[0].data.tags["mlflow.parentRunId"]
+    parents = list(dict.fromkeys(r.data.tags["mlflow.parentRunId"] for r in children))
+    if parent_run_id is not None and parent_run_id not in parents:
+        newest = ", ".join(parents[:3]) + (" ..." if len(parents) > 3 else "")
+        raise InputError(f"--parent {parent_run_id}: no run of experiment {experiment!r} at "
+                         f"{uri} has that parent; " + (f"its sweeps' parent runs, newest first: "
+                                                       f"{newest}" if parents else
+                                                       "it has no sweep (child) runs yet"))
     rows = []
     for r in children:
         if r.data.tags["mlflow.parentRunId"] != parent_run_id or r.info.status != "FINISHED":
@@ -101,7 +111,8 @@ def collect_runs(uri: str, experiment: str = "musiclime",
                 row[key] = value
         rows.append(row)
     if not rows:
-        raise ValueError(f"no finished child runs under parent {parent_run_id} at {uri}")
+        raise InputError(f"no finished child runs under parent {parent_run_id} at {uri}: "
+                         "finish the sweep (rerun the same `musiclime run`), or pass --parent")
     df = pd.DataFrame(rows)
     for col in ("kernel_width", "distance_scale"):
         if col in df:
