@@ -220,3 +220,21 @@ def test_cli_overrides_may_follow_options_but_unknown_options_fail(capsys):
         main(["explain", "song.wav", "--out", "o", "--bogus", "model=whitebox"])
     assert info.value.code == 2
     assert "--bogus" in capsys.readouterr().err
+
+
+# --- overrides that need quoting -------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/tmp/a (live)/m.csv", "/tmp/it's/m.csv", "/tmp/ä ö/m.csv",
+                                  '/tmp/x"y\'s/m.csv'])
+def test_a_path_hydra_cannot_read_gets_the_quoted_override_to_type(path, capsys):
+    import shlex
+    import subprocess
+
+    assert main(["config", f"dataset.manifest={path}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    hint = err.split("only with its value quoted: write ")[1].split(" on the command line")[0]
+    # what the shell makes of the hint is an override Hydra reads back as the path
+    typed = subprocess.run(["bash", "-c", f"printf %s {hint}"], capture_output=True,
+                           text=True, check=True).stdout
+    assert shlex.split(hint) == [typed]
+    assert compose_config([typed]).dataset.manifest == path

@@ -117,11 +117,63 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "confi
         # "Key 'foo' not in 'MetricsConfig'", "Value 'x' ... could not be converted to Float")
         cause = str(exc.__cause__).splitlines()[0] if exc.__cause__ is not None else ""
         raise ConfigError(f"invalid configuration override(s) {overrides}: {exc}"
-                          + (f" ({cause})" if cause else "")) from exc
+                          + (f" ({cause})" if cause else "") + override_hint(overrides)
+                          ) from exc
     finally:
         GlobalHydra.instance().clear()
     validate(cfg)
     return cfg
+
+
+def _parse_override(line: str):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides([line])[0]
+
+
+def hydra_value(text: str) -> str:
+    """``text`` written as a Hydra override value that Hydra reads back as exactly ``text``:
+    as it is when it can be, else quoted (Hydra's grammar stops at ``( ) [ ] , = ' "``, and
+    at letters outside ASCII, unless the value is quoted)."""
+    from hydra.errors import HydraException
+
+    candidates = [text] + [q + text.replace(q, "\\" + q) + q for q in ('"', "'")]
+    for value in candidates:
+        try:
+            if _parse_override(f"k={value}").value() == text:
+                return value
+        except HydraException:
+            continue
+    return text
+
+
+def override_hint(overrides: list[str]) -> str:
+    """For the first override Hydra cannot parse (a path with parentheses, quotes or non-ASCII
+    letters): the same override, quoted for Hydra and for the shell; empty when none."""
+    from hydra.errors import HydraException
+
+    for line in overrides:
+        try:
+            _parse_override(line)
+        except HydraException:
+            key, sep, value = line.partition("=")
+            if not sep or not value:
+                continue
+            fixed = f"{key}={hydra_value(value)}"
+            if fixed != line:
+                return (f"; Hydra reads {line!r} only with its value quoted: write "
+                        f"{shell_quote(fixed)} on the command line")
+    return ""
+
+
+def shell_quote(text: str) -> str:
+    """``text`` as one shell word: :func:`shlex.quote`, but in double quotes when it holds a
+    single quote (``"k=\\"it's\\""`` reads better than ``'k="it'"'"'s"'``)."""
+    import shlex
+
+    if "'" in text:
+        return '"' + "".join("\\" + c if c in '\\"$`' else c for c in text) + '"'
+    return shlex.quote(text)
 
 
 def explainer_config(cfg: DictConfig) -> ExplainerConfig:

@@ -30,6 +30,7 @@ import io
 import logging
 import math
 import os
+import shlex
 import socket
 import sqlite3
 import subprocess
@@ -62,7 +63,9 @@ def is_local_store(uri: str) -> bool:
 def ui_command(uri: str, results_root: str | Path) -> str:
     if is_local_store(uri):
         art = Path(results_root).resolve() / "mlartifacts"
-        return f"mlflow ui --backend-store-uri {uri} --default-artifact-root {art}"
+        # a command to paste into a shell: results roots may have spaces or quotes
+        return (f"mlflow ui --backend-store-uri {shlex.quote(uri)} "
+                f"--default-artifact-root {shlex.quote(str(art))}")
     return f"open {uri} in a browser"
 
 
