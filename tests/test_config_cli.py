@@ -222,7 +222,34 @@ def test_cli_overrides_may_follow_options_but_unknown_options_fail(capsys):
     assert "--bogus" in capsys.readouterr().err
 
 
-# --- overrides that need quoting -------------------------------------------------------------
+# --- one spelling per configuration; overrides that need quoting --------------------------------
+def test_equivalent_overrides_plan_the_same_points(tmp_path, monkeypatch):
+    from test_workflow import base_overrides, make_corpus
+
+    from musiclime.workflow.plan import normalize_overrides, plan_from_overrides
+
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1, seconds=1.0)
+    monkeypatch.chdir(tmp_path)
+    absolute = base_overrides(manifest, tmp_path / "results")
+    relative = [o for o in absolute if not o.startswith(("dataset.manifest=", "results_root="))]
+    relative = [*relative[::-1], "dataset.manifest=corpus/manifest.csv", "results_root=results"]
+    assert normalize_overrides(relative) == normalize_overrides(absolute)
+    assert normalize_overrides(relative) == sorted(absolute, key=lambda o: o.split("=")[0])
+    plans = [plan_from_overrides(ov)[0] for ov in (absolute, relative)]
+    assert list(plans[0].points) == list(plans[1].points)
+    assert [p.overrides for p in plans[0].points.values()] == \
+        [p.overrides for p in plans[1].points.values()]
+    # a sweep: each point is normalised too
+    sweep = [*relative, "explainer.kernel_width=0.5,1"]
+    plan, _ = plan_from_overrides(sweep, multirun=True)
+    for point in plan.points.values():
+        assert f"dataset.manifest={manifest}" in point.overrides, point.overrides
+    # names and hub ids are not paths; a folder that exists is
+    (tmp_path / "models" / "umx").mkdir(parents=True)
+    assert normalize_overrides(["separator.model=umxl", "separator.model=models/umx"]) == \
+        ["separator.model=umxl", f"separator.model={tmp_path / 'models' / 'umx'}"]
+
+
 @pytest.mark.parametrize("path", ["/tmp/a (live)/m.csv", "/tmp/it's/m.csv", "/tmp/ä ö/m.csv",
                                   '/tmp/x"y\'s/m.csv'])
 def test_a_path_hydra_cannot_read_gets_the_quoted_override_to_type(path, capsys):

@@ -51,6 +51,48 @@ from .specs import (
 log = logging.getLogger(__name__)
 
 
+#: config keys whose values are always paths (a relative one is taken from the working folder)
+PATH_KEYS = ("results_root", "dataset.manifest", "model.path", "model.head")
+
+
+def normalize_overrides(overrides: list[str]) -> list[str]:
+    """One spelling per configuration, so that equivalent commands plan the same points, run
+    ids and Snakemake params: overrides sorted by key (Hydra applies them by key, not by
+    position; repeated keys keep their order), and relative paths made absolute. A value is a
+    path when its key is in :data:`PATH_KEYS`, or when it names a file or folder that exists
+    and contains a ``/`` (``separator.model=models/umx``, not ``separator.model=umxl``).
+    Sweeps (``a,b``), lists, interpolations and deletions are kept as written."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType, ValueType
+    from hydra.errors import HydraException
+
+    from ..config import hydra_value
+
+    parser = OverridesParser.create()
+    keyed = []
+    for line in overrides:
+        try:
+            o = parser.parse_overrides([line])[0]
+        except HydraException:  # composing reports it, with how to quote it
+            keyed.append((line.partition("=")[0].lstrip("+~"), line))
+            continue
+        key = o.key_or_group + (f"@{o.package}" if o.package else "")
+        value = o.value() if o.value_type == ValueType.ELEMENT else None
+        if (o.type != OverrideType.DEL and isinstance(value, str) and value
+                and "${" not in value and _is_path(o.key_or_group, value)):
+            path = str(Path(value).expanduser().absolute())
+            if path != value:
+                line = f"{o.get_key_element()}={hydra_value(path)}"
+        keyed.append((key, line))
+    return [line for _, line in sorted(keyed, key=lambda kv: kv[0])]
+
+
+def _is_path(key: str, value: str) -> bool:
+    if key in PATH_KEYS:
+        return "://" not in value
+    return "/" in value and "://" not in value and Path(value).expanduser().exists()
+
+
 def expand_overrides(overrides: list[str], sweep_preset: dict | None = None) -> list[list[str]]:
     """Hydra multirun semantics: the cartesian product of every ``key=a,b,c`` sweep override.
 
@@ -334,12 +376,15 @@ class Planner:
 
 def plan_from_overrides(overrides: list[str], multirun: bool = False
                         ) -> tuple[Plan, list[list[str]]]:
-    """Compose every point of a (multi)run and return ``(plan, point overrides)``."""
+    """Compose every point of a (multi)run and return ``(plan, point overrides)``. Overrides
+    are normalised first (:func:`normalize_overrides`): the same configuration written two
+    ways is the same point."""
+    overrides = normalize_overrides(list(overrides))
     base = compose_config([o for o in overrides if not _is_sweep(o)] if multirun else overrides)
     workflow = _container(base.get("workflow", {}) or {}) if "workflow" in base else {}
     preset = workflow.get("sweep")
     if multirun or preset:
-        point_overrides = expand_overrides(overrides, preset)
+        point_overrides = [normalize_overrides(ov) for ov in expand_overrides(overrides, preset)]
     else:
         point_overrides = [list(overrides)]
     planner = Planner(base.results_root)

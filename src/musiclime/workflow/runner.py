@@ -313,8 +313,10 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
               f"snakemake log: {smk_log}", flush=True)
         plan.invocation = replace(plan.invocation, phase="songs")
         cmd = snakemake_command(write_plan(plan), root, cores, extra=extra, profile=profile)
+        idle: list[set[str]] = [set(), set()]  # per pass: did Snakemake find nothing to do?
         rc_songs = run_snakemake(cmd, env, smk_log, "explaining songs",
-                                 started=lambda pid: holder.note(snakemake_PID=pid))
+                                 started=lambda pid: holder.note(snakemake_PID=pid),
+                                 seen=idle[0])
         failed = failed_songs(plan)
         for pid, point in plan.points.items():
             new = {s: failed[point.dataset][s] for s in point.songs
@@ -328,7 +330,7 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         rc = run_snakemake(snakemake_command(write_plan(plan), root, cores, extra=extra,
                                              profile=profile), env,
                            smk_log, "global tables and tracking",
-                           started=lambda pid: holder.note(snakemake_PID=pid))
+                           started=lambda pid: holder.note(snakemake_PID=pid), seen=idle[1])
         inv = plan.invocation
         any_failed = any(p.failed for p in plan.points.values())
         if inv.parent_run_id:
@@ -340,6 +342,10 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                 log.warning("could not roll up the sweep's metrics on its parent run: %s", exc)
             end_run(inv.tracking_uri, inv.parent_run_id, ok=rc == 0 and not any_failed)
     print_summary(plan, rc, time.time() - t0, smk_log)
+    if rc == 0 == rc_songs and all(NOTHING_TO_DO in s for s in idle):
+        print(f"nothing to do: every output of {len(plan.points)} configuration(s) is up to "
+              f"date in {root}" + (" and tracked" if inv.parent_run_id else "")
+              + "; nothing was recomputed or logged again")
     if rc == 0 and (rc_songs != 0 or any_failed):
         rc = 1
     return rc
@@ -348,10 +354,16 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
 _PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
 
 
+#: what Snakemake prints when every requested output is up to date
+NOTHING_TO_DO = "Nothing to be done"
+
+
 def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
-                  started: Callable[[int], None] | None = None) -> int:
+                  started: Callable[[int], None] | None = None,
+                  seen: set[str] | None = None) -> int:
     """Run Snakemake with its output appended to ``log_file``; show one progress line.
-    ``started`` gets the driver's PID as soon as it runs."""
+    ``started`` gets the driver's PID as soon as it runs; ``seen`` gets :data:`NOTHING_TO_DO`
+    when Snakemake found nothing to do."""
     tty = sys.stderr.isatty()
     shown = -1
     with open(log_file, "a") as fh:
@@ -366,6 +378,8 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
             for line in proc.stdout:
                 fh.write(line)
                 fh.flush()  # the log is how a user (or a test) follows a long run
+                if seen is not None and line.startswith(NOTHING_TO_DO):
+                    seen.add(NOTHING_TO_DO)
                 m = _PROGRESS.match(line)
                 if not m:
                     continue
