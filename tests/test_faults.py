@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_workflow import base_overrides, executed_rules, make_corpus, run_capture
+from test_workflow import (
+    base_overrides,
+    executed_rules,
+    make_corpus,
+    run_capture,
+    with_snakemake_log,
+)
 from test_workflow import explanation_weights as weights
 
 pytestmark = pytest.mark.slow
@@ -357,3 +363,46 @@ def test_ctrl_c_is_one_line_and_exit_130_in_run_and_explain(tmp_path):
         "musiclime: interrupted; rerun the same command to resume", err
     assert "interrupted (Ctrl-C)" in log.read_text()
     assert not (out_dir / "explanation.json").exists()
+
+
+def test_an_equivalent_command_is_the_same_run_and_an_unchanged_rerun_says_nothing_to_do(
+        tmp_path):
+    import shlex
+
+    from musiclime.config import hydra_value
+
+    manifest = make_corpus(tmp_path / "corpus", n_songs=1)
+    with open(manifest, "a", newline="") as fh:  # a song whose files are missing: set aside
+        csv.writer(fh).writerow(["gone", "test", "ai", "gone.flac", "gone.txt", "gone.stems"])
+    # a results root a shell and Hydra both need quoting for
+    results = tmp_path / "my results (1)"
+    first = base_overrides(manifest, results, "metrics.enabled=false")
+    first[0] = f"results_root={hydra_value(str(results))}"
+
+    def run(overrides):
+        proc = subprocess.run([sys.executable, "-m", "musiclime.cli", "run", "--cores", "2",
+                               *overrides], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=900)
+        return proc.stdout + proc.stderr, with_snakemake_log(proc.stdout + proc.stderr)
+
+    console, out = run(first)
+    assert "Traceback" not in out, out
+    # the header counts what the table counts: songs ok + failed per configuration
+    assert "musiclime: 1 configuration(s) x 2 song(s) = 2 song explanation(s), 1 song(s) set " \
+           "aside (listed at the end)" in console, console
+    # the printed MLflow command survives the shell: its paths are quoted
+    ui = shlex.split(console.split("MLflow: ")[1].split("  (parent run")[0])
+    assert ui[ui.index("--backend-store-uri") + 1] == f"sqlite:///{results / 'mlflow.db'}"
+    assert ui[ui.index("--default-artifact-root") + 1] == str(results / "mlartifacts")
+    [child] = [r for r in store_runs(results) if "mlflow.parentRunId" in r.data.tags]
+
+    # the same configuration spelt another way: a relative manifest, overrides reversed
+    again = [o for o in first if not o.startswith("dataset.manifest=")][::-1]
+    again.append(f"dataset.manifest={manifest.relative_to(tmp_path)}")
+    console, out = run(again)
+    assert set(executed_rules(out)) <= {"all"}, executed_rules(out)  # no freeze/track rerun
+    assert "nothing to do: every output of 1 configuration(s) is up to date" in console, console
+    runs = store_runs(results)
+    assert [r.info.run_id for r in runs if "mlflow.parentRunId" in r.data.tags] == \
+        [child.info.run_id]  # not replaced
+    assert all(r.info.lifecycle_stage == "active" for r in runs)

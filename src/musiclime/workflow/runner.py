@@ -308,9 +308,7 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         smk_log = root / "logs" / "snakemake" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
         smk_log.parent.mkdir(parents=True, exist_ok=True)
         holder.note(snakemake_log=smk_log)
-        print(f"musiclime: {len(plan.points)} configuration(s), "
-              f"{len({s for p in plan.points.values() for s in p.songs})} song(s); "
-              f"snakemake log: {smk_log}", flush=True)
+        print(f"musiclime: {plan_counts(plan)}; snakemake log: {smk_log}", flush=True)
         plan.invocation = replace(plan.invocation, phase="songs")
         cmd = snakemake_command(write_plan(plan), root, cores, extra=extra, profile=profile)
         idle: list[set[str]] = [set(), set()]  # per pass: did Snakemake find nothing to do?
@@ -349,6 +347,26 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
     if rc == 0 and (rc_songs != 0 or any_failed):
         rc = 1
     return rc
+
+
+def plan_counts(plan: Plan) -> str:
+    """What the run is about to do, counted as its summary table counts it (songs ok + failed
+    per configuration): ``3 configuration(s) x 3 song(s) = 9 song explanation(s), 1 song set
+    aside (listed at the end)``."""
+    points = list(plan.points.values())
+    per_point = [len(p.songs) + len(p.failed) for p in points]
+    total = sum(per_point)
+    songs = {(p.dataset, s) for p in points for s in [*p.songs, *p.failed]}
+    aside = {(p.dataset, s) for p in points for s in p.failed}
+    if len(set(per_point)) == 1:
+        text = (f"{len(points)} configuration(s) x {per_point[0]} song(s) = {total} song "
+                "explanation(s)")
+    else:
+        text = (f"{len(points)} configuration(s), {total} song explanation(s) of {len(songs)} "
+                "song(s)")
+    if aside:
+        text += f", {len(aside)} song(s) set aside (listed at the end)"
+    return text
 
 
 _PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
