@@ -209,3 +209,47 @@ def test_results_with_a_bogus_parent_names_the_real_ones(store, tmp_path, capsys
                                    "--out", str(tmp_path / "r.md")])
     assert "--parent bogus: no run of experiment 'musiclime'" in line, line
     assert parent in line
+
+
+# --- inputs that look right but are not ------------------------------------------------------------
+def _explain_argv(corpus: Path, out: Path, audio: Path | None = None, *overrides: str):
+    return ["explain", str(audio or corpus / "song0.flac"), "--lyrics", str(corpus / "song0.txt"),
+            "--stems", str(corpus / "song0.stems"), "--out", str(out), "--quiet",
+            "model=whitebox", "separator=oracle", "explainer.num_samples=20", *overrides]
+
+
+def test_a_folder_named_like_an_audio_file_is_called_a_folder(manifest, tmp_path, capsys):
+    folder = tmp_path / "x.wav"
+    folder.mkdir()
+    line = one_error_line(capsys, _explain_argv(manifest.parent, tmp_path / "o", folder))
+    assert f"audio path {folder} is a folder, not an audio file" in line, line
+    assert "not found" not in line
+
+
+def test_a_separator_folder_without_its_files_names_the_key_and_the_files(manifest, tmp_path,
+                                                                         capsys):
+    folder = tmp_path / "my_umx"
+    folder.mkdir()
+    argv = _explain_argv(manifest.parent, tmp_path / "o")
+    argv[argv.index("separator=oracle")] = f"separator.model={folder}"
+    line = one_error_line(capsys, argv)
+    assert f"separator.model={folder}: the Open-Unmix model directory {folder} lacks " \
+           "separator.json" in line, line
+    assert "Errno" not in line
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"", "is empty (0 bytes): it needs a header line (song_id, audio_path"),
+    (b"song_id;audio_path\r\nsong0;song0.flac\r\n",
+     "its columns are separated by ';': save it comma-separated"),
+    ("song_id,audio_path\nchanson,caf\xe9.flac\n".encode("cp1252"),
+     "is not UTF-8 (byte 0xe9 on line 2); save it as UTF-8"),
+])
+def test_a_manifest_that_cannot_be_read_says_why(manifest, tmp_path, capsys, content, expected):
+    bad = tmp_path / "songs.csv"
+    bad.write_bytes(content)
+    argv = ["run", *base_overrides(manifest, tmp_path / "results")]
+    argv[argv.index(f"dataset.manifest={manifest}")] = f"dataset.manifest={bad}"
+    line = one_error_line(capsys, argv)
+    assert f"manifest {bad} " in line and expected in line, line
+    assert "None" not in line

@@ -143,3 +143,15 @@ def test_audio_too_short_for_the_segments_names_the_file(tmp_path):
     msg = str(info.value)
     assert str(tiny.audio_path) in msg and "explainer.temporal_segments=10" in msg
     assert "5 samples" in msg
+
+
+def test_an_excel_manifest_with_a_byte_order_mark_reads_like_any_other(tmp_path):
+    from musiclime.dataset import load_dataset
+
+    rows = "song_id,audio_path,lyrics_path\r\nsong0,a.wav,a.txt\r\n"
+    plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
+    plain.write_text(rows, encoding="utf-8", newline="")
+    excel.write_text(rows, encoding="utf-8-sig", newline="")  # Excel's "CSV UTF-8"
+    assert excel.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert load_dataset(excel) == load_dataset(plain)
+    assert load_dataset(excel)[0].song_id == "song0"

@@ -42,6 +42,19 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 DECODE_BLOCK_FRAMES = 2 ** 19
 
 
+def audio_path_problem(path: str | os.PathLike | None) -> str | None:
+    """Why ``path`` cannot be an audio file to decode (None when it can)."""
+    if path is None:
+        return "no audio file given"
+    path = Path(path)
+    if path.is_dir():
+        return (f"audio path {path} is a folder, not an audio file; give the audio file itself "
+                f"(wav, flac, ogg, mp3)")
+    if not path.is_file():
+        return f"audio file not found: {path}"
+    return None
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` to mono float32, resampled to ``sample_rate`` when given.
 
@@ -52,8 +65,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None) -> tuple
     when it is missing, unreadable, empty or holds NaN or infinite samples.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"audio file not found: {path}")
+    problem = audio_path_problem(path)
+    if problem:
+        raise AudioDecodeError(problem)
     try:
         mono, rate = _decode_mono(path)
     except Exception as exc:  # libsndfile raises several types; all mean "cannot decode"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import AUDIO_SUFFIXES
+from .audio import AUDIO_SUFFIXES, audio_path_problem
 from .errors import ConfigError
 
 REQUIRED = ("song_id", "audio_path")
@@ -38,9 +38,14 @@ def entry_problems(entry: SongEntry, needs_stems: bool = False) -> list[str]:
     id_problem = song_id_problem(entry.song_id)
     if id_problem:
         problems.append(id_problem)
-    if entry.audio_path is None or not Path(entry.audio_path).is_file():
-        problems.append(f"audio file not found: {entry.audio_path}")
-    if entry.lyrics_path is not None and not Path(entry.lyrics_path).is_file():
+    audio_problem = audio_path_problem(entry.audio_path)
+    if audio_problem:
+        problems.append(audio_problem if entry.audio_path is not None
+                        else f"audio file not found: {entry.audio_path}")
+    if entry.lyrics_path is not None and Path(entry.lyrics_path).is_dir():
+        problems.append(f"lyrics path {entry.lyrics_path} is a folder, not a text file (fix the "
+                        "manifest's lyrics_path)")
+    elif entry.lyrics_path is not None and not Path(entry.lyrics_path).is_file():
         problems.append(f"lyrics file not found: {entry.lyrics_path} (fix the manifest's "
                         "lyrics_path, or leave it empty for a song without lyrics)")
     if needs_stems and (entry.stems_dir is None or not Path(entry.stems_dir).is_dir()):
@@ -76,29 +81,52 @@ def read_manifest(path: str | os.PathLike, split: str | None = None,
         raise ConfigError(f"dataset manifest {path} does not exist. For the demo corpus run "
                           "`make demo` or `python -m musiclime_demo.corpus --out data/demo`.")
     root = path.parent
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError(f"manifest {path} lacks column(s) {', '.join(missing)}; "
-                              f"it has {reader.fieldnames}")
-        entries = []
-        seen = set()
-        for i, row in enumerate(reader, start=2):
-            sid = (row.get("song_id") or "").strip()
-            if not sid:
-                raise ConfigError(f"manifest {path} line {i}: empty song_id")
-            if sid in seen:
-                raise ConfigError(f"manifest {path} line {i}: duplicate song_id {sid!r}")
-            seen.add(sid)
-            if split and row.get("split") and row["split"] != split:
-                continue
-            entries.append(SongEntry(
-                song_id=sid, audio_path=_opt_path(root, row["audio_path"]),
-                lyrics_path=_opt_path(root, row.get("lyrics_path")),
-                label=row.get("label") or None, split=row.get("split") or None,
-                stems_dir=_opt_path(root, row.get("stems_dir")),
-                evidence_path=_opt_path(root, row.get("evidence_path"))))
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return _read_manifest_rows(path, root, csv.DictReader(fh), split, limit)
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"manifest {path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} on line {line}); "
+            "save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; or `iconv -f cp1252 -t "
+            "utf-8`)") from exc
+
+
+def _read_manifest_rows(path: Path, root: Path, reader: csv.DictReader, split: str | None,
+                        limit: int | None) -> list[SongEntry]:
+    if reader.fieldnames is None:
+        raise ConfigError(f"manifest {path} is empty ({path.stat().st_size} bytes): it needs a "
+                          f"header line ({', '.join(REQUIRED)}[, lyrics_path, label, split, "
+                          "stems_dir, evidence_path]) and one line per song")
+    missing = [c for c in REQUIRED if c not in reader.fieldnames]
+    if missing:
+        found = [name.strip() for name in reader.fieldnames]
+        hint = ""
+        if any(c in found for c in missing):
+            hint = "; remove the spaces around the column names"
+        elif len(found) == 1 and any(sep in found[0] for sep in ";\t"):
+            sep = "';'" if ";" in found[0] else "tabs"
+            hint = f"; its columns are separated by {sep}: save it comma-separated"
+        raise ConfigError(f"manifest {path} lacks column(s) {', '.join(missing)}; it has "
+                          f"{reader.fieldnames}{hint}")
+    entries = []
+    seen = set()
+    for i, row in enumerate(reader, start=2):
+        sid = (row.get("song_id") or "").strip()
+        if not sid:
+            raise ConfigError(f"manifest {path} line {i}: empty song_id")
+        if sid in seen:
+            raise ConfigError(f"manifest {path} line {i}: duplicate song_id {sid!r}")
+        seen.add(sid)
+        if split and row.get("split") and row["split"] != split:
+            continue
+        entries.append(SongEntry(
+            song_id=sid, audio_path=_opt_path(root, row["audio_path"]),
+            lyrics_path=_opt_path(root, row.get("lyrics_path")),
+            label=row.get("label") or None, split=row.get("split") or None,
+            stems_dir=_opt_path(root, row.get("stems_dir")),
+            evidence_path=_opt_path(root, row.get("evidence_path"))))
     if limit is not None:
         entries = entries[: int(limit)]
     return entries

@@ -155,6 +155,9 @@ def read_lyrics(path: str | os.PathLike) -> str:
     file when it is missing or when no encoding gives clean text (e.g. a binary file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"lyrics path {path} is a folder, not a text file; give the lyrics "
+                         "file itself (--lyrics FILE, the manifest's lyrics_path)")
     if not path.is_file():
         raise InputError(f"lyrics file not found: {path}")
     data = path.read_bytes()

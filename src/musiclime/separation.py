@@ -137,14 +137,20 @@ class OpenUnmixSeparator:
 
     def _check_local_dir(self) -> None:
         root = Path(self.model).expanduser()
+        if not root.is_dir():
+            raise SeparatorWeightsMissing(
+                f"separator.model={self.model}: {root} is a file; give the Open-Unmix model "
+                "folder that holds it (separator.json, <target>.json, <target>.pth)")
         missing = [name for name in ["separator.json"]
                    + [f"{t}.json" for t in self.stems] if not (root / name).is_file()]
         missing += [f"{t}.pth" for t in self.stems if not any(root.glob(f"{t}*.pth"))]
         if missing:
             raise SeparatorWeightsMissing(
-                f"Open-Unmix model directory {root} lacks {', '.join(missing)}. A local model "
-                "directory needs separator.json, <target>.json and <target>.pth for every target "
-                f"({', '.join(self.stems)}), as written by openunmix's training script."
+                f"separator.model={self.model}: the Open-Unmix model directory {root} lacks "
+                f"{', '.join(missing)}. A local model directory needs separator.json, "
+                f"<target>.json and <target>.pth for every target ({', '.join(self.stems)}), as "
+                "written by openunmix's training script; or set separator.model to a "
+                f"pretrained name ({', '.join(PRETRAINED)}) or demo."
             )
 
     def load(self):
@@ -192,6 +198,7 @@ class OpenUnmixSeparator:
     @property
     def sample_rate(self) -> int:
         if self.is_local:
+            self._check_local_dir()  # name the config key and every missing file
             cfg = json.loads((Path(self.model).expanduser() / "separator.json").read_text())
             return int(cfg["sample_rate"])
         return 44100
