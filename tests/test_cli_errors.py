@@ -108,6 +108,24 @@ def test_explain_to_a_read_only_out_fails_before_any_work(manifest, tmp_path, ma
     assert line.startswith(f"musiclime: error: --out: cannot write {ro / 'out'}"), line
 
 
+def test_every_writer_names_a_full_disk(small_tmpfs):
+    import numpy as np
+
+    from musiclime.audio import write_wav
+    from musiclime.errors import DiskFullError
+    from musiclime.fileio import write_npz
+
+    disk = small_tmpfs(64)
+    big = np.zeros(200_000, dtype=np.float32)
+    # libsndfile reports only LibsndfileError(2, ''); numpy an OSError without a file name
+    for write, path in ((lambda p: write_wav(p, big, 22050), disk / "a.wav"),
+                        (lambda p: write_npz(p, x=big), disk / "b.npz")):
+        with pytest.raises(DiskFullError) as info:
+            write(path)
+        assert str(info.value).startswith(f"disk full writing {path}: free space"), info.value
+        assert not path.exists() and not list(disk.glob(".*"))  # no half file left
+
+
 # --- relocate ----------------------------------------------------------------------------------
 def test_relocate_refuses_a_symlinked_store_and_leaves_the_other_root_alone(store, tmp_path,
                                                                            capsys):

@@ -406,3 +406,28 @@ def test_an_equivalent_command_is_the_same_run_and_an_unchanged_rerun_says_nothi
     assert [r.info.run_id for r in runs if "mlflow.parentRunId" in r.data.tags] == \
         [child.info.run_id]  # not replaced
     assert all(r.info.lifecycle_stage == "active" for r in runs)
+
+
+def test_a_full_disk_is_named_once_and_a_rerun_after_freeing_space_completes(tmp_path,
+                                                                             small_tmpfs):
+    manifest = make_corpus(tmp_path / "corpus", n_songs=2, seconds=2.0)
+    disk = small_tmpfs(320)  # room for a decoded song or two, not for their stems
+    results = disk / "results"
+    overrides = base_overrides(manifest, results, "tracking.enabled=false",
+                               "metrics.enabled=false")
+    proc = subprocess.run([sys.executable, "-m", "musiclime.cli", "run", "--cores", "1",
+                           *overrides], capture_output=True, text=True, timeout=900)
+    console = proc.stdout + proc.stderr
+    assert proc.returncode == 2, console
+    assert "Traceback" not in console and "song(s) failed" not in console, console
+    [line] = [ln for ln in console.splitlines() if "disk full" in ln]
+    assert line.startswith(f"musiclime: error: disk full writing {results}/"), line
+    assert f"the disk of {results} filled up" in line and "rerun the same command" in line
+    kept = {p: p.stat().st_mtime_ns for p in results.glob("decode/**/*.npz")}
+    assert kept, list(results.rglob("*"))  # something was finished before the disk filled
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+    rc, out = run_capture(overrides)
+    assert rc == 0, out
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # finished work was not redone
+    assert len(weights(results)) == 2

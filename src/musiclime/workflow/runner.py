@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import repo_root
-from ..errors import MusicLimeError, OutputError, describe_os_error
-from ..fileio import ensure_writable_dir, write_json
+from ..errors import DISK_FULL, DiskFullError, MusicLimeError, OutputError, describe_os_error
+from ..fileio import ensure_writable_dir, is_disk_full, write_json
 from ..identity import file_digest, short_hash
 from . import layout
 from .plan import plan_from_overrides
@@ -316,6 +316,12 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                                  started=lambda pid: holder.note(snakemake_PID=pid),
                                  seen=idle[0])
         failed = failed_songs(plan)
+        full = disk_full_line(plan, failed)
+        if full:  # not the songs' fault: say so once, record nothing as failed
+            if plan.invocation.parent_run_id:
+                with contextlib.suppress(Exception):  # the store may be on the full disk
+                    end_run(plan.invocation.tracking_uri, plan.invocation.parent_run_id, False)
+            raise DiskFullError(f"{full} (snakemake log: {smk_log})")
         for pid, point in plan.points.items():
             new = {s: failed[point.dataset][s] for s in point.songs
                    if s in failed.get(point.dataset, {})}
@@ -408,8 +414,11 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
                 elif pct // 50 > shown:
                     shown = pct // 50
                     print(f"  {what}: {done}/{total} jobs ({pct}%)", file=sys.stderr, flush=True)
-        except KeyboardInterrupt:
-            stop_snakemake(proc, fh)
+        except BaseException as exc:  # Ctrl-C, or the log cannot be written (a full disk)
+            stop_snakemake(proc, fh, "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+                           else f"stopped: {type(exc).__name__}: {exc}")
+            if isinstance(exc, OSError) and exc.filename is None:  # name the log
+                raise OSError(exc.errno, exc.strerror, str(log_file)) from exc
             raise
         rc = proc.wait()
     if tty and shown == -1:
@@ -417,10 +426,11 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
     return rc
 
 
-def stop_snakemake(proc: subprocess.Popen, log_fh, grace_s: float = 60.0) -> None:
-    """After Ctrl-C: let the Snakemake driver stop its jobs (it got the terminal's SIGINT too;
-    a SIGINT sent to this process alone is passed on), keep its last words in the log, and
-    return when it has ended, so the next run finds no live driver in the root."""
+def stop_snakemake(proc: subprocess.Popen, log_fh, why: str, grace_s: float = 60.0) -> None:
+    """The console run is ending (Ctrl-C, a log that cannot be written): let the Snakemake
+    driver stop its jobs (after Ctrl-C it got the terminal's SIGINT too; otherwise it is sent
+    one), keep its last words in the log where that can still be written, and return when it
+    has ended, so the next run finds no live driver in the root."""
     import signal
 
     deadline = time.time() + 5.0
@@ -433,10 +443,28 @@ def stop_snakemake(proc: subprocess.Popen, log_fh, grace_s: float = 60.0) -> Non
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
-    if out:
-        log_fh.write(out)
-    log_fh.write("musiclime: interrupted (Ctrl-C)\n")
-    log_fh.flush()
+    with contextlib.suppress(OSError):  # a full disk takes the log's last words
+        log_fh.write((out or "") + f"musiclime: {why}\n")
+        log_fh.flush()
+
+
+def disk_full_line(plan: Plan, failed: dict[str, dict[str, str]]) -> str | None:
+    """When the songs that failed failed for a full disk (their error says so, or the results
+    root's file system has no room left): one line that says so, names where and what to do,
+    instead of blaming each song. None otherwise."""
+    root = Path(plan.results_root)
+    reasons = [r for songs in failed.values() for r in songs.values()]
+    if not reasons:
+        return None
+    named = [r for r in reasons if DISK_FULL in r or "No space left on device" in r]
+    if not named and not is_disk_full(OSError(), root):
+        return None
+    example = next((m.group(1) for r in named if (m := re.search(rf"{DISK_FULL} (\S+):", r))),
+                   None)
+    example = root / example if example else root  # jobs name paths inside the root
+    return (f"{DISK_FULL} {example}: the disk of {root} filled up ({len(reasons)} song job(s) "
+            "stopped); free space there (or use another results_root) and rerun the same "
+            "command: everything finished is kept and only what is missing is computed")
 
 
 def failed_songs(plan: Plan) -> dict[str, dict[str, str]]:
