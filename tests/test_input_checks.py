@@ -155,3 +155,21 @@ def test_an_excel_manifest_with_a_byte_order_mark_reads_like_any_other(tmp_path)
     assert excel.read_bytes().startswith(b"\xef\xbb\xbf")
     assert load_dataset(excel) == load_dataset(plain)
     assert load_dataset(excel)[0].song_id == "song0"
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_windows_and_old_mac_line_ends_leave_no_carriage_return_in_feature_names(
+        tmp_path, song, newline):
+    from conftest import LYRIC_LINES, LYRICS
+
+    from musiclime.lyrics import read_lyrics
+
+    crlf = tmp_path / "lyrics.txt"
+    crlf.write_bytes(LYRICS.replace("\n", newline).encode("utf-8"))
+    assert read_lyrics(crlf) == LYRICS
+    exp = _explain(song.audio_path, crlf, _classifier(song), OracleSeparator(),
+                   stems_dir=song.stems_dir)
+    names = [f.name for f in exp.features if f.kind == "lyrics"]
+    assert names == LYRIC_LINES
+    assert not any("\r" in name for name, _ in exp.top_features(k=len(exp.features)))
+    assert "\\r" not in exp.save_json(tmp_path / "exp.json").read_text()  # JSON escapes it

@@ -31,6 +31,11 @@ LYRICS_UNITS = ("line", "word")
 log = logging.getLogger(__name__)
 
 
+def normalize_newlines(text: str) -> str:
+    """``text`` with ``\r\n`` and lone ``\r`` line ends as ``\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def is_metadata_line(line: str) -> bool:
     """True for lines that are wholly ``[...]`` or ``(...)``."""
     return bool(_METADATA_LINE.match(line))
@@ -42,7 +47,9 @@ class LyricsUnits:
     kind: str = ""
 
     def __init__(self, text: str):
-        self.text = text if text is not None else ""
+        # one newline: Windows (\r\n) and old Mac (\r) line ends would leave a \r in every
+        # unit's name (explanation.json, top features, songs.csv)
+        self.text = normalize_newlines(text) if text is not None else ""
 
     def __len__(self) -> int:
         return len(self.units)
@@ -147,7 +154,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 def read_lyrics(path: str | os.PathLike) -> str:
     """The text of a lyrics file.
 
-    UTF-8 (a byte-order mark is dropped) is read as is. Anything else is decoded with the
+    UTF-8 (a byte-order mark is dropped) is read as is, but for its line ends: Windows
+    (``\\r\\n``) and old Mac (``\\r``) ones become ``\\n``. Anything else is decoded with the
     encoding that :mod:`charset_normalizer` finds most plausible (where several are equally
     plausible, as for short Western texts, cp1252 is preferred), else cp1252, else latin-1;
     the first that decodes without errors and without control characters wins, and a warning
@@ -162,7 +170,7 @@ def read_lyrics(path: str | os.PathLike) -> str:
         raise InputError(f"lyrics file not found: {path}")
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        return normalize_newlines(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         utf8_error = exc
     for encoding in _candidate_encodings(data):
@@ -176,7 +184,7 @@ def read_lyrics(path: str | os.PathLike) -> str:
             log.warning("lyrics file %s is not UTF-8; read it as %s. Save it as UTF-8 (e.g. "
                         "`iconv -f %s -t utf-8`) if that is not its encoding", path, encoding,
                         encoding)
-            return text
+            return normalize_newlines(text)
     raise InputError(
         f"lyrics file {path} is neither UTF-8 ({utf8_error.reason} at byte "
         f"{utf8_error.start}) nor text in a detectable encoding (it holds control bytes: is it "
