@@ -173,3 +173,102 @@ def test_windows_and_old_mac_line_ends_leave_no_carriage_return_in_feature_names
     assert names == LYRIC_LINES
     assert not any("\r" in name for name, _ in exp.top_features(k=len(exp.features)))
     assert "\\r" not in exp.save_json(tmp_path / "exp.json").read_text()  # JSON escapes it
+
+
+# --- what a decoded file hides: cancelling channels, clipping, truncation -----------------------
+def _tone(seconds: float = 2.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    noise = 0.02 * np.random.default_rng(0).standard_normal(t.size)
+    return (amp * np.sin(2 * np.pi * 440 * t) + noise).astype(np.float32)
+
+
+def _truncated(path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("make,needle,details", [
+    (lambda p: sf.write(p, np.stack([_tone(), -_tone()], 1), SR, subtype="PCM_16"),
+     "channels cancel when averaged to mono",
+     ["dB below the channels: one is phase-inverted", "kept as the mean", "sox IN OUT remix 1 -2"]),
+    (lambda p: sf.write(p, np.clip(4 * _tone(), -1, 1), SR, subtype="PCM_16"),
+     "of its samples are at or beyond full scale", ["the audio is clipped", "peak 1.00"]),
+    (lambda p: sf.write(p, 8 * _tone(), SR, subtype="FLOAT"),
+     "of its samples are at or beyond full scale",
+     ["peak 3.01, +9.6 dBFS", "clipped or was never normalised"]),
+    (lambda p: (sf.write(p, np.stack([_tone(), _tone()], 1), SR, subtype="PCM_16"),
+                _truncated(p, 0.4)),
+     "is truncated: its header announces 2.00 s, the file holds 0.80 s (40%)",
+     ["only what is there is explained"]),
+])
+def test_what_a_file_hides_is_one_warning_naming_it(tmp_path, make, needle, details):
+    from musiclime.audio import load_audio
+
+    path = tmp_path / "song.wav"
+    make(path)
+    found: list[str] = []
+    audio, _ = load_audio(path, SR, warnings=found)
+    line = _only_line(found, needle)
+    assert line.startswith(f"audio file {path}"), line
+    for text in details:
+        assert text in line, line
+    assert len(found) == 1, found
+    assert audio.size > 0
+
+
+def test_a_clean_stereo_file_and_a_quiet_master_raise_no_file_warning(tmp_path):
+    from musiclime.audio import load_audio
+
+    path = tmp_path / "ok.wav"
+    left, right = _tone(), _tone(amp=0.2)
+    right = np.roll(right, 37)  # wide stereo, not cancelling
+    sf.write(path, np.stack([left, right], 1), SR, subtype="PCM_24")
+    found: list[str] = []
+    load_audio(path, SR, warnings=found)
+    assert found == []
+
+
+def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, monkeypatch):
+    """`musiclime explain` (load_song) and the workflow's stage files record them alike."""
+    from musiclime.workflow import stages
+    from musiclime.workflow.files import load_factorized, load_record
+    from musiclime.workflow.specs import (
+        DecodeSpec,
+        FitMember,
+        FitSpec,
+        MasksSpec,
+        PredictSpec,
+        SegmentSpec,
+        SeparateSpec,
+        SongSource,
+    )
+
+    clipped = tmp_path / "clipped.wav"
+    sf.write(clipped, np.clip(4 * song.mix, -1, 1), SR, subtype="PCM_16")
+    exp = _explain(clipped, song.lyrics_path, _classifier(song), OracleSeparator(),
+                   stems_dir=song.stems_dir)
+    line = _only_line(exp.warnings, "at or beyond full scale")
+
+    monkeypatch.chdir(tmp_path)  # stage outputs are relative to the results root
+    src = SongSource("clipped", str(clipped), str(song.lyrics_path), str(song.stems_dir))
+    stages.decode_audio(DecodeSpec("d", SR), src, "decoded.npz")
+    oracle = {"name": "oracle", "_target_": "musiclime.separation.OracleSeparator"}
+    stages.separate_stems(SeparateSpec("d", "k", oracle, "oracle", SR), src, "decoded.npz",
+                          "stems.npz")
+    stages.segment_features(SegmentSpec("d", "k", "k", SR, SR, 10, None, "keep", "line"), src,
+                            "decoded.npz", "stems.npz", "seg.npz", "table.json")
+    target, _ = load_factorized("seg.npz", "clipped")
+    assert target.warnings == [line]
+    config = ExplainerConfig(num_samples=64)
+    stages.generate_masks(MasksSpec("d", "k", "both", 64, 0, False), src, "table.json",
+                          "masks.npy")
+    model = {"name": "whitebox", "_target_": "musiclime.models.whitebox.ToneKeywordClassifier",
+             "sample_rate": SR, "tone_hz": 880.0, "start": song.tone_window[0],
+             "end": song.tone_window[1], "keyword": "robot",
+             "reference_energy": 0.0225}
+    stages.predict_masks(PredictSpec("d", "k", "k", model, "wb", "both", 64, True, False), src,
+                         "seg.npz", "masks.npy", "preds.npz")
+    stages.fit_lime(FitSpec("d", "k", "k", "k", [FitMember("fitkey", config)]), src,
+                    "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
+    recorded = Explanation.load(load_record("fit.json").files["fitkey"])
+    assert recorded.warnings[0] == line

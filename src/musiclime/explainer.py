@@ -310,18 +310,23 @@ def load_song(audio_path: str | os.PathLike, lyrics_path: str | os.PathLike | No
     config = config or ExplainerConfig()
     rate = int(sample_rate)
     sep_rate = separation_rate(separator, rate)
-    sep_mix, _ = load_audio(audio_path, sep_rate)
+    file_warnings: list[str] = []  # what the file hides (clipping, cancelling channels, ...)
+    sep_mix, _ = load_audio(audio_path, sep_rate, warnings=file_warnings)
+    for text in file_warnings:
+        log.warning("%s", text)
     stems = separate(separator, sep_mix, sep_rate, stems_dir)
     if sep_rate == rate:
         mix = sep_mix
     else:
         del sep_mix  # a long song's separator-rate mix is not needed any more
-        mix = load_audio(audio_path, rate)[0]
+        mix = load_audio(audio_path, rate, warnings=[])[0]  # the same file, the same warnings
     text = read_lyrics(lyrics_path) if lyrics_path else ""
-    return factorize(mix, stems, rate, text, config, song_id=song_id or Path(audio_path).stem,
+    song = factorize(mix, stems, rate, text, config, song_id=song_id or Path(audio_path).stem,
                      info={"audio_path": str(audio_path),
                            "lyrics_path": str(lyrics_path) if lyrics_path else None},
                      stems_rate=sep_rate)
+    song.warnings[:0] = file_warnings
+    return song
 
 
 def make_masks(table: FeatureTable, config: ExplainerConfig, num_samples: int | None = None,

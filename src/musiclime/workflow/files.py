@@ -24,23 +24,30 @@ PathLike = str | os.PathLike
 
 @dataclass
 class Decoded:
-    """A decoded song: mono float32 at ``sample_rate``, and its lyrics text."""
+    """A decoded song: mono float32 at ``sample_rate``, its lyrics text, and what the audio
+    file hid (:func:`musiclime.audio.file_warnings`)."""
 
     mix: np.ndarray
     sample_rate: int
     lyrics: str
     seconds: float = 0.0  # decoding wall time
+    warnings: list[str] = field(default_factory=list)
 
 
 def save_decoded(path: PathLike, d: Decoded) -> None:
     write_npz(path, mix=d.mix, sample_rate=np.int64(d.sample_rate), lyrics=np.array(d.lyrics),
-              seconds=np.float64(d.seconds))
+              seconds=np.float64(d.seconds), warnings=np.array(json.dumps(d.warnings)))
 
 
 def load_decoded(path: PathLike) -> Decoded:
     with np.load(path) as z:
         return Decoded(mix=z["mix"], sample_rate=int(z["sample_rate"]), lyrics=str(z["lyrics"]),
-                       seconds=float(z["seconds"]))
+                       seconds=float(z["seconds"]), warnings=_warnings(z))
+
+
+def _warnings(z) -> list[str]:
+    """The ``warnings`` of a stage npz (none in files written before they were recorded)."""
+    return list(json.loads(str(z["warnings"]))) if "warnings" in z.files else []
 
 
 @dataclass
@@ -65,20 +72,24 @@ def load_stems(path: PathLike) -> Stems:
                      sample_rate=int(z["sample_rate"]), seconds=float(z["seconds"]))
 
 
-def save_factorized(npz_path: PathLike, table_path: PathLike, song, separate_seconds: float
-                    ) -> None:
-    """A factorized :class:`~musiclime.explainer.Song` (npz) and its feature table (json)."""
+def save_factorized(npz_path: PathLike, table_path: PathLike, song, separate_seconds: float,
+                    file_warnings: list[str] | None = None) -> None:
+    """A factorized :class:`~musiclime.explainer.Song` (npz) and its feature table (json);
+    ``file_warnings``: the decoded file's (:class:`Decoded`), which the song's explanations
+    record (warnings about the factorized audio itself are recomputed from it)."""
     fac = song.audio
     write_npz(npz_path, mix=fac.mix, stems=fac.stems, stem_names=np.array(fac.stem_names),
               sample_rate=np.int64(fac.sample_rate),
               bounds=np.array(fac.bounds, dtype=np.int64), residual=np.array(fac.residual_mode),
               lyrics=np.array(song.lyrics.text), lyrics_unit=np.array(song.lyrics.kind),
-              separate_seconds=np.float64(separate_seconds))
+              separate_seconds=np.float64(separate_seconds),
+              warnings=np.array(json.dumps(list(file_warnings or []))))
     write_json(table_path, song.feature_table.to_dict())
 
 
 def load_factorized(path: PathLike, song_id: str, info: dict | None = None):
-    """``(Song, separate_seconds)`` from a :func:`save_factorized` npz."""
+    """``(Song, separate_seconds)`` from a :func:`save_factorized` npz; the song's
+    ``warnings`` are the decoded file's."""
     from ..explainer import Song
 
     with np.load(path) as z:
@@ -89,7 +100,8 @@ def load_factorized(path: PathLike, song_id: str, info: dict | None = None):
                                  residual_mode=str(z["residual"]))
         lyrics = make_lyrics_units(str(z["lyrics"]), str(z["lyrics_unit"]))
         seconds = float(z["separate_seconds"])
-    return Song(song_id, fac, lyrics, info=dict(info or {})), seconds
+        warnings = _warnings(z)
+    return Song(song_id, fac, lyrics, info=dict(info or {}), warnings=warnings), seconds
 
 
 def load_feature_table(path: PathLike) -> FeatureTable:

@@ -85,9 +85,12 @@ def instantiate(node: dict):
 
 def decode_audio(spec: DecodeSpec, song: SongSource, out: str) -> None:
     t0 = time.perf_counter()
-    mix, rate = load_audio(song.audio, spec.sample_rate)
+    found: list[str] = []  # what the file hides; the song's explanations record it
+    mix, rate = load_audio(song.audio, spec.sample_rate, warnings=found)
+    for line in found:
+        log.warning("%s", line)
     text = read_lyrics(song.lyrics) if song.lyrics else ""
-    save_decoded(out, Decoded(mix, rate, text, time.perf_counter() - t0))
+    save_decoded(out, Decoded(mix, rate, text, time.perf_counter() - t0, found))
     log.info("%s: decoded %.1fs at %d Hz", song.song_id, len(mix) / rate, rate)
 
 
@@ -110,7 +113,7 @@ def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: s
     s = load_stems(stems)
     factorized = factorize(d.mix, s.stems, d.sample_rate, d.lyrics, spec.explainer(),
                            song_id=song.song_id, stems_rate=s.sample_rate)
-    save_factorized(out_npz, out_table, factorized, s.seconds)
+    save_factorized(out_npz, out_table, factorized, s.seconds, d.warnings)
 
 
 def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> None:
@@ -155,8 +158,9 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     m = load_masks(masks)
     preds, auto = load_predictions(predict, with_auto=True)
     target, sep_s = load_factorized(segment, song.song_id, song.info())
-    # what looked suspicious in the audio, worded as `musiclime explain` words it
-    warnings = audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")
+    # what looked suspicious in the file and the audio, worded as `musiclime explain` words it
+    warnings = [*target.warnings,
+                *audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")]
     fitted = []
     for member in spec.members:
         config = member.explainer
