@@ -272,3 +272,33 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
                     "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
     recorded = Explanation.load(load_record("fit.json").files["fitkey"])
     assert recorded.warnings[0] == line
+
+
+def test_lyrics_no_font_can_draw_are_one_warning_not_one_per_glyph(tmp_path, song, caplog):
+    import warnings
+
+    from musiclime.fonts import MISSING
+    from musiclime.plots import plot_audio_heatmap, plot_lyrics_bars
+
+    lyrics = tmp_path / "cjk.txt"
+    lyrics.write_text("夜の歌が聞こえる\n🎵 la la la 🎶\nthe robot sings tonight for $5\n"
+                      "café crème\n", encoding="utf-8")
+    exp = _explain(song.audio_path, lyrics, _classifier(song), OracleSeparator(),
+                   stems_dir=song.stems_dir)
+    with warnings.catch_warnings(record=True) as seen, \
+            caplog.at_level(logging.WARNING, logger="musiclime.fonts"):
+        warnings.simplefilter("always")
+        fig = plot_lyrics_bars(exp, tmp_path / "lyrics.png")
+        plot_audio_heatmap(exp, tmp_path / "heatmap.png")
+    assert not [w for w in seen if "missing from font" in str(w.message)], \
+        [str(w.message) for w in seen]
+    lines = [r.getMessage() for r in caplog.records if r.name == "musiclime.fonts"]
+    assert len(lines) == 1, lines  # the heatmap's text is all drawable: no line for it
+    assert lines[0].startswith(f"{tmp_path / 'lyrics.png'}: no installed font has ")
+    assert "夜" in lines[0] and "🎵" in lines[0] and "fonts-noto-cjk" in lines[0]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert r"the robot sings tonight for \$5" in labels  # a price, not mathtext
+    assert "café crème" in labels  # what the font has is drawn as it is
+    assert any(MISSING in label for label in labels)
+    # the explanation itself keeps the text
+    assert "夜の歌が聞こえる" in [f.name for f in exp.features]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .fonts import FigureText
 from .plots import new_figure, save_figure
 
 IMPORTANCES = ("lime_importance", "avg_importance", "hw_importance")
@@ -153,18 +154,20 @@ def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike | None = None
     fig = new_figure(layout="constrained",
                      figsize=(max(4.6 * len(classes), 7.0), 1.5 + 0.3 * max(1, n_max)))
     axes = fig.subplots(1, len(classes), squeeze=False)
+    text = FigureText()  # lyric texts in any script: one warning for what no font can draw
     for ax, name in zip(axes[0], classes, strict=True):
         top = tops[name]
-        labels = [k if len(k) <= 40 else k[:37] + "..." for k in top["feature"]][::-1]
+        labels = [text(k if len(k) <= 40 else k[:37] + "...") for k in top["feature"]][::-1]
         values = top[importance].to_numpy()[::-1]
         ax.barh(range(len(values)), values, color="#b2182b")
-        ax.set_yticks(range(len(values)), labels, fontsize=7)
+        ax.set_yticks(range(len(values)), labels, fontsize=7, fontfamily=text.family)
         right = float(vmax) if vmax is not None else 1.05 * float(np.nanmax(values))
         ax.set_xlim(0.0, right if right > 0 else 1.0)
         ax.tick_params(axis="x", labelsize=7)
         ax.set_xlabel(importance_label(importance), fontsize=8)
         ax.set_title(_songs(df, name), fontsize=9)
     fig.suptitle(_subtitle(title, importance), fontsize=9)
+    text.report(path or title)
     return _finish(fig, path)
 
 

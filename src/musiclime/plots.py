@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from .explanation import Explanation
 from .fileio import atomic_path
+from .fonts import FigureText
 
 # Figures are built with matplotlib's object API, not pyplot: no global state, so workflow jobs
 # that run in threads of one Snakemake process can plot at the same time.
@@ -157,12 +158,15 @@ def plot_audio_heatmap(exp: Explanation, path: str | os.PathLike | None = None,
     ax.set_yticks(range(len(exp.features.stems)), exp.features.stems)
     ax.set_xticks(range(n_seg), segment_labels(exp), fontsize=7)
     ax.set_xlabel("segment (start–end, m:ss)", fontsize=8)
+    text = FigureText()  # song ids and class names in any script
     title = f"{exp.song_id}: audio weights for '{exp.label_name(label)}'"
     if not finite.size:
         title += " (audio not perturbed)"
-    ax.set_title(f"{title}\n{fit_caption(exp, label)}", fontsize=9)
+    ax.set_title(text(f"{title}\n{fit_caption(exp, label)}"), fontsize=9,
+                 fontfamily=text.family)
     fig.colorbar(im, ax=ax, label="LIME weight")
     fit_tick_labels(ax)
+    text.report(path or f"{exp.song_id}: audio heatmap")
     return _finish(fig, path)
 
 
@@ -178,12 +182,13 @@ def plot_lyrics_bars(exp: Explanation, path: str | os.PathLike | None = None,
              if exp.features[i].kind == "lyrics"][:max_units]
     fig = new_figure(figsize=(7, 1.1 + 0.32 * max(1, len(items))))
     ax = fig.subplots()
+    text = FigureText()  # lyrics in any script: one warning for what no font can draw
     if items:
-        names = [n if len(n) <= 48 else n[:45] + "..." for n, _ in items][::-1]
+        names = [text(n if len(n) <= 48 else n[:45] + "...") for n, _ in items][::-1]
         weights = [w for _, w in items][::-1]
         ax.barh(range(len(items)), weights,
                 color=["#b2182b" if w > 0 else "#2166ac" for w in weights])
-        ax.set_yticks(range(len(items)), names, fontsize=8)
+        ax.set_yticks(range(len(items)), names, fontsize=8, fontfamily=text.family)
         ax.axvline(0, color="k", lw=0.8)
         if vmax is not None and vmax > 0:
             ax.set_xlim(-float(vmax), float(vmax))
@@ -192,6 +197,8 @@ def plot_lyrics_bars(exp: Explanation, path: str | os.PathLike | None = None,
                 transform=ax.transAxes)
         ax.set_yticks([])
     ax.set_xlabel("LIME weight")
-    ax.set_title(f"{exp.song_id}: lyric {exp.features.lyrics_unit}s for "
-                 f"'{exp.label_name(label)}'\n{fit_caption(exp, label)}", fontsize=9)
+    ax.set_title(text(f"{exp.song_id}: lyric {exp.features.lyrics_unit}s for "
+                      f"'{exp.label_name(label)}'\n{fit_caption(exp, label)}"), fontsize=9,
+                 fontfamily=text.family)
+    text.report(path or f"{exp.song_id}: lyrics chart")
     return _finish(fig, path)
