@@ -63,15 +63,17 @@ system-deps:  ## install chromium, chromedriver and asc-music (apt) if missing
 demo: setup  ## generate the demo test songs (once) and explain them
 	$(PY) -m musiclime_demo.run --cores $(CORES)
 
-test: setup lock-check  ## lint, then the whole test suite (slow end-to-end tests included)
+test: setup lock-check  ## lint and the layer contracts, then the whole test suite (slow end-to-end tests included)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-lint: setup
+lint: setup  ## ruff, and the layer contracts in .importlinter (docs/architecture.md)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: setup  ## benchmarks (peak memory vs num_samples, ...)
 	$(PY) bench/run.py

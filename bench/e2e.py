@@ -35,7 +35,7 @@ for p in (ROOT / "src", HERE):
 
 def write_song(folder: Path, seconds: float, rate: int = 44100) -> tuple[Path, Path]:
     import soundfile as sf
-    from run import synthetic_clip  # bench/run.py
+    from inputs import synthetic_clip  # bench/inputs.py
 
     clip = synthetic_clip(seconds, rate, n_lines=40)
     mix = clip["mix"]
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         compose_config,
         explainer_config,
     )
-    from musiclime.explainer import MusicLIME
-    from musiclime.pipeline import load_song, write_explanation_files
+    from musiclime.core.explainer import MusicLIME
+    from musiclime.report.explanation_files import load_song, write_explanation_files
 
     cfg = compose_config(overrides)
     econf = explainer_config(cfg)

@@ -69,11 +69,17 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from inputs import (  # noqa: E402, F401 (re-exported: bench.run.load_demo etc.)
+    DEMO_CORPUS,
+    STEM_NAMES,
+    demo_clip,
+    demo_entries,
+    load_demo,
+    synthetic_clip,
+)
 from memory import EnergyClassifier  # noqa: E402
 from reference import list_predict_fn, reference_explain  # noqa: E402
 
-DEMO_CORPUS = ROOT / "data" / "demo"
-STEM_NAMES = ("vocals", "drums", "bass", "other")
 GiB = 2 ** 30
 
 
@@ -102,85 +108,12 @@ class Settings:
                    dedup_samples=120, allow_untrained=True)
 
 
-# --- inputs ------------------------------------------------------------------------------------
-def demo_entries(corpus: str | Path, split: str | None = "test"):
-    from musiclime.dataset import load_dataset
-
-    manifest = Path(corpus) / "manifest.csv"
-    if not manifest.is_file():
-        return []
-    return [e for e in load_dataset(manifest, split) if e.stems_dir and e.lyrics_path]
-
-
-def synthetic_clip(seconds: float, rate: int, seed: int = 0, n_lines: int = 12) -> dict:
-    """Noise-and-tone stems that sum to the mix, numbered lyric lines (no corpus needed)."""
-    n = int(round(seconds * rate))
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / rate
-    stems = {"vocals": 0.1 * np.sin(2 * np.pi * 330 * t) * (1 + rng.standard_normal(n) * 0.1),
-             "drums": 0.05 * rng.standard_normal(n),
-             "bass": 0.2 * np.sin(2 * np.pi * 110 * t),
-             "other": 0.05 * np.sin(2 * np.pi * 880 * t)}
-    stems = {k: v.astype(np.float32) for k, v in stems.items()}
-    mix = np.sum([stems[k] for k in STEM_NAMES], axis=0).astype(np.float32)
-    lyrics = "\n".join(f"line number {i} of the song, robot {i % 3}" for i in range(n_lines))
-    return {"mix": mix, "stems": stems, "lyrics": lyrics, "rate": rate, "source": "synthetic"}
-
-
-def demo_clip(seconds: float, rate: int, corpus: str | Path = DEMO_CORPUS) -> dict:
-    """``seconds`` of demo test songs joined end to end (mix, ground-truth stems, lyrics)."""
-    from musiclime.audio import load_audio
-
-    entries = demo_entries(corpus)
-    if not entries:
-        return synthetic_clip(seconds, rate)
-    n = int(round(seconds * rate))
-    mixes, stems, lyrics, used = [], {s: [] for s in STEM_NAMES}, [], []
-    have = 0
-    for e in entries:
-        mix, _ = load_audio(e.audio_path, rate)
-        take = min(len(mix), n - have)
-        mixes.append(mix[:take])
-        for s in STEM_NAMES:
-            y, _ = load_audio(Path(e.stems_dir) / f"{s}.wav", rate)
-            y = np.pad(y, (0, max(0, len(mix) - len(y))))[:len(mix)]
-            stems[s].append(y[:take])
-        lyrics.append(Path(e.lyrics_path).read_text(encoding="utf-8").strip("\n"))
-        used.append(e.song_id)
-        have += take
-        if have >= n:
-            break
-    return {"mix": np.concatenate(mixes).astype(np.float32),
-            "stems": {s: np.concatenate(v).astype(np.float32) for s, v in stems.items()},
-            "lyrics": "\n\n".join(lyrics), "rate": rate, "source": "demo:" + "+".join(used)}
-
-
 def make_classifier(kind: str, rate: int = 44100, allow_untrained: bool = False):
     if kind == "energy":
         return EnergyClassifier(rate)
     if kind == "demo":
         return load_demo(allow_untrained)
     raise ValueError(f"unknown classifier {kind!r}")
-
-
-def load_demo(allow_untrained: bool = False, device: str = "cpu"):
-    """The shipped demo classifier; with ``allow_untrained``, its architecture with seeded random
-    weights when no checkpoint is there (same compute, meaningless probabilities)."""
-    import torch
-
-    from musiclime.models.demo_classifier import DemoClassifier, DemoClassifierConfig, DemoNet
-
-    try:
-        clf = DemoClassifier.load(device=device)
-        clf.trained = True
-        return clf
-    except FileNotFoundError:
-        if not allow_untrained:
-            raise
-    torch.manual_seed(0)
-    clf = DemoClassifier(DemoNet(DemoClassifierConfig()), device=device)
-    clf.trained = False
-    return clf
 
 
 def classifier_rate(kind: str, rate: int) -> int:
@@ -201,8 +134,8 @@ def explain_once(impl: str, clf, clip: dict, num_samples: int, modality: str = "
     import torch
 
     from musiclime import ExplainerConfig, MusicLIME, factorize
-    from musiclime.explainer import make_masks
-    from musiclime.inference import auto_batch_size
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import auto_batch_size
 
     rate = clip["rate"]
     n_audio_samples = len(clip["mix"])
@@ -365,7 +298,7 @@ def overhead_of(run: dict) -> dict:
 def load_demo_songs(n_songs: int, rate: int, corpus: str | Path = DEMO_CORPUS):
     """(song id, loader) pairs: each loader decodes, reads the oracle stems and factorizes."""
     from musiclime import ExplainerConfig, load_song
-    from musiclime.separation import OracleSeparator
+    from musiclime.models.separation import OracleSeparator
 
     entries = demo_entries(corpus)[:n_songs]
     sep = OracleSeparator()
@@ -394,10 +327,10 @@ def sweep_library(songs, clf, kernel_widths, sample_counts, log=print) -> dict:
     naive  = per song, per point: load + masks(n) + predict(n) + fit
     """
     from musiclime import ExplainerConfig
-    from musiclime.classifier import classifier_device
-    from musiclime.composition import WaveformComposer
-    from musiclime.explainer import fit_explanation, make_masks
-    from musiclime.inference import predict_masks
+    from musiclime.core.classifier import classifier_device
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import fit_explanation, make_masks
+    from musiclime.core.inference import predict_masks
 
     n_max = max(sample_counts)
     kw_single = kernel_widths[len(kernel_widths) // 2]
@@ -490,10 +423,10 @@ def reuse_speedups(clf, song, reuse_samples: int, dedup_song=None,
                    dedup_samples: int = 500) -> dict:
     """``predict_masks`` with each flag on vs off; probabilities must agree."""
     from musiclime import ExplainerConfig
-    from musiclime.classifier import classifier_device
-    from musiclime.composition import WaveformComposer
-    from musiclime.explainer import make_masks
-    from musiclime.inference import predict_masks
+    from musiclime.core.classifier import classifier_device
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import predict_masks
 
     dev = classifier_device(clf)
     out = {}

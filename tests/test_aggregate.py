@@ -1,4 +1,4 @@
-"""Global aggregation of local explanations (musiclime.aggregate / aggregate_plots).
+"""Global aggregation of local explanations (musiclime.core.aggregate / aggregate_plots).
 
 The expected numbers below are worked out by hand from the weights in ``_corpus`` (the
 arithmetic is in the comments), not by re-running the module's formulas.
@@ -13,20 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musiclime.aggregate import (
+from musiclime.core.aggregate import (
     COLUMNS,
     ROLLUPS,
     aggregate,
     aggregate_all,
-    aggregate_dir,
     feature_key,
     load_explanations,
     write_tables,
 )
-from musiclime.aggregate_plots import plot_global
-from musiclime.explanation import Explanation
-from musiclime.features import Feature, FeatureTable
-from musiclime.surrogate import LabelFit
+from musiclime.core.explanation import Explanation
+from musiclime.core.features import Feature, FeatureTable
+from musiclime.core.surrogate import LabelFit
+from musiclime.report.global_plots import plot_global, write_global
 
 CLASSES = ["pop", "rock", "jazz"]  # jazz: never predicted
 STEMS = ["vocals", "drums"]
@@ -210,7 +209,7 @@ def test_avg_count_present():
 
 
 def test_skipped_songs_are_counted_and_warned(caplog):
-    with caplog.at_level(logging.WARNING, logger="musiclime.aggregate"):
+    with caplog.at_level(logging.WARNING, logger="musiclime.core.aggregate"):
         tables = aggregate_all(_corpus())
     assert set(tables) == set(ROLLUPS)
     warnings = [r for r in caplog.records if "skipped" in r.getMessage()]
@@ -301,7 +300,7 @@ def test_aggregate_dir(tmp_path):
         paths.append(exp.save_json(tmp_path / "exp" / f"{exp.song_id}.json"))
     loaded = load_explanations(paths)
     assert [e.song_id for e in loaded] == ["A", "B", "C", "D"]
-    summary = aggregate_dir(paths, tmp_path / "global")
+    summary = write_global(paths, tmp_path / "global")
     assert summary["n_songs"] == 4 and summary["n_songs_used"] == 3
     assert summary["skipped"] == ["D"]
     assert summary["n_songs_per_class"] == {"pop": 2, "rock": 1, "jazz": 0}

@@ -54,7 +54,6 @@ from .predictor import MaskPredictor, ranking
 from .registry import MetricInfo, all_metrics, metric_for_key, parse_evidence_key
 from .sanity import (
     SanityResult,
-    plot_sanity_cascade,
     randomisable_layers,
     sanity_cascade,
 )
@@ -76,7 +75,7 @@ __all__ = [
     "evidence_scores", "explanation_evidence", "explanation_fidelity", "explanation_stability",
     "heldout_fidelity", "heldout_masks", "insertion_curve", "jaccard", "load_evidence",
     "lyrics_evidence", "metric_for_key", "normalized_precision", "parse_evidence_key",
-    "plot_sanity_cascade", "precision_at_k", "randomisable_layers", "ranking",
+    "precision_at_k", "randomisable_layers", "ranking",
     "repeat_explanations", "sanity_cascade", "segment_is_evidence", "sufficiency",
     "surrogate_predict", "weight_entropy", "weight_stability",
 ]

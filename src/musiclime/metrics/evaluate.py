@@ -70,13 +70,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..explainer import ExplainerConfig, Song, fit_explanation, make_masks
-from ..explanation import Explanation
+from ..core.explainer import ExplainerConfig, Song, fit_explanation, make_masks
+from ..core.explanation import Explanation
 from .complexity import complexity
 from .deletion import deletion_insertion
 from .evidence import explanation_evidence, load_evidence
 from .fidelity import explanation_fidelity
 from .predictor import MaskPredictor
+from .rerun import check_song, config_from_explanation
 from .sanity import sanity_cascade, torch_module
 from .stability import explanation_stability
 from .sufficiency import sufficiency
@@ -84,9 +85,6 @@ from .sufficiency import sufficiency
 log = logging.getLogger(__name__)
 
 #: explainer settings that shape the surrogate: stability reruns take them from the explanation
-_SURROGATE_KEYS = ("kernel_width", "distance_scale", "feature_selection", "ridge_alpha",
-                   "exhaustive", "num_features", "estimator", "target", "sampler")
-
 
 @dataclass
 class MetricSettings:
@@ -154,33 +152,6 @@ class MetricsConfig(MetricSettings):
     # the pipeline leaves it off unless asked (the paper preset sets 3)
     stability_seeds: int = 0
     enabled: bool = True  # false: no evaluate stage
-
-
-def config_from_explanation(exp: Explanation, config: ExplainerConfig | None = None,
-                            label: int | None = None) -> ExplainerConfig:
-    """The explainer settings that made ``exp`` (for reruns): ``config`` (or the explanation's
-    recorded params) with the explanation's modality, sample count and surrogate settings."""
-    fields = {f.name for f in dataclasses.fields(ExplainerConfig)}
-    if config is not None:
-        base = dataclasses.asdict(config)
-        base.update({k: exp.params[k] for k in _SURROGATE_KEYS if k in exp.params})
-        if "seed" in exp.params:
-            base["seed"] = exp.params["seed"]
-    else:
-        base = {k: v for k, v in exp.params.items() if k in fields}
-    base.update(num_samples=int(exp.num_samples), modality=exp.modality)
-    if label is not None:
-        base["labels"] = [int(label)]
-    return ExplainerConfig(**base)
-
-
-def check_song(exp: Explanation, song: Song) -> None:
-    table = song.feature_table
-    if [f.name for f in table.features] != [f.name for f in exp.features.features]:
-        raise ValueError(
-            f"song {song.song_id!r} does not factorize into the explanation's features "
-            f"({len(table)} vs {len(exp.features)}); factorize it with the explanation's "
-            "segmentation and lyrics unit")
 
 
 def evaluate_explanation(exp: Explanation, song: Song, classifier,

@@ -70,11 +70,10 @@ from ..errors import ConfigError
 from .stability import jaccard, top_k_set
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
     from torch import nn
 
-    from ..explainer import ExplainerConfig, Song
-    from ..explanation import Explanation
+    from ..core.explainer import ExplainerConfig, Song
+    from ..core.explanation import Explanation
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +262,7 @@ class _DropThisThread(logging.Filter):
 def _quiet_fit_warnings():
     """Hush the explainer's warnings about this thread's refits: a randomised classifier is
     expected to be unsure, flat or deaf, and those warnings are about the user's song."""
-    logger = logging.getLogger("musiclime.explainer")
+    logger = logging.getLogger("musiclime.core.explainer")
     quiet = _DropThisThread()
     logger.addFilter(quiet)
     try:
@@ -278,7 +277,7 @@ def explain_with(classifier, exp: Explanation, song: Song,
     explanation's seed and sample count) and surrogate settings (``config``, e.g.
     :func:`~musiclime.metrics.evaluate.config_from_explanation`), predicted through
     :func:`~musiclime.explainer.predict_song`. Returns the explanation and the rows predicted."""
-    from ..explainer import fit_explanation, make_masks, predict_song
+    from ..core.explainer import fit_explanation, make_masks, predict_song
 
     masks, layout = make_masks(exp.features, config)
     preds = predict_song(classifier, song, masks, layout, config, progress=False)
@@ -304,7 +303,7 @@ def sanity_cascade(exp: Explanation, song: Song, classifier,
     layers: ``0``: a step per layer; ``N > 0``: ``N`` evenly spaced cumulative steps.
     seed: seed of the re-initialisation.
     """
-    from .evaluate import check_song, config_from_explanation
+    from .rerun import check_song, config_from_explanation
 
     label = exp.predicted_label if label is None else int(label)
     if label not in exp.fits:
@@ -338,7 +337,7 @@ def sanity_cascade(exp: Explanation, song: Song, classifier,
 _DEPTH_KEY = re.compile(r"(?:sanity_)?(spearman|spearman_abs)_depth(\d+)")
 
 
-def _curves(item) -> tuple[dict[int, float], dict[int, float], list[str] | None]:
+def cascade_curves(item) -> tuple[dict[int, float], dict[int, float], list[str] | None]:
     """``({depth: rho}, {depth: rho_abs}, layer names or None)`` of a result or a metrics
     dict (the evaluate stage's ``sanity_*`` keys, or :meth:`SanityResult.as_dict`'s)."""
     if isinstance(item, SanityResult):
@@ -355,62 +354,6 @@ def _curves(item) -> tuple[dict[int, float], dict[int, float], list[str] | None]
     if not signed:
         raise ValueError("no sanity_spearman_depth{k} keys: was metrics.sanity on?")
     return signed, absolute, None
-
-
-def plot_sanity_cascade(results, path: str | os.PathLike | None = None,
-                        layers: Sequence[str] | None = None, title: str | None = None
-                        ) -> Figure:
-    """Rank correlation with the original explanation (signed and of ``|w|``) against the
-    cascade step, a dashed line at 0 (where a method that passes ends).
-
-    ``results``: a :class:`SanityResult` or a metrics dict (one song's ``sanity_*`` keys), or a
-    list of them (several songs: a thin line per song and their mean, bold). The x axis is the
-    cascade depth (layers randomised), labelled with the deepest layer randomised when the
-    layer names are known (from a result, or ``layers``: output first), else with the depth.
-    Each curve's line has the gid ``sanity-curve`` (the per-song lines also
-    ``sanity-song``).
-    """
-    from ..plots import fit_tick_labels, new_figure, save_figure
-
-    items = [results] if isinstance(results, (SanityResult, Mapping)) else list(results)
-    if not items:
-        raise ValueError("no sanity results to plot")
-    parsed = [_curves(item) for item in items]
-    names = list(layers) if layers is not None else next((p[2] for p in parsed if p[2]), None)
-    depths = sorted({d for signed, absolute, _ in parsed for d in (*signed, *absolute)})
-    fig = new_figure(figsize=(max(5.0, 1.2 + 0.55 * len(depths)), 3.6))
-    ax = fig.subplots()
-    styles = (("spearman", 0, "#b2182b", "Spearman(w, w₀)"),
-              ("spearman_abs", 1, "#2166ac", "Spearman(|w|, |w₀|)"))
-    for _, which, colour, text in styles:
-        curves = [p[which] for p in parsed if p[which]]
-        if not curves:
-            continue
-        if len(curves) > 1:
-            for curve in curves:
-                xs = sorted(curve)
-                ax.plot(xs, [curve[x] for x in xs], color=colour, lw=0.7, alpha=0.35,
-                        gid="sanity-curve sanity-song")
-        mean = [np.nanmean([c[d] for c in curves if d in c]) if any(d in c for c in curves)
-                else np.nan for d in depths]
-        label = text if len(curves) == 1 else f"{text}, mean of {len(curves)} songs"
-        ax.plot(depths, mean, color=colour, lw=2.0, marker="o", ms=4, label=label,
-                gid="sanity-curve")
-    ax.axhline(0.0, color="k", lw=0.8, ls="--")
-    ax.set_ylim(min(-0.2, ax.get_ylim()[0]), 1.05)
-    ticks = ["original" if d == 0 else (names[d - 1] if names and d <= len(names) else str(d))
-             for d in depths]
-    ax.set_xticks(depths, ticks, fontsize=7)
-    ax.set_xlabel("layers randomised, from the output down (cumulative)" if names else
-                  "layers randomised, from the output down (cumulative): depth", fontsize=8)
-    ax.set_ylabel("rank correlation with the original", fontsize=8)
-    ax.set_title(title or "Sanity check: cascading randomisation (Adebayo et al. 2018)",
-                 fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
-    fit_tick_labels(ax)
-    if path is not None:
-        save_figure(fig, path)
-    return fig
 
 
 def sanity_plot_path(metrics_path: str | os.PathLike) -> Path:

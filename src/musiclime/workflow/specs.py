@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the heavy modules are imported only by the stages that need them
-    from ..explainer import ExplainerConfig
+    from ..core.explainer import ExplainerConfig
     from ..metrics import MetricSettings
 
 
@@ -25,7 +25,7 @@ def _plain(obj) -> Any:
 
 
 def _explainer(d: dict) -> ExplainerConfig:
-    from ..explainer import ExplainerConfig
+    from ..core.explainer import ExplainerConfig
 
     return ExplainerConfig(**d)
 

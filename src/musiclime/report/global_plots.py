@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..core.aggregate import aggregate_songs, load_explanations, write_tables
+from ..io.fileio import write_json
 from .fonts import FigureText
 from .plots import new_figure, save_figure
 
@@ -187,3 +190,24 @@ def plot_global(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
     plot_top_bars(audio, paths[1], importance, top_k, "audio features (stem x segment)")
     plot_top_bars(lyrics, paths[2], importance, top_k, "lyric units")
     return paths
+
+
+def write_global(explanation_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
+                 avg_count: str = "positive", importance: str = "hw_importance",
+                 top_k: int = 10, plots_dir: str | os.PathLike | None = None) -> dict:
+    """Load explanations, write every table (:func:`musiclime.core.aggregate.aggregate_songs`),
+    the plots and ``global_summary.json``. Plots go to ``plots_dir`` (default: ``out_dir``).
+
+    Returns the summary: ``n_songs`` (loaded), ``n_songs_used``, ``skipped`` (song ids whose
+    predicted label was not explained), ``n_songs_per_class`` (contributing songs, every class
+    listed) and ``files`` (everything written, the summary last).
+    """
+    out_dir = Path(out_dir)
+    tables, summary = aggregate_songs(load_explanations(explanation_paths), avg_count)
+    files = write_tables(tables, out_dir)
+    files += plot_global(tables, plots_dir or out_dir, importance=importance, top_k=top_k)
+    summary_path = out_dir / "global_summary.json"
+    summary.update(importance=importance, top_k=top_k,
+                   files=[str(p) for p in files] + [str(summary_path)])
+    write_json(summary_path, summary)
+    return summary

@@ -35,7 +35,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .plots import _finish, new_figure
-from .results_table import first_stable
 
 CALLS_EXPERIMENT = "musiclime-calls"  # bench/calls.py's experiment
 BASELINE = "bernoulli+lime_ridge"  # today's default: bench/calls.py's baseline
@@ -80,6 +79,17 @@ def collect_calls(uri: str, experiment: str = CALLS_EXPERIMENT) -> pd.DataFrame:
     df = df.sort_values("start_time", ascending=False, kind="stable")
     df = df.drop_duplicates(["method", "calls"], keep="first")
     return df.sort_values(["method", "calls"]).reset_index(drop=True)
+
+
+def first_stable(curve: pd.Series, threshold: float) -> float | None:
+    """The first index of ``curve`` (sorted by index) from which every value is at or above
+    ``threshold``; None when there is none (NaN counts as below)."""
+    curve = curve.sort_index()
+    ok = curve >= threshold
+    for n in curve.index:
+        if ok.loc[n:].all():
+            return n
+    return None
 
 
 def method_order(methods) -> list[str]:
@@ -341,7 +351,7 @@ def has_sanity(sweep: pd.DataFrame) -> bool:
 def plot_sanity(sweep: pd.DataFrame, path: str | os.PathLike | None = None) -> Figure:
     """The sanity cascade of every configuration that ran it (each curve the mean over the
     run's songs) and their mean, by :func:`musiclime.metrics.sanity.plot_sanity_cascade`."""
-    from .metrics.sanity import plot_sanity_cascade
+    from .sanity_figure import plot_sanity_cascade
 
     records = sanity_records(sweep)
     what = (f"{len(records)} configurations, each" if len(records) > 1

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
-from .fileio import atomic_path
-from .metrics.registry import label as metric_label
+from ..errors import InputError
+from ..io.fileio import atomic_path
+from ..metrics.registry import label as metric_label
+from .results_figures import first_stable
 
 PARAMS = {
     "explainer.kernel_width": "kernel_width",
@@ -59,16 +60,6 @@ def swept_axes(df: pd.DataFrame) -> list[str]:
     """The :data:`EXTRA_AXES` that take more than one value in ``df``."""
     return [c for c in EXTRA_AXES if c in df and df[c].nunique() > 1]
 
-
-def first_stable(curve: pd.Series, threshold: float) -> float | None:
-    """The first index of ``curve`` (sorted by index) from which every value is at or above
-    ``threshold``; None when there is none (NaN counts as below)."""
-    curve = curve.sort_index()
-    ok = curve >= threshold
-    for n in curve.index:
-        if ok.loc[n:].all():
-            return n
-    return None
 
 
 def collect_runs(uri: str, experiment: str = "musiclime",

@@ -66,9 +66,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io.fileio import atomic_path
 from .explanation import Explanation
 from .features import Feature
-from .fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -241,21 +241,11 @@ def load_explanations(paths: Iterable[str | os.PathLike]) -> list[Explanation]:
     return [Explanation.load(p) for p in paths]
 
 
-def aggregate_dir(explanation_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                  avg_count: str = "positive", importance: str = "hw_importance",
-                  top_k: int = 10, plots_dir: str | os.PathLike | None = None) -> dict:
-    """Load explanations, write every table, the plots and ``global_summary.json``.
-
-    Plots go to ``plots_dir`` (default: ``out_dir``).
-
-    Returns the summary: ``n_songs`` (loaded), ``n_songs_used``, ``skipped`` (song ids whose
-    predicted label was not explained), ``n_songs_per_class`` (contributing songs, every class
-    listed) and ``files`` (everything written, the summary last).
-    """
-    from .aggregate_plots import plot_global
-
-    out_dir = Path(out_dir)
-    explanations = load_explanations(explanation_paths)
+def aggregate_songs(explanations: list[Explanation], avg_count: str = "positive"
+                    ) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Every rollup's table of ``explanations`` and what the summary says of them:
+    ``n_songs``, ``n_songs_used``, ``skipped`` (song ids whose predicted label was not
+    explained), ``n_songs_per_class`` (contributing songs, every class listed), ``avg_count``."""
     class_names = _check_classes(explanations)
     if avg_count not in AVG_COUNTS:
         raise ValueError(f"avg_count must be one of {AVG_COUNTS}, got {avg_count!r}")
@@ -265,12 +255,5 @@ def aggregate_dir(explanation_paths: Iterable[str | os.PathLike], out_dir: str |
         name = exp.label_name(exp.predicted_label)
         per_class[name] = per_class.get(name, 0) + 1
     tables = {rollup: _aggregate(used, class_names, rollup, avg_count) for rollup in ROLLUPS}
-    files = write_tables(tables, out_dir)
-    files += plot_global(tables, plots_dir or out_dir, importance=importance, top_k=top_k)
-    summary_path = out_dir / "global_summary.json"
-    summary = {"n_songs": len(explanations), "n_songs_used": len(used), "skipped": skipped,
-               "n_songs_per_class": per_class, "avg_count": avg_count,
-               "importance": importance, "top_k": top_k,
-               "files": [str(p) for p in files] + [str(summary_path)]}
-    write_json(summary_path, summary)
-    return summary
+    return tables, {"n_songs": len(explanations), "n_songs_used": len(used),
+                    "skipped": skipped, "n_songs_per_class": per_class, "avg_count": avg_count}

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .audio import load_audio
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
+from ..io.audio import load_audio
 from .explanation import Explanation
 from .factorization import RESIDUAL_MODES, AudioFactorization
 from .features import FeatureTable
