@@ -218,19 +218,20 @@ def test_sanity_figure_has_one_curve_per_configuration_with_the_cascade(sweep):
     assert "is 0.12 (mean over 5 configurations, range 0.10 to 0.14), 0.32 for |w|" in caption
 
 
-def test_results_page_embeds_the_four_figures(store, tmp_path):
+def test_results_page_embeds_the_four_figures(store, tmp_path, monkeypatch):
     uri, parent = store
-    out = tmp_path / "docs" / "results.md"
-    assert main(["results", "--uri", uri, "--parent", parent, "--out", str(out),
+    monkeypatch.chdir(tmp_path)  # the default --out: docs/results/calls.md
+    out = tmp_path / "docs" / "results" / "calls.md"
+    assert main(["results", "--uri", uri, "--parent", parent,
                  "--command-text", "musiclime run sweep=calls"]) == 0
     page = out.read_text(encoding="utf-8")
     assert page.index("## Every configuration") < page.index(FIGURES_HEADING)
     figures = page.split(FIGURES_HEADING)[1]
     for name in ("stability_vs_calls", "error_vs_calls", "kernel_width", "sanity_cascade"):
-        png = tmp_path / "docs" / "results_figures" / f"{name}.png"
+        png = tmp_path / "docs" / "results" / "calls_figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert png.stat().st_size > 5000, name
-        ref = f"(results_figures/{name}.png)"
+        ref = f"(calls_figures/{name}.png)"  # relative to the page: it resolves
         assert ref in figures, name
         caption = figures.split(ref)[1].strip().split("\n")[0]  # the line under the image
         assert len(caption) > 40 and not caption.startswith(("!", "#")), name

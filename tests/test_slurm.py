@@ -3,7 +3,7 @@
 
 Real daemons (munged, slurmctld, slurmd), Snakemake's SLURM executor plugin, a real `mlflow
 server`, a kill -9 of the driver while its SLURM jobs run and a rerun that cancels them. The
-real-cluster profile runs with the README's arguments for a cluster without accounting; the
+real-cluster profile runs with docs/workflow.md's arguments for a cluster without accounting; the
 test node declares the size of a real node, so its GPU jobs (4 CPUs, 16 GB) are accepted as
 they are. The cluster is started here (the
 script installs the Debian packages when they are missing); the test fails, with the script's
@@ -112,7 +112,7 @@ def per_job(wall: float, log: str) -> tuple[int, float]:
     return n, wall / max(n, 1)
 
 
-#: the README's real-cluster command for a cluster without accounting, with the status polls
+#: docs/workflow.md's real-cluster command for a cluster without accounting, with the status polls
 #: of the test profile (the executor's default first poll, after 40 s, would add minutes)
 REAL_CLUSTER_ARGS = ("--snakemake-args", "--slurm-status-command", "squeue",
                      "--slurm-init-seconds-before-status-checks", "2",

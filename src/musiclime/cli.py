@@ -4,7 +4,7 @@
     musiclime run [-m] [--cores N] [overrides ...]
     musiclime track [-m] [overrides ...]     (after a tracking outage: records what is missing)
     musiclime report [-m] [--out report.html] [overrides ...]
-    musiclime results [--results-root results] [--out docs/results.md] [--calls-uri URI]
+    musiclime results [--results-root results] [--out docs/results/calls.md] [--calls-uri URI]
                       [--no-figures]     (tables and figures of a sweep, from MLflow)
     musiclime train-classifier --out DIR [overrides ...]   (a fusion head: model=hf_fusion)
     musiclime config [overrides ...]
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--command-text", help="the command that produced the runs, for the page")
     res.add_argument("--note", help="markdown to put under the title (scope, caveats); "
                      "@FILE reads it from FILE")
-    res.add_argument("--out", default="docs/results.md")
+    res.add_argument("--out", default="docs/results/calls.md")
     res.add_argument("--calls-uri", help="tracking URI of the calls benchmark's runs "
                      "(bench/calls.py --mlflow; default: the same as --uri)")
     res.add_argument("--no-figures", action="store_true",

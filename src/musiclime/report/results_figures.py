@@ -440,7 +440,7 @@ PAGE_FIGURES = (
 
 def figures_dir(markdown_path: str | os.PathLike) -> Path:
     """Where the page's PNGs go: ``<page stem>_figures/`` beside it
-    (``docs/results.md`` -> ``docs/results_figures/``)."""
+    (``docs/results/calls.md`` -> ``docs/results/calls_figures/``)."""
     markdown_path = Path(markdown_path)
     return markdown_path.parent / f"{markdown_path.stem}_figures"
 
