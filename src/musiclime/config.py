@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
-from .explainer import ExplainerConfig
+from .params import ExplainerConfig
 
 #: Top-level groups and keys a config may hold; anything else is a typo.
 ROOT_KEYS = {"dataset", "separator", "model", "explainer", "metrics", "tracking", "sweep",
