@@ -13,7 +13,7 @@ The protocol (issue "Fewer classifier calls for the same explanation"):
   count (4096); every count 64, 128, ..., 4096 is fitted on a prefix of it (the samplers'
   prefix property), exactly as a ``num_samples`` sweep of ``musiclime run`` does.
 - **Methods** ``sampler+estimator[@target]`` (:data:`METHODS`): the fits are the library's own
-  (:func:`musiclime.explainer.surrogate_weights`, with :mod:`musiclime.targets`), several
+  (:func:`musiclime.core.explainer.surrogate_weights`, with :mod:`musiclime.core.targets`), several
   estimators on each sampler's predictions. ``bernoulli+lime_ridge`` is today's default and the
   baseline ("bernoulli" in the last line).
 - **Stable**: the mean pairwise Jaccard of the ``S`` top-5 sets is >= 0.8; a song's
@@ -109,7 +109,7 @@ def _config(method: str):
 def predictions(song, layout, sampler: str, seed: int, n: int, clf, cache: Path | None):
     """Masks and probabilities of one prediction run (cached in ``cache`` when given)."""
     from musiclime import ExplainerConfig
-    from musiclime.explainer import draw_masks, predict_song
+    from musiclime.core.explainer import draw_masks, predict_song
 
     path = cache / f"{song.song_id}_{sampler}_{seed}_{n}.npz" if cache else None
     if path is not None and path.is_file():
@@ -140,15 +140,15 @@ def run_demo(settings: Settings, cache: Path | None = None) -> dict:
     from run import demo_entries, load_demo
 
     from musiclime import ExplainerConfig, load_song
-    from musiclime.explainer import surrogate_weights
-    from musiclime.masks import MaskLayout
+    from musiclime.core.explainer import surrogate_weights
+    from musiclime.core.masks import MaskLayout
     from musiclime.metrics.evidence import (
         evidence_features,
         load_evidence,
         normalized_precision,
         precision_at_k,
     )
-    from musiclime.separation import OracleSeparator
+    from musiclime.models.separation import OracleSeparator
 
     entries = demo_entries(settings.corpus)[: settings.songs]
     if not entries:
@@ -333,7 +333,7 @@ def run_auto(corpus: str, songs: int | None, overrides: dict, log_every: bool = 
     from run import demo_entries, load_demo
 
     from musiclime import ExplainerConfig, MusicLIME, load_song
-    from musiclime.separation import OracleSeparator
+    from musiclime.models.separation import OracleSeparator
 
     entries = demo_entries(corpus)[:songs] if songs else demo_entries(corpus)
     if not entries:

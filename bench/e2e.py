@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         compose_config,
         explainer_config,
     )
-    from musiclime.explainer import MusicLIME
-    from musiclime.pipeline import load_song, write_explanation_files
+    from musiclime.core.explainer import MusicLIME
+    from musiclime.report.explanation_files import load_song, write_explanation_files
 
     cfg = compose_config(overrides)
     econf = explainer_config(cfg)

@@ -122,9 +122,9 @@ def run(size: str = "mid", device: str = "auto", samples: int = 200, seconds: fl
     import torch
 
     from musiclime import ExplainerConfig
-    from musiclime.composition import WaveformComposer
-    from musiclime.explainer import make_masks
-    from musiclime.inference import auto_batch_size, predict_masks
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import auto_batch_size, predict_masks
     from musiclime.models.demo_classifier import resolve_device
 
     dev = resolve_device(device)

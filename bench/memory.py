@@ -88,7 +88,7 @@ def write_long_song(folder: Path, seconds: float, rate: int = 44100) -> tuple[Pa
     and a lyrics file, written 10 s at a time so the writer stays small."""
     import numpy as np
 
-    from musiclime.audio import encode_audio
+    from musiclime.io.audio import encode_audio
 
     audio, lyrics = folder / "long.wav", folder / "long.txt"
     rng = np.random.default_rng(0)
@@ -114,7 +114,7 @@ def long_song_child(audio: str, lyrics: str, num_samples: int) -> dict:
 
     from musiclime import ExplainerConfig, MusicLIME, load_song
     from musiclime.models import DemoClassifier
-    from musiclime.separation import OpenUnmixSeparator
+    from musiclime.models.separation import OpenUnmixSeparator
 
     stages = {"imports": peak_rss_bytes()}
     t0 = time.perf_counter()

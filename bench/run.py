@@ -104,7 +104,7 @@ class Settings:
 
 # --- inputs ------------------------------------------------------------------------------------
 def demo_entries(corpus: str | Path, split: str | None = "test"):
-    from musiclime.dataset import load_dataset
+    from musiclime.io.dataset import load_dataset
 
     manifest = Path(corpus) / "manifest.csv"
     if not manifest.is_file():
@@ -129,7 +129,7 @@ def synthetic_clip(seconds: float, rate: int, seed: int = 0, n_lines: int = 12) 
 
 def demo_clip(seconds: float, rate: int, corpus: str | Path = DEMO_CORPUS) -> dict:
     """``seconds`` of demo test songs joined end to end (mix, ground-truth stems, lyrics)."""
-    from musiclime.audio import load_audio
+    from musiclime.io.audio import load_audio
 
     entries = demo_entries(corpus)
     if not entries:
@@ -201,8 +201,8 @@ def explain_once(impl: str, clf, clip: dict, num_samples: int, modality: str = "
     import torch
 
     from musiclime import ExplainerConfig, MusicLIME, factorize
-    from musiclime.explainer import make_masks
-    from musiclime.inference import auto_batch_size
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import auto_batch_size
 
     rate = clip["rate"]
     n_audio_samples = len(clip["mix"])
@@ -365,7 +365,7 @@ def overhead_of(run: dict) -> dict:
 def load_demo_songs(n_songs: int, rate: int, corpus: str | Path = DEMO_CORPUS):
     """(song id, loader) pairs: each loader decodes, reads the oracle stems and factorizes."""
     from musiclime import ExplainerConfig, load_song
-    from musiclime.separation import OracleSeparator
+    from musiclime.models.separation import OracleSeparator
 
     entries = demo_entries(corpus)[:n_songs]
     sep = OracleSeparator()
@@ -394,10 +394,10 @@ def sweep_library(songs, clf, kernel_widths, sample_counts, log=print) -> dict:
     naive  = per song, per point: load + masks(n) + predict(n) + fit
     """
     from musiclime import ExplainerConfig
-    from musiclime.classifier import classifier_device
-    from musiclime.composition import WaveformComposer
-    from musiclime.explainer import fit_explanation, make_masks
-    from musiclime.inference import predict_masks
+    from musiclime.core.classifier import classifier_device
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import fit_explanation, make_masks
+    from musiclime.core.inference import predict_masks
 
     n_max = max(sample_counts)
     kw_single = kernel_widths[len(kernel_widths) // 2]
@@ -490,10 +490,10 @@ def reuse_speedups(clf, song, reuse_samples: int, dedup_song=None,
                    dedup_samples: int = 500) -> dict:
     """``predict_masks`` with each flag on vs off; probabilities must agree."""
     from musiclime import ExplainerConfig
-    from musiclime.classifier import classifier_device
-    from musiclime.composition import WaveformComposer
-    from musiclime.explainer import make_masks
-    from musiclime.inference import predict_masks
+    from musiclime.core.classifier import classifier_device
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import predict_masks
 
     dev = classifier_device(clf)
     out = {}

@@ -10,8 +10,8 @@ The protocol (the issue "Fewer classifier calls for the same explanation"):
   over ``F = 40`` audio features (4 stems x 10 segments) + 4..6 lyric lines: the families
   ``additive``, ``interaction`` (ANDs of a stem-segment and a lyric line), ``saturating_or`` and
   ``many_small``, ``--songs`` songs each. They are functions of the mask ``z``: no audio, no GPU.
-- **Methods**: a sampler (:mod:`musiclime.samplers`) and an estimator
-  (:mod:`musiclime.estimators`), named ``sampler+estimator``. ``bernoulli+lime_ridge`` is
+- **Methods**: a sampler (:mod:`musiclime.core.samplers`) and an estimator
+  (:mod:`musiclime.core.estimators`), named ``sampler+estimator``. ``bernoulli+lime_ridge`` is
   today's default (the baseline, "bernoulli" in the last line).
 - **Runs**: for every method, song and seed (``S = 5``), one prediction run of the largest call
   count; every call count (64 .. 4096 classifier calls = mask rows, row 0 included) is fitted
@@ -55,8 +55,8 @@ ROOT = HERE.parent
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from musiclime import estimators as est  # noqa: E402
-from musiclime import samplers as smp  # noqa: E402
+from musiclime.core import estimators as est  # noqa: E402
+from musiclime.core import samplers as smp  # noqa: E402
 from musiclime.metrics.stability import weight_stability  # noqa: E402
 from musiclime.models.groundtruth import FAMILIES, make_game  # noqa: E402
 
@@ -238,9 +238,9 @@ def run_demo(settings: Settings, progress: bool = True) -> dict:
     from run import demo_entries, load_demo
 
     from musiclime import ExplainerConfig, load_song
-    from musiclime.explainer import predict_song
-    from musiclime.masks import MaskLayout
-    from musiclime.separation import OracleSeparator
+    from musiclime.core.explainer import predict_song
+    from musiclime.core.masks import MaskLayout
+    from musiclime.models.separation import OracleSeparator
 
     entries = demo_entries(ROOT / "data" / "demo")[: settings.demo_songs]
     if not entries:

@@ -1,4 +1,4 @@
-"""Global aggregation of local explanations (musiclime.aggregate / aggregate_plots).
+"""Global aggregation of local explanations (musiclime.core.aggregate / aggregate_plots).
 
 The expected numbers below are worked out by hand from the weights in ``_corpus`` (the
 arithmetic is in the comments), not by re-running the module's formulas.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musiclime.aggregate import (
+from musiclime.core.aggregate import (
     COLUMNS,
     ROLLUPS,
     aggregate,
@@ -23,10 +23,10 @@ from musiclime.aggregate import (
     load_explanations,
     write_tables,
 )
-from musiclime.aggregate_plots import plot_global
-from musiclime.explanation import Explanation
-from musiclime.features import Feature, FeatureTable
-from musiclime.surrogate import LabelFit
+from musiclime.core.explanation import Explanation
+from musiclime.core.features import Feature, FeatureTable
+from musiclime.core.surrogate import LabelFit
+from musiclime.report.global_plots import plot_global
 
 CLASSES = ["pop", "rock", "jazz"]  # jazz: never predicted
 STEMS = ["vocals", "drums"]
@@ -210,7 +210,7 @@ def test_avg_count_present():
 
 
 def test_skipped_songs_are_counted_and_warned(caplog):
-    with caplog.at_level(logging.WARNING, logger="musiclime.aggregate"):
+    with caplog.at_level(logging.WARNING, logger="musiclime.core.aggregate"):
         tables = aggregate_all(_corpus())
     assert set(tables) == set(ROLLUPS)
     warnings = [r for r in caplog.records if "skipped" in r.getMessage()]

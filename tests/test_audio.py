@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musiclime.audio import (
+from musiclime.errors import AudioDecodeError, SampleRateError
+from musiclime.io.audio import (
     DECODE_BLOCK_FRAMES,
     WRITE_BLOCK_FRAMES,
     encode_audio,
@@ -20,7 +21,6 @@ from musiclime.audio import (
     resample,
     write_wav,
 )
-from musiclime.errors import AudioDecodeError, SampleRateError
 
 FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
            "mp3": ("MP3", None)}
@@ -144,7 +144,7 @@ def test_write_wav_round_trip_and_no_temp_left(tmp_path):
 
 
 def test_outputs_honour_umask(tmp_path):
-    from musiclime.fileio import write_json
+    from musiclime.io.fileio import write_json
 
     old = os.umask(0o022)
     try:
@@ -221,7 +221,7 @@ def test_long_ogg_vorbis_encodes_without_crashing():
     seconds, rate = 240, 22050
     code = textwrap.dedent(f"""
         import io, numpy as np, soundfile as sf
-        from musiclime.audio import encode_audio
+        from musiclime.io.audio import encode_audio
         y = (0.3 * np.random.default_rng(0).standard_normal({seconds} * {rate})).astype("f4")
         buf = io.BytesIO()
         encode_audio(buf, y, {rate}, "OGG", "VORBIS")

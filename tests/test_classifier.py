@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from musiclime.classifier import CallableClassifier, as_classifier, validate_probabilities
-from musiclime.composition import WaveformComposer
+from musiclime.core.classifier import CallableClassifier, as_classifier, validate_probabilities
+from musiclime.core.composition import WaveformComposer
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, factorize
+from musiclime.core.factorization import AudioFactorization
+from musiclime.core.inference import predict_masks
+from musiclime.core.lyrics import LineUnits
+from musiclime.core.masks import MaskLayout, sample_masks
 from musiclime.errors import ClassifierOutputError, SampleRateError
-from musiclime.explainer import ExplainerConfig, MusicLIME, factorize
-from musiclime.factorization import AudioFactorization
-from musiclime.inference import predict_masks
-from musiclime.lyrics import LineUnits
-from musiclime.masks import MaskLayout, sample_masks
 from musiclime.models.whitebox import ToneKeywordClassifier
 
 SR = 8000

@@ -111,9 +111,9 @@ def test_explain_to_a_read_only_out_fails_before_any_work(manifest, tmp_path, ma
 def test_every_writer_names_a_full_disk(small_tmpfs):
     import numpy as np
 
-    from musiclime.audio import write_wav
     from musiclime.errors import DiskFullError
-    from musiclime.fileio import write_npz
+    from musiclime.io.audio import write_wav
+    from musiclime.io.fileio import write_npz
 
     disk = small_tmpfs(64)
     big = np.zeros(200_000, dtype=np.float32)

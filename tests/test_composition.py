@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from musiclime.composition import WaveformComposer
-from musiclime.factorization import AudioFactorization
-from musiclime.masks import sample_masks
+from musiclime.core.composition import WaveformComposer
+from musiclime.core.factorization import AudioFactorization
+from musiclime.core.masks import sample_masks
 
 STEMS = ("vocals", "drums", "bass", "other")
 SR = 8000

@@ -19,12 +19,12 @@ from musiclime.config import (
     metric_settings,
     to_yaml,
 )
+from musiclime.core.explainer import ExplainerConfig
+from musiclime.core.explanation import Explanation
 from musiclime.errors import ConfigError
-from musiclime.explainer import ExplainerConfig
-from musiclime.explanation import Explanation
 from musiclime.metrics import MetricsConfig, MetricSettings
+from musiclime.models.separation import OpenUnmixSeparator, OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.separation import OpenUnmixSeparator, OracleSeparator
 
 
 def test_defaults_compose_and_match_explainer_defaults():
@@ -172,7 +172,7 @@ def test_cli_explain_with_local_openunmix_dir(short_song, tiny_umx_dir, tmp_path
         assert (out / name).is_file(), name
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["separator"]["model"] == str(tiny_umx_dir)
-    assert saved["separator"]["_target_"] == "musiclime.separation.OpenUnmixSeparator"
+    assert saved["separator"]["_target_"] == "musiclime.models.separation.OpenUnmixSeparator"
     exp = Explanation.load(out / "explanation.json")
     assert exp.features.stems == ["vocals", "drums", "bass", "other"]
     # the keyword line matters whatever the (untrained) separator did to the audio

@@ -156,7 +156,7 @@ def test_classifies_demo_test_songs(clf):
 
 def test_classifies_freshly_rendered_test_songs(clf):
     """The same check without a generated corpus: render test-split songs in memory."""
-    from musiclime.audio import resample
+    from musiclime.io.audio import resample
     from musiclime_demo.corpus import render_song
 
     seen = set()

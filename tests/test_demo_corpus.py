@@ -173,7 +173,7 @@ def test_full_length_song_has_enough_lines():
 
 
 def test_stereo_flac_mix_downmixes_exactly_to_the_sum_of_the_stems(tmp_path):
-    from musiclime.audio import load_audio
+    from musiclime.io.audio import load_audio
 
     m = dc.generate_corpus(tmp_path, n_train=0, n_val=0, n_test=2, seed=0, duration=DUR,
                            channels=2, audio_format="flac")

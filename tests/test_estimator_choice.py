@@ -8,8 +8,8 @@ import pytest
 from conftest import KEYWORD_LINE, LYRIC_LINES
 from test_explainer import _explain
 
+from musiclime.core.explainer import ExplainerConfig
 from musiclime.errors import ConfigError
-from musiclime.explainer import ExplainerConfig
 
 
 def test_an_unknown_estimator_is_a_one_line_error():

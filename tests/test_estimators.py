@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musiclime import samplers
-from musiclime.estimators import (
+from musiclime.core import samplers
+from musiclime.core.estimators import (
     ESTIMATORS,
     KernelSHAP,
     LeverageSHAP,
@@ -22,6 +22,7 @@ from musiclime.estimators import (
     shapley_regression,
     shapley_row_weights,
 )
+from musiclime.core.surrogate import ExponentialKernel, fit_lime
 from musiclime.models.groundtruth import (
     FAMILIES,
     GroundTruthGame,
@@ -31,7 +32,6 @@ from musiclime.models.groundtruth import (
     feature_names,
     make_game,
 )
-from musiclime.surrogate import ExponentialKernel, fit_lime
 
 SHAPLEY_ESTIMATORS = [kernel_shap, leverage_shap, KernelSHAP(weighting="stratified")]
 
@@ -220,8 +220,8 @@ def test_families_have_a_separated_top5_and_names():
 
 def test_game_classifier_reads_the_mask_back_from_a_composed_song():
     from musiclime import ExplainerConfig, factorize
-    from musiclime.explainer import predict_song
-    from musiclime.masks import MaskLayout
+    from musiclime.core.explainer import predict_song
+    from musiclime.core.masks import MaskLayout
 
     rate = 4000
     rng = np.random.default_rng(0)

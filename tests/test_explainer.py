@@ -24,13 +24,13 @@ from conftest import (
     write_song,
 )
 
-from musiclime.composition import WaveformComposer
-from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
-from musiclime.explanation import Explanation
-from musiclime.listen import listenable_audio, save_listenable, top_audio_components
+from musiclime.core.composition import WaveformComposer
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
+from musiclime.core.explanation import Explanation
+from musiclime.models.separation import OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.pipeline import write_explanation_files
-from musiclime.separation import OracleSeparator
+from musiclime.report.explanation_files import write_explanation_files
+from musiclime.report.listen import listenable_audio, save_listenable, top_audio_components
 
 NUM_SAMPLES = 400
 

@@ -32,15 +32,15 @@ from conftest import (
     write_song,
 )
 
-from musiclime.audio import resample
-from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
-from musiclime.explanation import Explanation
-from musiclime.listen import listenable_audio, top_audio_components
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
+from musiclime.core.explanation import Explanation
+from musiclime.io.audio import resample
+from musiclime.models.separation import OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.pipeline import write_explanation_files
 from musiclime.report import render_explanation_page
+from musiclime.report.explanation_files import write_explanation_files
+from musiclime.report.listen import listenable_audio, top_audio_components
 from musiclime.report.page import NEGATIVE_RGB, POSITIVE_RGB
-from musiclime.separation import OracleSeparator
 
 NUM_SAMPLES = 400
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musiclime.factorization import AudioFactorization, residual_of, segment_bounds, stack_stems
+from musiclime.core.factorization import (
+    AudioFactorization,
+    residual_of,
+    segment_bounds,
+    stack_stems,
+)
 
 STEMS = ("vocals", "drums", "bass", "other")
 

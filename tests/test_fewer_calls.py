@@ -12,12 +12,12 @@ from test_explainer import _explain
 from test_pipeline import all_weights, musiclime
 from test_workflow import base_overrides, executed_rules, make_corpus
 
-from musiclime.adaptive import bootstrap_stability, check_points, mean_pairwise_jaccard
+from musiclime.core.adaptive import bootstrap_stability, check_points, mean_pairwise_jaccard
+from musiclime.core.explainer import ExplainerConfig, make_masks
+from musiclime.core.masks import sample_masks
+from musiclime.core.samplers import SAMPLERS
+from musiclime.core.targets import EPS, logit, transform
 from musiclime.errors import ConfigError
-from musiclime.explainer import ExplainerConfig, make_masks
-from musiclime.masks import sample_masks
-from musiclime.samplers import SAMPLERS
-from musiclime.targets import EPS, logit, transform
 
 GAIN = 4.0  # the white-box classifier's audio_gain and lyrics_gain (its logit is additive)
 

@@ -1,4 +1,4 @@
-"""Fits that mean nothing say so (musiclime.fit_quality), and in-sample R^2 never stands alone.
+"""Fits that mean nothing say so (musiclime.core.fit_quality), and in-sample R^2 never stands alone.
 
 The end-to-end cases run the real `musiclime explain` (oracle stems, the white-box classifier)
 on the conftest song: 4 stems x 10 segments + 4 lyric lines = 44 features unless a case changes
@@ -17,8 +17,8 @@ import pytest
 from conftest import KEYWORD_LINE, TONE_REFERENCE_ENERGY
 
 from musiclime.cli import main
-from musiclime.explanation import Explanation
-from musiclime.fit_quality import (
+from musiclime.core.explanation import Explanation
+from musiclime.core.fit_quality import (
     MIN_HELDOUT_ROWS,
     LabelQuality,
     cross_validated_r2,
@@ -170,7 +170,7 @@ def test_explain_reports_each_meaningless_fit(case, overrides, lyrics, codes, sh
         lyrics_path.write_text(lyrics, encoding="utf-8")
     out = tmp_path / "out"
     start, end = short_song.tone_window
-    with caplog.at_level(logging.WARNING, logger="musiclime.explainer"):
+    with caplog.at_level(logging.WARNING, logger="musiclime.core.explainer"):
         rc = main(["explain", str(short_song.audio_path), "--lyrics", str(lyrics_path),
                    "--stems", str(short_song.stems_dir), "--out", str(out), "--quiet",
                    "separator=oracle", "model=whitebox", f"model.start={start}",
@@ -234,9 +234,9 @@ def test_explain_reports_each_meaningless_fit(case, overrides, lyrics, codes, sh
 
 def test_an_old_record_without_diagnostics_still_loads_and_renders(tmp_path, short_song):
     """Explanations written before fit_quality existed: no banner, held-out "n/a"."""
-    from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
+    from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
+    from musiclime.models.separation import OracleSeparator
     from musiclime.models.whitebox import ToneKeywordClassifier
-    from musiclime.separation import OracleSeparator
 
     config = ExplainerConfig(num_samples=32)
     song = load_song(short_song.audio_path, short_song.lyrics_path, OracleSeparator(),

@@ -15,7 +15,7 @@ from conftest import write_song
 from test_pipeline import all_weights, musiclime
 from test_workflow import executed_rules
 
-from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
 from musiclime.models.hf import (
     HFAudioClassifier,
     HFFusionClassifier,
@@ -23,7 +23,7 @@ from musiclime.models.hf import (
     extractor_window,
     window_starts,
 )
-from musiclime.separation import OracleSeparator
+from musiclime.models.separation import OracleSeparator
 from musiclime_demo import corpus as demo_corpus
 from musiclime_demo.hf_models import build_ast, build_roberta, demo_lyrics
 
@@ -127,7 +127,7 @@ def test_a_cached_hub_id_loads_from_the_hf_cache_and_is_keyed_by_its_blobs(tmp_p
     import hashlib
     import shutil
 
-    from musiclime.identity import classifier_identity
+    from musiclime.models.identity import classifier_identity
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--someorg--tiny-ast"
@@ -280,9 +280,9 @@ def _count(module) -> list[int]:
 def test_the_constant_modality_is_encoded_once(tiny, tmp_path):
     """modality=audio encodes the lyrics once (and lyrical the audio), and gives the same
     probabilities as encoding both modalities of every perturbed song."""
-    from musiclime.composition import WaveformComposer
-    from musiclime.explainer import make_masks
-    from musiclime.inference import predict_masks
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import predict_masks
     from musiclime.models.head import FusionHead, HeadConfig
 
     song = write_song(tmp_path / "song", seconds=12.0, sr=16000)  # 2 AST windows

@@ -15,11 +15,11 @@ import pytest
 import soundfile as sf
 from conftest import KEYWORD, TONE_HZ, TONE_REFERENCE_ENERGY, write_song
 
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
+from musiclime.core.explanation import Explanation
 from musiclime.errors import ConfigError, InputError
-from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
-from musiclime.explanation import Explanation
+from musiclime.models.separation import OpenUnmixSeparator, OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.separation import OpenUnmixSeparator, OracleSeparator
 
 SR = 22050
 
@@ -60,7 +60,7 @@ def test_silent_song_without_lyrics_is_not_a_clean_explanation(tmp_path, song, d
     audio, lyrics = tmp_path / "silence.wav", tmp_path / "empty.txt"
     sf.write(audio, np.zeros(2 * SR, dtype=np.float32), SR, subtype="FLOAT")
     lyrics.write_text("[Intro]\n(instrumental)\n\n", encoding="utf-8")  # no lyric units
-    with caplog.at_level(logging.WARNING, logger="musiclime.explainer"):
+    with caplog.at_level(logging.WARNING, logger="musiclime.core.explainer"):
         exp = _explain(audio, lyrics, _classifier(song), demo_separator)
     # what the fit alone would report: a perfect surrogate of a constant
     fit = exp.fits[exp.predicted_label]
@@ -146,7 +146,7 @@ def test_audio_too_short_for_the_segments_names_the_file(tmp_path):
 
 
 def test_an_excel_manifest_with_a_byte_order_mark_reads_like_any_other(tmp_path):
-    from musiclime.dataset import load_dataset
+    from musiclime.io.dataset import load_dataset
 
     rows = "song_id,audio_path,lyrics_path\r\nsong0,a.wav,a.txt\r\n"
     plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
@@ -162,7 +162,7 @@ def test_windows_and_old_mac_line_ends_leave_no_carriage_return_in_feature_names
         tmp_path, song, newline):
     from conftest import LYRIC_LINES, LYRICS
 
-    from musiclime.lyrics import read_lyrics
+    from musiclime.core.lyrics import read_lyrics
 
     crlf = tmp_path / "lyrics.txt"
     crlf.write_bytes(LYRICS.replace("\n", newline).encode("utf-8"))
@@ -202,7 +202,7 @@ def _truncated(path, keep: float) -> None:
      ["only what is there is explained"]),
 ])
 def test_what_a_file_hides_is_one_warning_naming_it(tmp_path, make, needle, details):
-    from musiclime.audio import load_audio
+    from musiclime.io.audio import load_audio
 
     path = tmp_path / "song.wav"
     make(path)
@@ -217,7 +217,7 @@ def test_what_a_file_hides_is_one_warning_naming_it(tmp_path, make, needle, deta
 
 
 def test_a_clean_stereo_file_and_a_quiet_master_raise_no_file_warning(tmp_path):
-    from musiclime.audio import load_audio
+    from musiclime.io.audio import load_audio
 
     path = tmp_path / "ok.wav"
     left, right = _tone(), _tone(amp=0.2)
@@ -254,7 +254,7 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     monkeypatch.chdir(tmp_path)  # stage outputs are relative to the results root
     src = SongSource("clipped", str(clipped), str(song.lyrics_path), str(song.stems_dir))
     stages.decode_audio(DecodeSpec("d", SR), src, "decoded.npz")
-    oracle = {"name": "oracle", "_target_": "musiclime.separation.OracleSeparator"}
+    oracle = {"name": "oracle", "_target_": "musiclime.models.separation.OracleSeparator"}
     stages.separate_stems(SeparateSpec("d", "k", oracle, "oracle", SR), src, "decoded.npz",
                           "stems.npz")
     config = ExplainerConfig(num_samples=64)
@@ -280,8 +280,8 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
 def test_lyrics_no_font_can_draw_are_one_warning_not_one_per_glyph(tmp_path, song, caplog):
     import warnings
 
-    from musiclime.fonts import MISSING
-    from musiclime.plots import plot_audio_heatmap, plot_lyrics_bars
+    from musiclime.report.fonts import MISSING
+    from musiclime.report.plots import plot_audio_heatmap, plot_lyrics_bars
 
     lyrics = tmp_path / "cjk.txt"
     lyrics.write_text("夜の歌が聞こえる\n🎵 la la la 🎶\nthe robot sings tonight for $5\n"
@@ -289,13 +289,13 @@ def test_lyrics_no_font_can_draw_are_one_warning_not_one_per_glyph(tmp_path, son
     exp = _explain(song.audio_path, lyrics, _classifier(song), OracleSeparator(),
                    stems_dir=song.stems_dir)
     with warnings.catch_warnings(record=True) as seen, \
-            caplog.at_level(logging.WARNING, logger="musiclime.fonts"):
+            caplog.at_level(logging.WARNING, logger="musiclime.report.fonts"):
         warnings.simplefilter("always")
         fig = plot_lyrics_bars(exp, tmp_path / "lyrics.png")
         plot_audio_heatmap(exp, tmp_path / "heatmap.png")
     assert not [w for w in seen if "missing from font" in str(w.message)], \
         [str(w.message) for w in seen]
-    lines = [r.getMessage() for r in caplog.records if r.name == "musiclime.fonts"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "musiclime.report.fonts"]
     assert len(lines) == 1, lines  # the heatmap's text is all drawable: no line for it
     assert lines[0].startswith(f"{tmp_path / 'lyrics.png'}: no installed font has ")
     assert "夜" in lines[0] and "🎵" in lines[0] and "fonts-noto-cjk" in lines[0]

@@ -27,7 +27,7 @@ import pytest
 import soundfile as sf
 from test_workflow import with_snakemake_log
 
-from musiclime.audio import load_audio
+from musiclime.io.audio import load_audio
 from musiclime_demo import corpus as dc
 
 pytestmark = pytest.mark.slow

@@ -7,14 +7,14 @@ import logging
 import numpy as np
 import pytest
 
-from musiclime.errors import InputError
-from musiclime.lyrics import (
+from musiclime.core.lyrics import (
     LineUnits,
     WordUnits,
     is_metadata_line,
     make_lyrics_units,
     read_lyrics,
 )
+from musiclime.errors import InputError
 
 TEXT = """[Verse 1]
 Hello darkness my old friend
@@ -87,7 +87,7 @@ def test_empty_lyrics_have_no_units():
 def test_utf8_with_bom_is_read_without_a_warning(tmp_path, caplog):
     path = tmp_path / "bom.txt"
     path.write_bytes("\ufeffcafé naïve\n".encode())
-    with caplog.at_level(logging.WARNING, logger="musiclime.lyrics"):
+    with caplog.at_level(logging.WARNING, logger="musiclime.core.lyrics"):
         assert read_lyrics(path) == "café naïve\n"
     assert not caplog.records
 
@@ -98,7 +98,7 @@ def test_latin1_lyrics_are_decoded_with_a_warning_naming_file_and_encoding(tmp_p
     path.write_bytes(text.encode("latin-1"))
     with pytest.raises(UnicodeDecodeError):
         path.read_bytes().decode("utf-8")  # the file really is not UTF-8
-    with caplog.at_level(logging.WARNING, logger="musiclime.lyrics"):
+    with caplog.at_level(logging.WARNING, logger="musiclime.core.lyrics"):
         assert read_lyrics(path) == text
     (record,) = caplog.records
     msg = record.getMessage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musiclime.masks import MaskLayout, is_exhaustive, sample_masks
+from musiclime.core.masks import MaskLayout, is_exhaustive, sample_masks
 
 
 @pytest.mark.parametrize("n_features", [44, 12])  # Bernoulli draw / without replacement

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import KEYWORD, KEYWORD_LINE, TONE_HZ, TONE_REFERENCE_ENERGY
 
-from musiclime.explainer import ExplainerConfig, MusicLIME, load_song
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
 from musiclime.metrics import MetricSettings, evaluate_explanation
 from musiclime.metrics.registry import (
     DIRECTIONS,
@@ -21,8 +21,8 @@ from musiclime.metrics.registry import (
     metric_for_key,
     parse_evidence_key,
 )
+from musiclime.models.separation import OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.separation import OracleSeparator
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from conftest import KEYWORD, KEYWORD_LINE, TONE_HZ, TONE_REFERENCE_ENERGY
 
-from musiclime.explainer import ExplainerConfig, MusicLIME, factorize, load_song
-from musiclime.factorization import AudioFactorization
-from musiclime.features import FeatureTable
-from musiclime.lyrics import make_lyrics_units
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, factorize, load_song
+from musiclime.core.factorization import AudioFactorization
+from musiclime.core.features import FeatureTable
+from musiclime.core.lyrics import make_lyrics_units
+from musiclime.core.surrogate import fit_lime
 from musiclime.metrics import (
     MaskPredictor,
     MetricSettings,
@@ -37,9 +38,8 @@ from musiclime.metrics import (
     weight_entropy,
     weight_stability,
 )
+from musiclime.models.separation import OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.separation import OracleSeparator
-from musiclime.surrogate import fit_lime
 
 # --- a synthetic, exactly linear two-class probability function ---------------------------------
 F = 12

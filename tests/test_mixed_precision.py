@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from musiclime.composition import WaveformComposer
-from musiclime.explainer import ExplainerConfig, factorize, make_masks
-from musiclime.inference import predict_masks
+from musiclime.core.composition import WaveformComposer
+from musiclime.core.explainer import ExplainerConfig, factorize, make_masks
+from musiclime.core.inference import predict_masks
 from musiclime.models import DemoClassifier
 
 

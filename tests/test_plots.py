@@ -1,4 +1,4 @@
-"""The figure contract (musiclime.plots, musiclime.aggregate_plots).
+"""The figure contract (musiclime.report.plots, musiclime.report.global_plots).
 
 Every plot function returns a Figure and writes a file only when given a path; titles carry p,
 R², the kernel width and n; ``vmax`` fixes the colour scale; segment labels of a long song do
@@ -13,18 +13,19 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from musiclime.aggregate import COLUMNS
-from musiclime.aggregate_plots import (
+from musiclime.core.aggregate import COLUMNS
+from musiclime.core.explanation import Explanation
+from musiclime.core.factorization import AudioFactorization
+from musiclime.core.features import FeatureTable
+from musiclime.core.lyrics import LineUnits
+from musiclime.core.surrogate import LabelFit
+from musiclime.report.global_plots import (
     IMPORTANCE_LABELS,
     plot_global,
     plot_heatmaps,
     plot_top_bars,
 )
-from musiclime.explanation import Explanation
-from musiclime.factorization import AudioFactorization
-from musiclime.features import FeatureTable
-from musiclime.lyrics import LineUnits
-from musiclime.plots import (
+from musiclime.report.plots import (
     _overlapping,
     fit_caption,
     format_time,
@@ -32,7 +33,6 @@ from musiclime.plots import (
     plot_audio_heatmap,
     plot_lyrics_bars,
 )
-from musiclime.surrogate import LabelFit
 
 STEMS = ("vocals", "drums", "bass", "other")
 LYRICS = "first line\nsecond line\n[Chorus]\nthird line\n"

@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from musiclime.cli import main
-from musiclime.results_figures import (
+from musiclime.report.results_figures import (
     BASELINE,
     calls_to_stable,
     collect_calls,
@@ -37,7 +37,7 @@ from musiclime.results_figures import (
     stability_caption,
     write_figures,
 )
-from musiclime.results_table import FIGURES_HEADING, collect_runs, write_report
+from musiclime.report.results_table import FIGURES_HEADING, collect_runs, write_report
 
 CALLS = (64, 128, 256, 512, 1024, 2048, 4096)
 JACCARD = {

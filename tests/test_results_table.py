@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from musiclime.metrics.registry import label, metric_for_key
-from musiclime.results_table import (
+from musiclime.report.results_table import (
     METRICS,
     default_rows,
     flatness,

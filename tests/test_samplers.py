@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musiclime import samplers
-from musiclime.masks import sample_masks
-from musiclime.samplers import (
+from musiclime.core import samplers
+from musiclime.core.masks import sample_masks
+from musiclime.core.samplers import (
     SAMPLERS,
     SizeSampler,
     binomial_sizes,

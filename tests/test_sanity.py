@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import TONE_HZ
 
-from musiclime.audio import resample
 from musiclime.config import compose_config, metric_settings
+from musiclime.core.explainer import ExplainerConfig, MusicLIME, factorize, load_song
 from musiclime.errors import ConfigError
-from musiclime.explainer import ExplainerConfig, MusicLIME, factorize, load_song
+from musiclime.io.audio import resample
 from musiclime.metrics import MetricSettings, evaluate_explanation
 from musiclime.metrics.evaluate import config_from_explanation
 from musiclime.metrics.registry import metric_for_key
@@ -23,8 +23,8 @@ from musiclime.metrics.sanity import (
     sanity_plot_path,
 )
 from musiclime.models import DemoClassifier
+from musiclime.models.separation import OracleSeparator
 from musiclime.models.whitebox import ToneKeywordClassifier
-from musiclime.separation import OracleSeparator
 
 #: the demo net's layers from the output down: fusion head, lyrics branch, audio branch
 DEMO_LAYERS = ["head.3", "head.0", "lyrics.mlp.0", "lyrics.embedding", "audio.proj.1",

@@ -11,7 +11,7 @@ import pytest
 from conftest import STEM_NAMES, make_stems, make_tiny_umx_dir
 
 from musiclime.errors import ConfigError, SeparatorWeightsMissing
-from musiclime.separation import (
+from musiclime.models.separation import (
     OpenUnmixSeparator,
     OracleSeparator,
     chunk_plan,

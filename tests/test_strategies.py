@@ -18,7 +18,7 @@ from musiclime.errors import ConfigError
 USER_MODULE = '''
 import numpy as np
 
-from musiclime.estimators import Attribution
+from musiclime.core.estimators import Attribution
 
 
 class StripeSampler:
@@ -86,9 +86,9 @@ def drop_weights(masks: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def test_user_objects_run_through_the_python_api(song, user_dir, monkeypatch):
-    from musiclime.explainer import ExplainerConfig, MusicLIME, load_song, make_masks
+    from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song, make_masks
+    from musiclime.models.separation import OracleSeparator
     from musiclime.models.whitebox import ToneKeywordClassifier
-    from musiclime.separation import OracleSeparator
 
     monkeypatch.syspath_prepend(str(user_dir))
     import userstrat
@@ -111,7 +111,7 @@ def test_user_objects_run_through_the_python_api(song, user_dir, monkeypatch):
 
 
 def test_a_wrong_target_is_a_one_line_error_naming_the_key(user_dir, tmp_path):
-    from musiclime.explainer import ExplainerConfig
+    from musiclime.core.explainer import ExplainerConfig
 
     with pytest.raises(ConfigError, match=r"explainer\.sampler\._target_='userstrat\.Nope'"):
         ExplainerConfig(sampler={"_target_": "userstrat.Nope"})

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from musiclime.masks import sample_masks
-from musiclime.surrogate import (
+from musiclime.core.masks import sample_masks
+from musiclime.core.surrogate import (
     CosineDistance,
     ExponentialKernel,
     cosine_distance,

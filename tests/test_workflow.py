@@ -135,7 +135,7 @@ def test_kernel_width_change_reruns_only_fit_and_after(corpus, tmp_path):
     # the white-box evidence is recovered by the explanation of an `ai` song
     fits = sorted(results.glob("fit/**/song0/explanation.json"))
     assert len(fits) == 2
-    from musiclime.explanation import Explanation
+    from musiclime.core.explanation import Explanation
 
     exp = Explanation.load(fits[0])
     top2 = {name for name, _ in exp.top_features(k=2)}
@@ -263,7 +263,7 @@ def test_sweep_logs_child_runs_under_one_parent(corpus, tmp_path):
             > by_width[0.25].data.metrics["kernel_weight_min"])
 
     # the results page is generated from these runs, one row per configuration
-    from musiclime.results_table import collect_runs, write_report
+    from musiclime.report.results_table import collect_runs, write_report
 
     df, parent = collect_runs(f"sqlite:///{results / 'mlflow.db'}")
     assert parent == parents[0].info.run_id

@@ -16,20 +16,20 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "audio": ["load_audio", "resample", "write_wav"],
-    "classifier": ["CallableClassifier", "Classifier", "as_classifier"],
+    "io.audio": ["load_audio", "resample", "write_wav"],
+    "core.classifier": ["CallableClassifier", "Classifier", "as_classifier"],
     "errors": ["AudioDecodeError", "ClassifierOutputError", "ConfigError", "MusicLimeError",
                "SampleRateError", "SeparatorWeightsMissing"],
-    "explainer": ["ExplainerConfig", "MusicLIME", "Song", "factorize", "fit_explanation",
+    "core.explainer": ["ExplainerConfig", "MusicLIME", "Song", "factorize", "fit_explanation",
                   "load_song", "make_masks"],
-    "explanation": ["Explanation"],
-    "factorization": ["AudioFactorization", "segment_bounds"],
-    "features": ["Feature", "FeatureTable"],
-    "fit_quality": ["FitQuality", "FitWarning"],
-    "lyrics": ["LineUnits", "WordUnits", "make_lyrics_units"],
-    "masks": ["MaskLayout", "sample_masks"],
-    "separation": ["STEMS", "OpenUnmixSeparator", "OracleSeparator"],
-    "surrogate": ["exponential_kernel", "fit_lime"],
+    "core.explanation": ["Explanation"],
+    "core.factorization": ["AudioFactorization", "segment_bounds"],
+    "core.features": ["Feature", "FeatureTable"],
+    "core.fit_quality": ["FitQuality", "FitWarning"],
+    "core.lyrics": ["LineUnits", "WordUnits", "make_lyrics_units"],
+    "core.masks": ["MaskLayout", "sample_masks"],
+    "models.separation": ["STEMS", "OpenUnmixSeparator", "OracleSeparator"],
+    "core.surrogate": ["exponential_kernel", "fit_lime"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *_WHERE]

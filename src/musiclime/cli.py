@@ -42,14 +42,14 @@ def cmd_config(args) -> int:
 
 def cmd_explain(args) -> int:
     from .config import build_classifier, build_separator, compose_config, explainer_config, to_yaml
-    from .fileio import atomic_path, ensure_writable_dir
-    from .separation import OracleSeparator
+    from .io.fileio import atomic_path, ensure_writable_dir
+    from .models.separation import OracleSeparator
 
     cfg = compose_config(args.overrides)
     econf = explainer_config(cfg)
     audio = Path(args.audio)
     song_id = args.song_id or audio.stem
-    from .dataset import song_id_problem
+    from .io.dataset import song_id_problem
 
     problem = song_id_problem(song_id)
     if problem:
@@ -65,7 +65,7 @@ def cmd_explain(args) -> int:
             raise MusicLimeError(f"separator=oracle needs ground-truth stems: {stems_dir} is not "
                                  "a folder; pass --stems DIR (vocals.wav, drums.wav, ...)")
     classifier = build_classifier(cfg)
-    from .pipeline import explain_file
+    from .report.explanation_files import explain_file
 
     # the log of this explanation (warnings, and the traceback of a failure) next to its files
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .results_table import write_report
+    from .report.results_table import write_report
     from .workflow.tracking import tracking_uri
 
     uri = args.uri or tracking_uri({}, args.results_root)

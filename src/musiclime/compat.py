@@ -30,17 +30,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import check_random_state
 
-from .audio import resample
-from .classifier import CallableClassifier
-from .composition import WaveformComposer
-from .explainer import ExplainerConfig, fit_explanation
-from .explanation import Explanation
-from .factorization import AudioFactorization
-from .features import FeatureTable
-from .inference import predict_masks
-from .lyrics import LineUnits
-from .masks import MODALITIES, MaskLayout, sample_masks
-from .separation import OpenUnmixSeparator
+from .core.classifier import CallableClassifier
+from .core.composition import WaveformComposer
+from .core.explainer import ExplainerConfig, fit_explanation
+from .core.explanation import Explanation
+from .core.factorization import AudioFactorization
+from .core.features import FeatureTable
+from .core.inference import predict_masks
+from .core.lyrics import LineUnits
+from .core.masks import MODALITIES, MaskLayout, sample_masks
+from .io.audio import resample
+from .models.separation import OpenUnmixSeparator
 
 log = logging.getLogger("musiclime")
 

@@ -21,8 +21,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .core.params import ExplainerConfig
 from .errors import ConfigError
-from .params import ExplainerConfig
 
 #: Top-level groups and keys a config may hold; anything else is a typo.
 ROOT_KEYS = {"dataset", "separator", "model", "explainer", "metrics", "tracking", "sweep",

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, MusicLimeError
-from .fileio import write_json, write_npz
-from .identity import file_digest, short_hash
+from .io.fileio import write_json, write_npz
 from .models.head import TrainSettings, save_head, train_head
+from .models.identity import file_digest, short_hash
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def split_indices(labels: list[str], splits: list[str | None], val_fraction: flo
 def _encoder_identity(model, model_cfg: dict) -> dict:
     if hasattr(model, "encoder_identity"):
         return model.encoder_identity()
-    from .identity import classifier_identity
+    from .models.identity import classifier_identity
 
     return classifier_identity(model_cfg, model)
 
@@ -79,8 +79,8 @@ def embed_songs(model, entries, cache_dir: Path, identity: dict, progress: bool 
     """Whole-song audio and lyrics embeddings ``[n, Da]``, ``[n, Dt]`` (cached per song)."""
     from tqdm import tqdm
 
-    from .audio import load_audio
-    from .lyrics import read_lyrics
+    from .core.lyrics import read_lyrics
+    from .io.audio import load_audio
 
     key = short_hash(identity, 12)
     cache_dir = Path(cache_dir) / key
@@ -117,7 +117,7 @@ def train_classifier(cfg, out: str | Path, settings: TrainSettings, val_fraction
     from omegaconf import OmegaConf
 
     from .config import build_classifier
-    from .dataset import load_dataset
+    from .io.dataset import load_dataset
 
     out = Path(out)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)

@@ -64,8 +64,8 @@ from pathlib import Path
 
 import numpy as np
 
-from musiclime.audio import encode_audio
-from musiclime.fileio import atomic_path
+from musiclime.io.audio import encode_audio
+from musiclime.io.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -690,7 +690,7 @@ def write_corpus_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: s
 def write_corpus_audio(path: Path, audio: np.ndarray, sample_rate: int, format: str = "WAV",
                        subtype: str | None = "PCM_16") -> None:
     """Write audio ((frames,) or (frames, channels)) atomically, block by block
-    (:func:`musiclime.audio.encode_audio`). ``PCM_16`` and ``PCM_24`` are written from
+    (:func:`musiclime.io.audio.encode_audio`). ``PCM_16`` and ``PCM_24`` are written from
     integers and require values on their grid (lossless); ``FLOAT`` writes float32; lossy
     codecs (``VORBIS``, ``MPEG_LAYER_III``) take the floats as they are."""
     path = Path(path)
@@ -781,7 +781,7 @@ def read_corpus_manifest(
 ) -> list[dict[str, str]]:
     """The corpus manifest's rows (values are strings); every ``required`` column must exist.
 
-    Demo tools read their corpus with this; :func:`musiclime.dataset.read_manifest` is the
+    Demo tools read their corpus with this; :func:`musiclime.io.dataset.read_manifest` is the
     library's reader of user datasets.
     """
     with open(path, newline="", encoding="utf-8") as f:

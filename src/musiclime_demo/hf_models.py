@@ -105,7 +105,7 @@ def build_roberta(out: str | Path, texts: Iterable[str] | None = None, size: str
 
 
 def demo_lyrics(folder: str | Path) -> list[str]:
-    from musiclime.lyrics import read_lyrics
+    from musiclime.core.lyrics import read_lyrics
 
     return [read_lyrics(p) for p in sorted(Path(folder).rglob("*.txt"))]
 

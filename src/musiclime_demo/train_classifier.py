@@ -45,9 +45,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from musiclime.audio import load_audio
-from musiclime.fileio import atomic_path, write_json, write_npy
-from musiclime.lyrics import LineUnits, WordUnits
+from musiclime.core.lyrics import LineUnits, WordUnits
+from musiclime.io.audio import load_audio
+from musiclime.io.fileio import atomic_path, write_json, write_npy
 from musiclime.models.demo_classifier import (
     CHECKPOINT_NAME,
     CONFIG_NAME,

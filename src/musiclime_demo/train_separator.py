@@ -40,8 +40,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from musiclime.fileio import atomic_path, write_json
-from musiclime.separation import default_separator_dir
+from musiclime.io.fileio import atomic_path, write_json
+from musiclime.models.separation import default_separator_dir
 
 from .corpus import read_corpus_manifest
 

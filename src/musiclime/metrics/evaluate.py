@@ -70,8 +70,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..explainer import ExplainerConfig, Song, fit_explanation, make_masks
-from ..explanation import Explanation
+from ..core.explainer import ExplainerConfig, Song, fit_explanation, make_masks
+from ..core.explanation import Explanation
 from .complexity import complexity
 from .deletion import deletion_insertion
 from .evidence import explanation_evidence, load_evidence

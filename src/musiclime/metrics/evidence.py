@@ -57,8 +57,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from ..features import FeatureTable
-from ..lyrics import LineUnits, LyricsUnits
+from ..core.features import FeatureTable
+from ..core.lyrics import LineUnits, LyricsUnits
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import r2_score
 
-from ..surrogate import exponential_kernel
-from ..targets import fitted_target
+from ..core.surrogate import exponential_kernel
+from ..core.targets import fitted_target
 from .predictor import PredictFn, as_predict_fn
 
 HELDOUT_SPAWN_KEY = (1,)
@@ -71,7 +71,7 @@ def heldout_fidelity(weights: np.ndarray, intercept: float, predict: PredictFn, 
     ``kernel_width=None`` (kernel unknown): ``heldout_weighted_r2`` is NaN. ``target``: the
     scale the surrogate was fitted on (:mod:`musiclime.targets`); the classifier's output is
     compared on the same scale."""
-    from ..targets import transform
+    from ..core.targets import transform
 
     predict = as_predict_fn(predict)
     weights = np.asarray(weights, dtype=np.float64)

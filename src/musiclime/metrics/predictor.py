@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..classifier import as_classifier, classifier_device
-from ..composition import WaveformComposer
-from ..inference import predict_masks
-from ..masks import MaskLayout
+from ..core.classifier import as_classifier, classifier_device
+from ..core.composition import WaveformComposer
+from ..core.inference import predict_masks
+from ..core.masks import MaskLayout
 
 #: ``predict(masks: (rows, F) uint8) -> (rows, classes) probabilities``
 PredictFn = Callable[[np.ndarray], np.ndarray]

@@ -190,16 +190,16 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("surrogate_r2", ("surrogate_r2",), "higher", "R^2 in-sample",
                "the fit's weighted R^2 for the predicted label (insample_r2 of the explanation; "
                "optimistic: read it with surrogate_heldout_r2)",
-               "musiclime.surrogate", stage="fit"),
+               "musiclime.core.surrogate", stage="fit"),
     MetricInfo("surrogate_heldout_r2", ("surrogate_heldout_r2",), "higher",
                "R^2 held-out (fit CV)",
                "the fit's weighted R^2 for the predicted label on the rows held out by a 5-fold "
                "cross-validation of the masks already predicted (no classifier call; NaN when "
-               "too few samples)", "musiclime.fit_quality", stage="fit"),
+               "too few samples)", "musiclime.core.fit_quality", stage="fit"),
     MetricInfo("fit_warning_count", ("fit_warning_count",), "lower", "fit warnings",
                "conditions that make the fit's numbers meaningless (features >= samples, a "
                "collapsed kernel, effective samples < 2 per feature, all-zero weights)",
-               "musiclime.fit_quality", stage="fit"),
+               "musiclime.core.fit_quality", stage="fit"),
     MetricInfo("songs_with_fit_warnings", ("songs_with_fit_warnings",), "lower",
                "songs with fit warnings",
                "run-level: the configuration's songs with at least one fit warning (the tag "
@@ -207,19 +207,19 @@ METRICS: tuple[MetricInfo, ...] = (
                "musiclime.workflow.tracking", stage="fit"),
     MetricInfo("kernel_weight", ("kernel_weight_{which}",), "none", "kernel w {which}",
                "smallest / mean / largest kernel weight of the fit (all ~1: a flat kernel)",
-               "musiclime.surrogate", stage="fit"),
+               "musiclime.core.surrogate", stage="fit"),
     MetricInfo("kernel_effective_samples", ("kernel_effective_samples",), "none",
                "effective samples", "(sum w)^2 / sum w^2: how many samples the fit really uses",
-               "musiclime.surrogate", stage="fit"),
+               "musiclime.core.surrogate", stage="fit"),
     MetricInfo("auto_calls", ("auto_calls",), "lower", "auto calls",
                "num_samples=auto: the classifier calls (mask rows) it predicted before it stopped",
-               "musiclime.adaptive", stage="fit"),
+               "musiclime.core.adaptive", stage="fit"),
     MetricInfo("auto_stability", ("auto_stability",), "higher", "auto stability",
                "num_samples=auto: bootstrap estimate of the top-k Jaccard where it stopped",
-               "musiclime.adaptive", stage="fit"),
+               "musiclime.core.adaptive", stage="fit"),
     MetricInfo("auto_reached", ("auto_reached",), "higher", "auto reached",
                "num_samples=auto: 1 when the stability target was reached within the budget",
-               "musiclime.adaptive", stage="fit"),
+               "musiclime.core.adaptive", stage="fit"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

@@ -73,8 +73,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import nn
 
-    from ..explainer import ExplainerConfig, Song
-    from ..explanation import Explanation
+    from ..core.explainer import ExplainerConfig, Song
+    from ..core.explanation import Explanation
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class _DropThisThread(logging.Filter):
 def _quiet_fit_warnings():
     """Hush the explainer's warnings about this thread's refits: a randomised classifier is
     expected to be unsure, flat or deaf, and those warnings are about the user's song."""
-    logger = logging.getLogger("musiclime.explainer")
+    logger = logging.getLogger("musiclime.core.explainer")
     quiet = _DropThisThread()
     logger.addFilter(quiet)
     try:
@@ -278,7 +278,7 @@ def explain_with(classifier, exp: Explanation, song: Song,
     explanation's seed and sample count) and surrogate settings (``config``, e.g.
     :func:`~musiclime.metrics.evaluate.config_from_explanation`), predicted through
     :func:`~musiclime.explainer.predict_song`. Returns the explanation and the rows predicted."""
-    from ..explainer import fit_explanation, make_masks, predict_song
+    from ..core.explainer import fit_explanation, make_masks, predict_song
 
     masks, layout = make_masks(exp.features, config)
     preds = predict_song(classifier, song, masks, layout, config, progress=False)
@@ -370,7 +370,7 @@ def plot_sanity_cascade(results, path: str | os.PathLike | None = None,
     Each curve's line has the gid ``sanity-curve`` (the per-song lines also
     ``sanity-song``).
     """
-    from ..plots import fit_tick_labels, new_figure, save_figure
+    from ..report.plots import fit_tick_labels, new_figure, save_figure
 
     items = [results] if isinstance(results, (SanityResult, Mapping)) else list(results)
     if not items:

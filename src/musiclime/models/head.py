@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..fileio import atomic_path, write_json
+from ..io.fileio import atomic_path, write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "head.pt"

@@ -467,7 +467,7 @@ class HFFusionClassifier:
 
     def encoder_identity(self) -> dict:
         """What the embeddings depend on (a head records it; train-classifier keys its cache)."""
-        from ..identity import code_fingerprint, file_digest
+        from .identity import code_fingerprint, file_digest
 
         files = {}
         for root in getattr(self, "encoder_paths", ()):

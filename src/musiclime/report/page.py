@@ -49,12 +49,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .. import listen
-from ..audio import encode_audio, resample
-from ..explanation import Explanation
-from ..fileio import atomic_path
-from ..lyrics import is_metadata_line
-from ..plots import explained_label, format_time, segment_spans
+from ..core.explanation import Explanation
+from ..core.lyrics import is_metadata_line
+from ..io.audio import encode_audio, resample
+from ..io.fileio import atomic_path
+from . import listen
+from .plots import explained_label, format_time, segment_spans
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _fit(exp: Explanation, label: int) -> str:
         rows.append(("effective samples per feature",
                      f"{quality.effective_samples_per_feature:.2g} (warn below "
                      f"{quality.thresholds.get('min_samples_per_feature', 2):g})"))
-    from ..targets import fitted_target
+    from ..core.targets import fitted_target
 
     params = exp.params or {}
     surrogate = f"{params.get('estimator', 'lime_ridge')} on the {fitted_target(params, label)}"

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..factorization import AudioFactorization
-from ..features import FeatureTable
-from ..fileio import read_json, write_json, write_npy, write_npz
-from ..lyrics import make_lyrics_units
+from ..core.factorization import AudioFactorization
+from ..core.features import FeatureTable
+from ..core.lyrics import make_lyrics_units
+from ..io.fileio import read_json, write_json, write_npy, write_npz
 
 PathLike = str | os.PathLike
 
@@ -90,7 +90,7 @@ def save_factorized(npz_path: PathLike, table_path: PathLike, song, separate_sec
 def load_factorized(path: PathLike, song_id: str, info: dict | None = None):
     """``(Song, separate_seconds)`` from a :func:`save_factorized` npz; the song's
     ``warnings`` are the decoded file's."""
-    from ..explainer import Song
+    from ..core.explainer import Song
 
     with np.load(path) as z:
         fac = AudioFactorization(mix=z["mix"], stems=z["stems"],
@@ -130,7 +130,7 @@ def save_predictions(path: PathLike, preds, auto: dict | None = None) -> None:
 def load_predictions(path: PathLike, with_auto: bool = False):
     """The :class:`~musiclime.inference.Predictions`; with ``with_auto`` also the auto record
     (``None`` for a fixed num_samples)."""
-    from ..inference import Predictions
+    from ..core.inference import Predictions
 
     with np.load(path) as z:
         preds = Predictions(probs=z["probs"], class_names=[str(c) for c in z["class_names"]],

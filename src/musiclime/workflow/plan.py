@@ -26,11 +26,11 @@ from ..config import (
     explainer_config,
     metric_settings,
 )
-from ..dataset import entry_problems, load_dataset
+from ..core.explainer import AUTO_KEYS
+from ..core.params import strategy_name
 from ..errors import ConfigError
-from ..explainer import AUTO_KEYS
-from ..identity import classifier_identity, dataset_identity, short_hash
-from ..params import strategy_name
+from ..io.dataset import entry_problems, load_dataset
+from ..models.identity import classifier_identity, dataset_identity, short_hash
 from . import layout
 from .specs import (
     AggregateSpec,
@@ -200,7 +200,7 @@ class Planner:
         return self._models[memo]
 
     def _separator(self, cfg: DictConfig, working_rate: int) -> tuple[str, int, bool]:
-        from ..explainer import separation_rate
+        from ..core.explainer import separation_rate
 
         node = _container(cfg.separator)
         memo = short_hash([node, working_rate], 16)

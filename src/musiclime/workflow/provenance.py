@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from ..config import repo_root
-from ..identity import file_digest
+from ..models.identity import file_digest
 
 LOCK_NAME = "uv.lock"
 

@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.explanation import Explanation
 from ..errors import MusicLimeError
-from ..explanation import Explanation
 from .provenance import dataset_differences, environment_differences, environment_record
 
 log = logging.getLogger(__name__)

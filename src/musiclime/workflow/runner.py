@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..config import repo_root
 from ..errors import DISK_FULL, DiskFullError, MusicLimeError, OutputError, describe_os_error
-from ..fileio import ensure_writable_dir, is_disk_full, write_json
-from ..identity import file_digest, short_hash
+from ..io.fileio import ensure_writable_dir, is_disk_full, write_json
+from ..models.identity import file_digest, short_hash
 from . import layout
 from .plan import plan_from_overrides
 from .provenance import lock_path
@@ -526,7 +526,7 @@ def _error_line(log_file: Path) -> str | None:
 
 def point_row(plan: Plan, point) -> dict:
     """The console's numbers of one configuration, read from its result files."""
-    from ..fileio import read_json
+    from ..io.fileio import read_json
 
     root = Path(plan.results_root)
     values: dict[str, list[float]] = {"p5": [], "r2": [], "ess": [], "s": []}

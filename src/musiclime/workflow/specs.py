@@ -17,11 +17,11 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..params import FitParams, MaskParams, PredictParams, SegmentParams
+from ..core.params import FitParams, MaskParams, PredictParams, SegmentParams
 
 if TYPE_CHECKING:  # the heavy modules are imported only by the stages that need them
+    from ..core.params import ExplainerConfig
     from ..metrics import MetricSettings
-    from ..params import ExplainerConfig
 
 
 def to_plain(obj) -> Any:
@@ -36,7 +36,7 @@ def to_plain(obj) -> Any:
 
 
 def _hints(cls) -> dict:
-    from ..params import ExplainerConfig
+    from ..core.params import ExplainerConfig
 
     names: dict[str, Any] = {"ExplainerConfig": ExplainerConfig}
     try:

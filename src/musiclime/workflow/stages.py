@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 
 from .. import supervise
-from ..audio import load_audio
+from ..core.lyrics import read_lyrics
 from ..errors import one_line
-from ..fileio import atomic_path, write_json
-from ..lyrics import read_lyrics
+from ..io.audio import load_audio
+from ..io.fileio import atomic_path, write_json
 from . import layout
 from .files import (
     Decoded,
@@ -95,7 +95,7 @@ def decode_audio(spec: DecodeSpec, song: SongSource, out: str) -> None:
 
 
 def separate_stems(spec: SeparateSpec, song: SongSource, decoded: str, out: str) -> None:
-    from ..explainer import separate
+    from ..core.explainer import separate
 
     t0 = time.perf_counter()
     d = load_decoded(decoded)
@@ -107,7 +107,7 @@ def separate_stems(spec: SeparateSpec, song: SongSource, decoded: str, out: str)
 
 def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: str,
                      out_npz: str, out_table: str) -> None:
-    from ..explainer import factorize
+    from ..core.explainer import factorize
 
     d = load_decoded(decoded)
     s = load_stems(stems)
@@ -117,7 +117,7 @@ def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: s
 
 
 def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> None:
-    from ..explainer import make_masks
+    from ..core.explainer import make_masks
 
     where = f"song {song.song_id}" + (f" (lyrics {song.lyrics})" if song.lyrics else "")
     masks, _ = make_masks(load_feature_table(table), spec.params, where=where)
@@ -126,8 +126,8 @@ def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> N
 
 def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
                   out: str) -> None:
-    from ..explainer import predict_adaptive, predict_song
-    from ..masks import MaskLayout
+    from ..core.explainer import predict_adaptive, predict_song
+    from ..core.masks import MaskLayout
 
     target, _ = load_factorized(segment, song.song_id)
     table = target.feature_table
@@ -148,10 +148,10 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
              predict: str, out: str) -> None:
     """Fit every member configuration on its num_samples prefix of one prediction run and
     write its explanation files; the record lists them."""
-    from ..explainer import audio_warnings, fit_explanation
-    from ..masks import MaskLayout
-    from ..params import settings_record
-    from ..pipeline import write_explanation_files
+    from ..core.explainer import audio_warnings, fit_explanation
+    from ..core.masks import MaskLayout
+    from ..core.params import settings_record
+    from ..report.explanation_files import write_explanation_files
 
     features = load_feature_table(table)
     m = load_masks(masks)
@@ -196,7 +196,7 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fi
     :class:`~musiclime.metrics.predictor.MaskPredictor` serve them all, so a mask several
     members need is predicted once. ``metrics_classifier_rows`` of a member counts the rows it
     added; ``metrics_batch_rows`` is the job's total."""
-    from ..explanation import Explanation
+    from ..core.explanation import Explanation
     from ..metrics import MaskPredictor, evaluate_explanation
     from ..metrics.evaluate import check_song
 
@@ -243,8 +243,8 @@ def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], 
     import csv
     import io
 
-    from ..aggregate import aggregate_dir
-    from ..explanation import Explanation
+    from ..core.aggregate import aggregate_dir
+    from ..core.explanation import Explanation
 
     paths = [load_record(r).files[fit_key] for r in fit_records]
     write_json(summary, aggregate_dir(paths, Path(summary).parent, plots_dir=plots))

@@ -39,9 +39,9 @@ from pathlib import Path
 from statistics import mean, pstdev
 
 from .. import __version__
+from ..core.explanation import Explanation
 from ..errors import InputError, MusicLimeError, OutputError
-from ..explanation import Explanation
-from ..fileio import read_json
+from ..io.fileio import read_json
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +440,7 @@ def _log_point(plan, point, uri: str, config_path: str | Path) -> str:
     sources = [plan.song(point.dataset, sid) for sid in songs]
     dataset_rows = song_table(sources)
     tags = {"musiclime.point_id": point.point_id, "musiclime.code_version": code_version(),
-            "musiclime.dataset": point.dataset,
+            "musiclime.io.dataset": point.dataset,
             "musiclime.classifier_code": str(point.model_identity.get("code", "")),
             "musiclime.overrides": " ".join(point.overrides) or "(defaults)",
             "musiclime.results_root": _root_tag(root), **source_tags()}

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .factorization import RESIDUAL_MODES
 from .lyrics import LYRICS_UNITS
 from .masks import MODALITIES

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
-from .fileio import atomic_path
-from .metrics.registry import label as metric_label
+from ..errors import InputError
+from ..io.fileio import atomic_path
+from ..metrics.registry import label as metric_label
 
 PARAMS = {
     "explainer.kernel_width": "kernel_width",

@@ -25,8 +25,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import load_audio, resample
-from .errors import ConfigError, SeparatorWeightsMissing
+from ..errors import ConfigError, SeparatorWeightsMissing
+from ..io.audio import load_audio, resample
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Separator(Protocol):
 
 def default_separator_dir() -> Path:
     """The project's own small Open-Unmix model, trained on the demo corpus and shipped."""
-    return Path(__file__).resolve().parent / "assets" / "demo_separator"
+    return Path(__file__).resolve().parent.parent / "assets" / "demo_separator"
 
 
 def _resolve_device(device: str | None):

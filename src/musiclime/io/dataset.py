@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ConfigError
 from .audio import AUDIO_SUFFIXES, audio_path_problem
-from .errors import ConfigError
 
 REQUIRED = ("song_id", "audio_path")
 

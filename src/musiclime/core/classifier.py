@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from .errors import ClassifierOutputError
+from ..errors import ClassifierOutputError
 
 
 @runtime_checkable

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import SampleRateError
 from .classifier import validate_probabilities
 from .composition import WaveformComposer
-from .errors import SampleRateError
 from .lyrics import LyricsUnits
 from .masks import MaskLayout
 

@@ -17,8 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .explanation import Explanation
-from .fileio import atomic_path
+from ..core.explanation import Explanation
+from ..io.fileio import atomic_path
 from .fonts import FigureText
 
 # Figures are built with matplotlib's object API, not pyplot: no global state, so workflow jobs

@@ -66,9 +66,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io.fileio import atomic_path, write_json
 from .explanation import Explanation
 from .features import Feature
-from .fileio import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def aggregate_dir(explanation_paths: Iterable[str | os.PathLike], out_dir: str |
     predicted label was not explained), ``n_songs_per_class`` (contributing songs, every class
     listed) and ``files`` (everything written, the summary last).
     """
-    from .aggregate_plots import plot_global
+    from ..report.global_plots import plot_global
 
     out_dir = Path(out_dir)
     explanations = load_explanations(explanation_paths)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import load_audio
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
+from ..io.audio import load_audio
 from .explanation import Explanation
 from .factorization import AudioFactorization
 from .features import FeatureTable
@@ -302,7 +302,7 @@ def explanation_warnings(song_id: str, table: FeatureTable, layout: MaskLayout,
 def shapley_fits(spec, masks: np.ndarray, probs: np.ndarray,
                  labels: list[int], sampler=None) -> dict[int, LabelFit]:
     """One :class:`~musiclime.surrogate.LabelFit` per label from an estimator of
-    :mod:`musiclime.estimators` (a name, a ``_target_`` node or an object): the weights are
+    :mod:`musiclime.core.estimators` (a name, a ``_target_`` node or an object): the weights are
     its attributions (Shapley values), the intercept its base value ``phi_0``,
     ``local_pred = phi_0 + sum(phi)``, ``score`` its weighted R^2.
 
@@ -431,7 +431,7 @@ def assess_fit(song_id: str, fit: FitParams, masks: np.ndarray, probs: np.ndarra
 
 def target_values(target, probs: np.ndarray) -> np.ndarray:
     """``probs`` on the scale ``target`` names (:func:`musiclime.targets.transform`), or
-    through a :class:`musiclime.targets.Target` object (a ``_target_`` node is built)."""
+    through a :class:`musiclime.core.targets.Target` object (a ``_target_`` node is built)."""
     from .targets import transform
 
     if isinstance(target, str):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import write_wav
-from .explanation import Explanation
-from .factorization import AudioFactorization
+from ..core.explanation import Explanation
+from ..core.factorization import AudioFactorization
+from ..io.audio import write_wav
 
 
 def top_audio_components(exp: Explanation, k: int = 3, label: int | None = None) -> list[int]:

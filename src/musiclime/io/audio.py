@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import AudioDecodeError, SampleRateError
+from ..errors import AudioDecodeError, SampleRateError
 from .fileio import atomic_path
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..io.fileio import read_json, write_json
 from .features import FeatureTable
-from .fileio import read_json, write_json
 from .fit_quality import FitQuality, FitWarning
 from .surrogate import LabelFit
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DiskFullError, OutputError, describe_os_error
+from ..errors import DiskFullError, OutputError, describe_os_error
 
 
 @contextlib.contextmanager

@@ -68,7 +68,7 @@ def stack_stems(stems: Mapping[str, np.ndarray], n_samples: int, sample_rate: in
     resampled and trimmed or zero-padded to ``n_samples`` (resampling round trips can be off by
     a few samples); stems at ``sample_rate`` must already have ``n_samples`` samples.
     """
-    from .audio import resample
+    from ..io.audio import resample
 
     convert = stems_rate is not None and int(stems_rate) != int(sample_rate)
     out = np.empty((len(stems), int(n_samples)), dtype=np.float32)

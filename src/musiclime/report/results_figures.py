@@ -341,7 +341,7 @@ def has_sanity(sweep: pd.DataFrame) -> bool:
 def plot_sanity(sweep: pd.DataFrame, path: str | os.PathLike | None = None) -> Figure:
     """The sanity cascade of every configuration that ran it (each curve the mean over the
     run's songs) and their mean, by :func:`musiclime.metrics.sanity.plot_sanity_cascade`."""
-    from .metrics.sanity import plot_sanity_cascade
+    from ..metrics.sanity import plot_sanity_cascade
 
     records = sanity_records(sweep)
     what = (f"{len(records)} configurations, each" if len(records) > 1

@@ -12,12 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .explainer import MusicLIME, Song, load_song
-from .explanation import Explanation
-from .fileio import write_json
+from ..core.explainer import MusicLIME, Song, load_song
+from ..core.explanation import Explanation
+from ..io.fileio import write_json
+from . import write_explanation_page
 from .listen import save_listenable
 from .plots import plot_audio_heatmap, plot_lyrics_bars
-from .report import write_explanation_page
 
 log = logging.getLogger(__name__)
 
