@@ -76,9 +76,8 @@ def test_bernoulli_sampler_is_todays_masks_and_others_keep_the_prefix(song):
     masks, layout = make_masks(table, ExplainerConfig(num_samples=300))
     assert np.array_equal(masks, sample_masks(layout.n_columns, 300, 0))
     for name in SAMPLERS:
-        cfg = ExplainerConfig(sampler=name, seed=3)
-        big, _ = make_masks(table, cfg, 300)
-        small, _ = make_masks(table, cfg, 101)
+        big, _ = make_masks(table, ExplainerConfig(sampler=name, seed=3, num_samples=300))
+        small, _ = make_masks(table, ExplainerConfig(sampler=name, seed=3, num_samples=101))
         assert np.array_equal(big[:101], small), name
         assert big[0].all(), name
 

@@ -230,6 +230,8 @@ def test_a_clean_stereo_file_and_a_quiet_master_raise_no_file_warning(tmp_path):
 
 def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, monkeypatch):
     """`musiclime explain` (load_song) and the workflow's stage files record them alike."""
+    from dataclasses import replace
+
     from musiclime.workflow import stages
     from musiclime.workflow.files import load_factorized, load_record
     from musiclime.workflow.specs import (
@@ -255,20 +257,21 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     oracle = {"name": "oracle", "_target_": "musiclime.models.separation.OracleSeparator"}
     stages.separate_stems(SeparateSpec("d", "k", oracle, "oracle", SR), src, "decoded.npz",
                           "stems.npz")
-    stages.segment_features(SegmentSpec("d", "k", "k", SR, SR, 10, None, "keep", "line"), src,
+    config = ExplainerConfig(num_samples=64)
+    stages.segment_features(SegmentSpec("d", "k", "k", SR, SR, config.segment), src,
                             "decoded.npz", "stems.npz", "seg.npz", "table.json")
     target, _ = load_factorized("seg.npz", "clipped")
     assert target.warnings == [line]
-    config = ExplainerConfig(num_samples=64)
-    stages.generate_masks(MasksSpec("d", "k", "both", 64, 0, False), src, "table.json",
+    stages.generate_masks(MasksSpec("d", "k", replace(config.masks, exhaustive=False)), src, "table.json",
                           "masks.npy")
     model = {"name": "whitebox", "_target_": "musiclime.models.whitebox.ToneKeywordClassifier",
              "sample_rate": SR, "tone_hz": 880.0, "start": song.tone_window[0],
              "end": song.tone_window[1], "keyword": "robot",
              "reference_energy": 0.0225}
-    stages.predict_masks(PredictSpec("d", "k", "k", model, "wb", "both", 64, True, False), src,
+    stages.predict_masks(PredictSpec("d", "k", "k", model, "wb", "both", replace(config.predict, batch_size=64)), src,
                          "seg.npz", "masks.npy", "preds.npz")
-    stages.fit_lime(FitSpec("d", "k", "k", "k", [FitMember("fitkey", config)]), src,
+    stages.fit_lime(FitSpec("d", "k", "k", "k", config.segment, config.predict,
+                            [FitMember("fitkey", config.fit)]), src,
                     "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
     recorded = Explanation.load(load_record("fit.json").files["fitkey"])
     assert recorded.warnings[0] == line

@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .core.explainer import ExplainerConfig
+from .core.params import ExplainerConfig
 from .errors import ConfigError
 
 #: Top-level groups and keys a config may hold; anything else is a typo.

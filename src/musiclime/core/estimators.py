@@ -79,7 +79,15 @@ class Attribution:
 
 
 class Estimator(Protocol):
-    """``estimator(masks, values) -> Attribution`` for one label's ``values`` (rows,)."""
+    """``estimator(masks, values) -> Attribution`` for one label's ``values`` (rows,).
+
+    The attribution ``phi`` explains ``values ~ phi_0 + masks @ phi``: LIME (Ribeiro et al.,
+    KDD 2016) by a ridge fit weighted by the kernel ``pi(z)``; Kernel SHAP (Lundberg & Lee,
+    NeurIPS 2017) by the regression weighted by the Shapley kernel ``(F - 1) / (C(F, |z|)
+    |z| (F - |z|))`` with ``phi_0 + sum(phi) = f(all)``; Leverage SHAP (Musco & Witter,
+    ICLR 2025) by leverage-score sampling. The returned object needs ``weights``,
+    ``base_value`` and ``score``. ``explainer.estimator`` names one of :data:`ESTIMATORS` or
+    gives a node with ``_target_``; ``MusicLIME(..., estimator=obj)`` takes the object."""
 
     name: str
 

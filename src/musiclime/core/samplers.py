@@ -70,7 +70,18 @@ SIZE_TARGETS = ("uniform", "shapley")
 
 
 class Sampler(Protocol):
-    """``sampler(n_features, num_samples, seed) -> uint8 masks (rows, n_features)``."""
+    """``sampler(n_features, num_samples, seed) -> uint8 masks z (rows, n_features)``, row 0
+    all ones (the original), ``z_ij = 1`` keeping feature ``j`` in sample ``i``.
+
+    LIME (Ribeiro, Singh & Guestrin, KDD 2016) draws ``z ~ Uniform({0,1}^F)``; Kernel SHAP
+    (Lundberg & Lee, NeurIPS 2017) draws sizes ``|z| ~ pi(|z|) propto (F - 1) / (|z| (F -
+    |z|))``. Keep the prefix property (the first ``n`` rows of a larger draw equal the
+    ``n``-row draw) so a num_samples sweep predicts once. ``paired`` (each row followed by
+    its complement), ``fixed_rows`` (rows every draw starts with) and ``size_distribution``
+    (``q(k)``, the probability of a row with ``k`` ones) are optional for a user's sampler:
+    they tune the held-out folds and Kernel SHAP's importance weights. ``explainer.sampler``
+    names one of :data:`SAMPLERS` or gives a node with ``_target_``; ``MusicLIME(...,
+    sampler=obj)`` takes the object."""
 
     name: str
     paired: bool

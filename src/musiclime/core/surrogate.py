@@ -49,7 +49,11 @@ class Distance(Protocol):
 
 
 class Kernel(Protocol):
-    """``kernel(d) -> w``: one sample weight per distance."""
+    """``kernel(d) -> w``: one sample weight per distance ``d`` to the original (row 0).
+
+    LIME's (Ribeiro et al., KDD 2016) is :class:`ExponentialKernel`,
+    ``w = sqrt(exp(-(s d)^2 / width^2))``. ``MusicLIME(..., kernel=obj)`` takes any object
+    like this in place of ``explainer.kernel_width``/``distance_scale``."""
 
     formula: str
 

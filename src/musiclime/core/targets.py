@@ -31,7 +31,19 @@ the same way). The explanation records the target in ``params["target"]``.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+
+
+class Target(Protocol):
+    """``target(probs) -> y``: the scale the surrogate fits, elementwise on the classifier's
+    probabilities ``p`` (any shape). LIME (Ribeiro et al., KDD 2016) fits ``y = p``; shap's
+    ``link="logit"`` (Lundberg & Lee, NeurIPS 2017) fits ``y = log(p / (1 - p))``. A name of
+    :data:`TARGETS` stands for the built-in ones; ``explainer.target`` names them, and
+    ``MusicLIME(..., target=obj)`` takes any object like this."""
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray: ...
 
 EPS = 1e-7
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..config import (
     metric_settings,
 )
 from ..core.explainer import AUTO_KEYS
+from ..core.params import strategy_name
 from ..errors import ConfigError
 from ..io.dataset import entry_problems, load_dataset
 from ..models.identity import classifier_identity, dataset_identity, short_hash
@@ -139,6 +140,15 @@ def point_config(cfg: DictConfig, econf=None) -> dict:
     resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
                                           .expanduser().resolve())
     return resolved
+
+
+def strategy_key(spec) -> str:
+    """A strategy in a key: its name, or for a ``_target_`` node the class name and the hash of
+    the whole node (its arguments too), so a sweep over a user's strategy caches correctly."""
+    name = strategy_name(spec)
+    if isinstance(name, str):
+        return name
+    return f"{str(name['_target_']).rpartition('.')[2]}-{short_hash(name, 8)}"
 
 
 def point_id_of(resolved: dict) -> str:
@@ -265,15 +275,14 @@ class Planner:
         segments = (f"{layout.fmt(econf.segment_boundaries)}s" if econf.segment_boundaries
                     else str(econf.temporal_segments))
         seg_key = layout.segment_key(sep_key, rate, segments, econf.residual, econf.lyrics_unit)
-        p.segment.setdefault(seg_key, SegmentSpec(
-            dataset, dec_work, sep_key, rate, sep_rate, econf.temporal_segments,
-            econf.segment_boundaries, econf.residual, econf.lyrics_unit))
+        p.segment.setdefault(seg_key, SegmentSpec(dataset, dec_work, sep_key, rate, sep_rate,
+                                                  econf.segment))
         metrics = metric_settings(cfg)
         labels = "pred" if econf.labels is None else econf.labels
         keys = _PointKeys(
             dataset=dataset, segment=seg_key,
             masks_group=f"{seg_key}|{econf.modality}|{econf.seed}|{econf.exhaustive}|"
-                        f"{econf.sampler}",
+                        f"{strategy_key(econf.sampler)}",
             predict_part=f"{model.identity}|{econf.batch_size}|{econf.deduplicate}|"
                          f"{econf.mixed_precision}",
             fit_part=layout.part(n=econf.num_samples, kw=econf.kernel_width,
@@ -281,7 +290,7 @@ class Planner:
                                  lab=labels, ra=econf.ridge_alpha, nf=econf.num_features,
                                  lk=econf.listen_top_k,
                                  # the estimator is a fit-stage choice (predicted once)
-                                 **({"est": econf.estimator}
+                                 **({"est": strategy_key(econf.estimator)}
                                     if econf.estimator != "lime_ridge" else {}),
                                  **({"tgt": econf.target}
                                     if econf.target != "probability" else {})),
@@ -309,7 +318,7 @@ class Planner:
         for point, keys, econf, metrics in self._pending:
             n = n_max[keys.masks_group]
             masks_key = layout.masks_key(keys.segment, econf.modality, econf.seed,
-                                         econf.exhaustive, n, econf.sampler)
+                                         econf.exhaustive, n, strategy_key(econf.sampler))
             model_identity = keys.predict_part.split("|")[0]
             # num_samples=auto: the run stops when the point's own surrogate is stable, so its
             # whole explainer config is the stopping rule (and the predict key holds its hash)
@@ -318,13 +327,11 @@ class Planner:
                                           econf.deduplicate, econf.mixed_precision,
                                           auto=short_hash(auto, 8) if auto else None)
             fit_key = layout.fit_key(pred_key, keys.fit_part)
-            p.masks.setdefault(masks_key, MasksSpec(keys.dataset, keys.segment, econf.modality,
-                                                    n, econf.seed, econf.exhaustive,
-                                                    econf.sampler))
+            p.masks.setdefault(masks_key, MasksSpec(keys.dataset, keys.segment,
+                                                    replace(econf.masks, max_samples=n)))
             p.predict.setdefault(pred_key, PredictSpec(
                 keys.dataset, keys.segment, masks_key, point.config["model"], model_identity,
-                econf.modality, econf.batch_size, econf.deduplicate, econf.mixed_precision,
-                auto))
+                econf.modality, econf.predict, econf.fit if auto else None))
             fit_jobs.setdefault(pred_key if batch else fit_key, []).append(
                 (point, fit_key, econf, pred_key))
             resolved.append((point, keys, econf, metrics, pred_key, fit_key))
@@ -332,10 +339,11 @@ class Planner:
         fit_batch_of: dict[str, str] = {}
         for members in fit_jobs.values():
             unique = {fk: ec for _, fk, ec, _ in members}
-            point, pred_key = members[0][0], members[0][3]
+            point, econf, pred_key = members[0][0], members[0][2], members[0][3]
             spec = FitSpec(dataset=point.dataset, segment=p.predict[pred_key].segment,
                            masks=p.predict[pred_key].masks, predict=pred_key,
-                           members=[FitMember(fk, unique[fk]) for fk in sorted(unique)],
+                           segmentation=econf.segment, prediction=econf.predict,
+                           members=[FitMember(fk, unique[fk].fit) for fk in sorted(unique)],
                            shared_scale=shared_scale)
             job = short_hash(sorted(unique), 12)
             p.fit[job] = spec

@@ -12,33 +12,71 @@ configurations) and the tracking settings. It is the Snakemake config file that
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.params import FitParams, MaskParams, PredictParams, SegmentParams
+
 if TYPE_CHECKING:  # the heavy modules are imported only by the stages that need them
-    from ..core.explainer import ExplainerConfig
+    from ..core.params import ExplainerConfig
     from ..metrics import MetricSettings
 
 
-def _plain(obj) -> Any:
-    return asdict(obj) if hasattr(obj, "__dataclass_fields__") else obj
+def to_plain(obj) -> Any:
+    """A spec (or any value) as JSON-able data: dataclasses by their fields, recursively."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
 
 
-def _explainer(d: dict) -> ExplainerConfig:
-    from ..core.explainer import ExplainerConfig
+def _hints(cls) -> dict:
+    from ..core.params import ExplainerConfig
 
-    return ExplainerConfig(**d)
+    names: dict[str, Any] = {"ExplainerConfig": ExplainerConfig}
+    try:
+        return typing.get_type_hints(cls, localns=names)
+    except NameError:  # an evaluate spec: the metrics package is imported only for it
+        from ..metrics import MetricSettings
+
+        return typing.get_type_hints(cls, localns={**names, "MetricSettings": MetricSettings})
+
+
+def from_plain(tp, value) -> Any:
+    """``value`` (from :func:`to_plain`) as the type annotation ``tp`` says: nested
+    dataclasses, ``X | None``, ``list[X]`` and ``dict[str, X]``; anything else as it is."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return from_plain(inner[0], value) if len(inner) == 1 else value
+    if origin is list and args:
+        return [from_plain(args[0], v) for v in value]
+    if origin is dict and len(args) == 2:
+        return {k: from_plain(args[1], v) for k, v in value.items()}
+    if isinstance(tp, type) and is_dataclass(tp):
+        hints = _hints(tp)
+        return tp(**{f.name: from_plain(hints[f.name], value[f.name])
+                     for f in fields(tp) if f.init and f.name in value})
+    return value
 
 
 class _Spec:
-    """``to_dict``/``from_dict`` for specs whose fields are plain values."""
+    """``to_dict``/``from_dict`` from the dataclass fields (:func:`to_plain`,
+    :func:`from_plain`): a new field needs no serialiser code."""
 
     def to_dict(self) -> dict:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict):
-        return cls(**d)
+        return from_plain(cls, d)
 
 
 @dataclass(frozen=True)
@@ -82,32 +120,14 @@ class SegmentSpec(_Spec):
     separate: str
     sample_rate: int  # the working (classifier's) rate
     stems_rate: int  # the separator's rate
-    temporal_segments: int
-    segment_boundaries: list | None
-    residual: str
-    lyrics_unit: str
-
-    def explainer(self) -> ExplainerConfig:
-        """An explainer config with these segmentation settings (what ``factorize`` reads)."""
-        return _explainer({"temporal_segments": self.temporal_segments,
-                           "segment_boundaries": self.segment_boundaries,
-                           "residual": self.residual, "lyrics_unit": self.lyrics_unit})
+    params: SegmentParams
 
 
 @dataclass(frozen=True)
 class MasksSpec(_Spec):
     dataset: str
     segment: str
-    modality: str
-    num_samples: int  # the largest count any point of this prediction run fits
-    seed: int
-    exhaustive: bool
-    sampler: str = "bernoulli"
-
-    def explainer(self) -> ExplainerConfig:
-        return _explainer({"modality": self.modality, "seed": self.seed,
-                           "exhaustive": self.exhaustive, "num_samples": self.num_samples,
-                           "sampler": self.sampler})
+    params: MaskParams  # max_samples: the largest count any point of this prediction run fits
 
 
 @dataclass(frozen=True)
@@ -117,72 +137,43 @@ class PredictSpec(_Spec):
     masks: str
     model: dict  # the Hydra node
     model_identity: str
-    modality: str
-    batch_size: int
-    deduplicate: bool
-    mixed_precision: bool
-    # num_samples=auto: the point's whole explainer config (its surrogate decides when to stop,
-    # musiclime.adaptive); None: predict every mask row
-    auto: dict | None = None
-
-    def explainer(self) -> ExplainerConfig:
-        if self.auto is not None:
-            return _explainer(self.auto)
-        return _explainer({"modality": self.modality, "batch_size": self.batch_size,
-                           "deduplicate": self.deduplicate,
-                           "mixed_precision": self.mixed_precision})
+    modality: str  # the masks' (their layout)
+    params: PredictParams
+    # num_samples=auto: the point's surrogate (and its auto settings) decides when to stop
+    # (musiclime.adaptive); None: predict every mask row
+    auto: FitParams | None = None
 
 
 @dataclass
-class FitMember:
+class FitMember(_Spec):
     key: str  # the fit key: one configuration's explanations
-    explainer: ExplainerConfig
-
-    def to_dict(self) -> dict:
-        return {"key": self.key, "explainer": self.explainer.as_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FitMember:
-        return cls(key=d["key"], explainer=_explainer(d["explainer"]))
+    params: FitParams
 
 
 @dataclass
-class FitSpec:
-    """One fit job per song: every configuration fitted on one prediction run."""
+class FitSpec(_Spec):
+    """One fit job per song: every configuration fitted on one prediction run. The members
+    share the segmentation and the prediction settings (the explanations record them)."""
 
     dataset: str
     segment: str
     masks: str
     predict: str
+    segmentation: SegmentParams
+    prediction: PredictParams
     members: list[FitMember]
     shared_scale: bool = True  # one heatmap colour scale for all members (workflow.shared_scale)
 
-    def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "segment": self.segment, "masks": self.masks,
-                "predict": self.predict, "members": [m.to_dict() for m in self.members],
-                "shared_scale": self.shared_scale}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FitSpec:
-        return cls(**{**d, "members": [FitMember.from_dict(m) for m in d["members"]]})
-
 
 @dataclass
-class EvaluateMember:
+class EvaluateMember(_Spec):
     key: str  # the evaluate key
     fit: str  # the fit key of the explanation it evaluates
     explainer: ExplainerConfig
 
-    def to_dict(self) -> dict:
-        return {"key": self.key, "fit": self.fit, "explainer": self.explainer.as_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EvaluateMember:
-        return cls(key=d["key"], fit=d["fit"], explainer=_explainer(d["explainer"]))
-
 
 @dataclass
-class EvaluateSpec:
+class EvaluateSpec(_Spec):
     """One evaluate job per song: the quality metrics of every explanation of one fit job
     that shares these metric settings (one classifier and one prediction cache serve all)."""
 
@@ -193,19 +184,6 @@ class EvaluateSpec:
     model: dict
     metrics: MetricSettings
     members: list[EvaluateMember]
-
-    def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "segment": self.segment, "predict": self.predict,
-                "fit_batch": self.fit_batch, "model": self.model,
-                "metrics": self.metrics.as_dict(),
-                "members": [m.to_dict() for m in self.members]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EvaluateSpec:
-        from ..metrics import MetricSettings
-
-        return cls(**{**d, "metrics": MetricSettings(**d["metrics"]),
-                      "members": [EvaluateMember.from_dict(m) for m in d["members"]]})
 
 
 @dataclass(frozen=True)
@@ -273,29 +251,15 @@ class Plan:
     tracking: TrackingSettings
     invocation: Invocation = field(default_factory=Invocation)
 
-    _TABLES = {"decode": DecodeSpec, "separate": SeparateSpec, "segment": SegmentSpec,
-               "masks": MasksSpec, "predict": PredictSpec, "fit": FitSpec,
-               "evaluate": EvaluateSpec, "aggregate": AggregateSpec, "points": PointSpec}
-
     def to_dict(self) -> dict:
-        d: dict[str, Any] = {"results_root": self.results_root,
-                             "songs": {ds: {sid: s.to_dict() for sid, s in songs.items()}
-                                       for ds, songs in self.songs.items()}}
-        for name in self._TABLES:
-            d[name] = {k: spec.to_dict() for k, spec in getattr(self, name).items()}
-        d["tracking"] = self.tracking.to_dict()
-        d["invocation"] = self.invocation.to_dict()
-        return d
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
-        tables = {name: {k: spec_cls.from_dict(v) for k, v in d.get(name, {}).items()}
-                  for name, spec_cls in cls._TABLES.items()}
-        return cls(results_root=d["results_root"],
-                   songs={ds: {sid: SongSource.from_dict(s) for sid, s in songs.items()}
-                          for ds, songs in d.get("songs", {}).items()},
-                   tracking=TrackingSettings.from_dict(d.get("tracking", {"enabled": False})),
-                   invocation=Invocation.from_dict(d.get("invocation", {})), **tables)
+        tables = ("songs", "decode", "separate", "segment", "masks", "predict", "fit",
+                  "evaluate", "aggregate", "points")
+        d = {**{name: {} for name in tables}, "tracking": {"enabled": False}, **d}
+        return from_plain(cls, d)
 
     # --- lookups the rules need --------------------------------------------------------------
     def song(self, dataset: str, song_id: str) -> SongSource:

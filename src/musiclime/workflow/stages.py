@@ -111,7 +111,7 @@ def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: s
 
     d = load_decoded(decoded)
     s = load_stems(stems)
-    factorized = factorize(d.mix, s.stems, d.sample_rate, d.lyrics, spec.explainer(),
+    factorized = factorize(d.mix, s.stems, d.sample_rate, d.lyrics, spec.params,
                            song_id=song.song_id, stems_rate=s.sample_rate)
     save_factorized(out_npz, out_table, factorized, s.seconds, d.warnings)
 
@@ -120,8 +120,7 @@ def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> N
     from ..core.explainer import make_masks
 
     where = f"song {song.song_id}" + (f" (lyrics {song.lyrics})" if song.lyrics else "")
-    masks, _ = make_masks(load_feature_table(table), spec.explainer(), spec.num_samples,
-                          where=where)
+    masks, _ = make_masks(load_feature_table(table), spec.params, where=where)
     save_masks(out, masks)
 
 
@@ -132,17 +131,16 @@ def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
 
     target, _ = load_factorized(segment, song.song_id)
     table = target.feature_table
-    config = spec.explainer()
-    layout_ = MaskLayout(table.n_audio, table.n_lyrics, config.modality)
+    layout_ = MaskLayout(table.n_audio, table.n_lyrics, spec.modality)
     classifier = instantiate(spec.model)
     rows = load_masks(masks)
-    if config.is_auto:
+    if spec.auto is not None:
         # num_samples=auto: block by block until the point's surrogate is stable
-        preds, auto = predict_adaptive(classifier, target, rows[: config.max_samples],
-                                       layout_, config)
+        preds, auto = predict_adaptive(classifier, target, rows[: spec.auto.draw.max_samples],
+                                       layout_, spec.params, spec.auto)
         save_predictions(out, preds, auto)
         return
-    preds = predict_song(classifier, target, rows, layout_, config, progress=False)
+    preds = predict_song(classifier, target, rows, layout_, spec.params, progress=False)
     save_predictions(out, preds)
 
 
@@ -152,6 +150,7 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     write its explanation files; the record lists them."""
     from ..core.explainer import audio_warnings, fit_explanation
     from ..core.masks import MaskLayout
+    from ..core.params import settings_record
     from ..report.explanation_files import write_explanation_files
 
     features = load_feature_table(table)
@@ -163,15 +162,16 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
                 *audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")]
     fitted = []
     for member in spec.members:
-        config = member.explainer
-        layout_ = MaskLayout(features.n_audio, features.n_lyrics, config.modality)
-        exp = fit_explanation(song.song_id, features, layout_, m, preds.probs,
-                              preds.class_names, config,
+        fit = member.params
+        layout_ = MaskLayout(features.n_audio, features.n_lyrics, fit.draw.modality)
+        # num_samples=auto: every row the prediction run predicted
+        rows = m[: preds.probs.shape[0]] if fit.is_auto else m
+        exp = fit_explanation(song.song_id, features, layout_, rows, preds.probs,
+                              preds.class_names, fit,
+                              settings=settings_record(spec.segmentation, spec.prediction, fit),
                               timings=dict(preds.timings, separate_s=sep_s),
-                              song_info=song.info(),
-                              num_samples=(preds.probs.shape[0] if config.is_auto
-                                           else config.num_samples),
-                              warnings=warnings, auto=auto if config.is_auto else None)
+                              song_info=song.info(), warnings=warnings,
+                              auto=auto if fit.is_auto else None)
         exp.params["device"] = preds.device
         fitted.append((member, exp))
     # one colour scale for every configuration of this song (a kernel-width or num_samples
@@ -184,8 +184,8 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     for member, exp in fitted:
         files = write_explanation_files(exp, target, layout.explanation_dir(member.key,
                                                                             song.song_id),
-                                        member.explainer.listen_top_k,
-                                        member.explainer.num_features, vmax=vmax)
+                                        member.params.listen_top_k,
+                                        member.params.num_features, vmax=vmax)
         record.files[member.key] = str(files.json)
     save_record(out, record)
 
@@ -244,8 +244,8 @@ def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], 
     import csv
     import io
 
-    from ..core.explanation import Explanation
     from ..report.global_plots import write_global
+    from ..core.explanation import Explanation
 
     paths = [load_record(r).files[fit_key] for r in fit_records]
     write_json(summary, write_global(paths, Path(summary).parent, plots_dir=plots))
