@@ -357,8 +357,7 @@ def sweep_library(songs, clf, kernel_widths, sample_counts, log=print) -> dict:
             for n in sample_counts:
                 cfg = ExplainerConfig(num_samples=n, kernel_width=kw)
                 t0 = time.perf_counter()
-                fit_explanation(song_id, table, layout, masks_max, probs_max, names, cfg,
-                                num_samples=n)
+                fit_explanation(song_id, table, layout, masks_max, probs_max, names, cfg)
                 fit_s[(kw, n)] = time.perf_counter() - t0
         for n in sample_counts:  # the prefix property the sharing relies on
             rows = run[n][3].shape[0]

@@ -244,8 +244,8 @@ def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], 
     import csv
     import io
 
-    from ..report.global_plots import write_global
     from ..core.explanation import Explanation
+    from ..report.global_plots import write_global
 
     paths = [load_record(r).files[fit_key] for r in fit_records]
     write_json(summary, write_global(paths, Path(summary).parent, plots_dir=plots))
