@@ -49,34 +49,14 @@ def write_song(folder: Path, seconds: float, rate: int = 44100) -> tuple[Path, P
     return audio, lyrics
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="paper", choices=["tiny", "mid", "paper"])
-    ap.add_argument("--seconds", type=float, default=180.0)
-    ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides")
-    ap.add_argument("--out", default=str(HERE / "results" / "e2e.json"))
-    args = ap.parse_args(argv)
+def explain_in_subprocesses(audio: Path, lyrics: Path, overrides: list[str], work: Path,
+                            repeats: int) -> list[dict] | int:
+    """``musiclime explain`` ``repeats`` times, a fresh process each: wall time, the stage
+    timings the explanation records, GPU utilisation; the exit status when one fails."""
+    from hf import GpuSampler  # bench/hf.py
 
-    from hf import GpuSampler, build_model  # bench/hf.py
-
-    work = Path(tempfile.mkdtemp(prefix="musiclime-e2e-"))
-    t0 = time.perf_counter()
-    clf = build_model(work / "model", args.size, "cpu", 8)
-    del clf
-    build_s = time.perf_counter() - t0
-    audio, lyrics = write_song(work, args.seconds)
-    overrides = ["model=hf_fusion", f"model.audio_encoder={work / 'model' / 'ast'}",
-                 f"model.text_encoder={work / 'model' / 'roberta'}",
-                 f"model.head={work / 'model' / 'head'}", "model.batch_size=64",
-                 f"explainer.num_samples={args.samples}",
-                 f"explainer.mixed_precision={str(args.mixed_precision).lower()}",
-                 *args.overrides]
     runs = []
-    for r in range(args.repeats):
+    for r in range(repeats):
         out = work / f"explain{r}"
         cmd = [sys.executable, "-m", "musiclime.cli", "explain", str(audio), "--lyrics",
                str(lyrics), "--out", str(out), "--quiet", *overrides]
@@ -102,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {r + 1}: {wall:.1f} s wall, GPU mean "
               f"{gpu.mean if gpu.mean is None else round(gpu.mean)}%; stages {shown}",
               flush=True)
-    # the same song in one process, stage by stage (warm: the classifier is loaded once)
+    return runs
+
+
+def explain_in_process(audio: Path, lyrics: Path, overrides: list[str], work: Path,
+                       repeats: int) -> dict:
+    """The same song in one process, stage by stage (warm: the classifier is loaded once)."""
+    from hf import GpuSampler  # bench/hf.py
+
     from musiclime.config import (
         build_classifier,
         build_separator,
@@ -117,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     classifier, separator = build_classifier(cfg), build_separator(cfg)
     stages = {"load_models_s": time.perf_counter() - t, "runs": []}
-    for r in range(args.repeats):
+    for r in range(repeats):
         row = {}
         with GpuSampler() as gpu:
             t = time.perf_counter()
@@ -137,6 +124,39 @@ def main(argv: list[str] | None = None) -> int:
         stages["runs"].append(row)
         print(f"in process {r + 1}: " + ", ".join(
             f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    return stages
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="paper", choices=["tiny", "mid", "paper"])
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides")
+    ap.add_argument("--out", default=str(HERE / "results" / "e2e.json"))
+    args = ap.parse_args(argv)
+
+    from hf import build_model  # bench/hf.py
+
+    work = Path(tempfile.mkdtemp(prefix="musiclime-e2e-"))
+    t0 = time.perf_counter()
+    clf = build_model(work / "model", args.size, "cpu", 8)
+    del clf
+    build_s = time.perf_counter() - t0
+    audio, lyrics = write_song(work, args.seconds)
+    overrides = ["model=hf_fusion", f"model.audio_encoder={work / 'model' / 'ast'}",
+                 f"model.text_encoder={work / 'model' / 'roberta'}",
+                 f"model.head={work / 'model' / 'head'}", "model.batch_size=64",
+                 f"explainer.num_samples={args.samples}",
+                 f"explainer.mixed_precision={str(args.mixed_precision).lower()}",
+                 *args.overrides]
+    runs = explain_in_subprocesses(audio, lyrics, overrides, work, args.repeats)
+    if isinstance(runs, int):
+        return runs
+    stages = explain_in_process(audio, lyrics, overrides, work, args.repeats)
     result = {"size": args.size, "in_process": stages, "seconds": args.seconds, "samples": args.samples,
               "mixed_precision": args.mixed_precision, "build_model_s": build_s,
               "overrides": overrides, "runs": runs}

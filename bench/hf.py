@@ -126,6 +126,7 @@ def run(size: str = "mid", device: str = "auto", samples: int = 200, seconds: fl
     from musiclime.core.explainer import make_masks
     from musiclime.core.inference import auto_batch_size, predict_masks
     from musiclime.models.demo_classifier import resolve_device
+    from musiclime.models.hf import window_starts
 
     dev = resolve_device(device)
     model_batch = model_batch or (64 if dev.type == "cuda" else 8)
@@ -140,16 +141,7 @@ def run(size: str = "mid", device: str = "auto", samples: int = 200, seconds: fl
     masks, layout = make_masks(song.feature_table, cfg)
     composer = WaveformComposer(song.audio, device=dev)
     batch = batch_size or auto_batch_size(composer.n_samples, dev)
-    audio_masks, lyric_masks = layout.split(masks)
-    # B's inputs: every perturbed song composed once, beforehand
-    pre = []
-    for i in range(0, masks.shape[0], batch):
-        am = audio_masks[i:i + batch] if audio_masks is not None else None
-        wav = composer.compose(am).clone() if am is not None else composer.original(
-            min(batch, masks.shape[0] - i)).clone()
-        texts = [song.lyrics.compose(row) for row in lyric_masks[i:i + batch]] if (
-            lyric_masks is not None) else [song.lyrics.full_text()] * wav.shape[0]
-        pre.append((texts, wav))
+    pre = precompose(song, composer, masks, layout, batch)
 
     def sync():
         if dev.type == "cuda":
@@ -176,12 +168,12 @@ def run(size: str = "mid", device: str = "auto", samples: int = 200, seconds: fl
         sync()
         return time.perf_counter() - t
 
+    windows = len(window_starts(int(round(seconds * 16000)), clf.frontend.window))
     out = {"size": size, "device": str(dev), "gpu": torch.cuda.get_device_name(0)
            if dev.type == "cuda" else None, "samples": int(masks.shape[0]),
-           "seconds": seconds, "windows_per_song": len(__import__(
-               "musiclime.models.hf", fromlist=["window_starts"]).window_starts(
-                   int(round(seconds * 16000)), clf.frontend.window)),
-           "batch": batch, "model_batch": model_batch, "cpu_extractor": cpu_extractor, "build_s": build_s, "runs": {}}
+           "seconds": seconds, "windows_per_song": windows, "batch": batch,
+           "model_batch": model_batch, "cpu_extractor": cpu_extractor, "build_s": build_s,
+           "runs": {}}
     for amp in ([False, True] if mixed_precision else [False]):
         musiclime_once(amp)  # warm-up (kernels, allocator, tokenizer caches)
         alone_once(amp)
@@ -195,15 +187,35 @@ def run(size: str = "mid", device: str = "auto", samples: int = 200, seconds: fl
             log(f"  [{'amp' if amp else 'fp32'}] repeat {r + 1}: musiclime {ta:.2f} s, "
                 f"classifier alone {tb:.2f} s, ratio {ta / tb:.3f}"
                 + (f", GPU {u:.0f}%" if u is not None else ""))
-        ratios = [x / y for x, y in zip(a, b, strict=True)]
         out["runs"]["amp" if amp else "fp32"] = {
-            "musiclime_s": a, "alone_s": b, "ratio_min": min(ratios),
-            "ratio_median": statistics.median(ratios),
-            "samples_per_s_max": masks.shape[0] / min(a),
-            "samples_per_s_median": masks.shape[0] / statistics.median(a),
+            **speed_summary(a, b, int(masks.shape[0])),
             "gpu_util_mean": [x for x in util if x is not None] or None,
             "timings": preds.timings}
     return out
+
+
+def precompose(song, composer, masks, layout, batch: int) -> list:
+    """The classifier-alone side's inputs: every perturbed song composed once, beforehand
+    (``(texts, waveforms)`` per batch), so its timing is the classifier's alone."""
+    audio_masks, lyric_masks = layout.split(masks)
+    pre = []
+    for i in range(0, masks.shape[0], batch):
+        am = audio_masks[i:i + batch] if audio_masks is not None else None
+        wav = composer.compose(am).clone() if am is not None else composer.original(
+            min(batch, masks.shape[0] - i)).clone()
+        texts = [song.lyrics.compose(row) for row in lyric_masks[i:i + batch]] if (
+            lyric_masks is not None) else [song.lyrics.full_text()] * wav.shape[0]
+        pre.append((texts, wav))
+    return pre
+
+
+def speed_summary(musiclime_s: list[float], alone_s: list[float], samples: int) -> dict:
+    """Samples per second and musiclime's overhead over the classifier alone, per repeat."""
+    ratios = [x / y for x, y in zip(musiclime_s, alone_s, strict=True)]
+    return {"musiclime_s": musiclime_s, "alone_s": alone_s, "ratio_min": min(ratios),
+            "ratio_median": statistics.median(ratios),
+            "samples_per_s_max": samples / min(musiclime_s),
+            "samples_per_s_median": samples / statistics.median(musiclime_s)}
 
 
 class _null:

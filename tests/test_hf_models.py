@@ -63,6 +63,25 @@ def test_window_starts_cover_the_clip_and_the_last_window_ends_at_its_end():
     assert len(starts) == 6 and starts[-1] + 164080 == 60 * 16000
 
 
+def test_the_code_fingerprint_covers_every_module_the_hf_classifiers_are_split_into(
+        monkeypatch):
+    """A cached prediction of an hf model is stale when the windowing or loading code changes,
+    not only when hf.py does."""
+    from musiclime.models import identity
+
+    hashed = []
+    real = identity.file_digest
+    monkeypatch.setattr(identity, "file_digest", lambda p: hashed.append(Path(p).name) or real(p))
+    fingerprint = identity.code_fingerprint("musiclime.models.hf.HFFusionClassifier.load")
+    assert fingerprint.startswith("source:")
+    assert {"hf.py", "hf_frontend.py", "hf_loading.py"} <= set(hashed)
+    # a module without CODE_MODULES keeps its one-file fingerprint (existing cache keys hold)
+    from musiclime.models import whitebox
+
+    assert identity.code_fingerprint("musiclime.models.whitebox.ToneKeywordClassifier") == (
+        "source:" + real(whitebox.__file__)[:16])
+
+
 def test_batched_ast_features_are_the_extractors():
     """ast_fbank (a batch at once, on the audio's device) == ASTFeatureExtractor (per clip)."""
     from transformers import ASTFeatureExtractor

@@ -252,7 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "model=my_model); DIR is also put on the Python path for their "
                         "_target_ modules. May be repeated.")
     sub = p.add_subparsers(dest="command", required=True)
+    # in the order `musiclime --help` lists them
+    _add_explain_command(sub)
+    _add_workflow_commands(sub)
+    _add_training_command(sub)
+    _add_report_commands(sub)
+    _add_results_root_commands(sub)
+    return p
 
+
+def _add_explain_command(sub) -> None:
+    """One song, from an audio file to its explanation."""
     e = sub.add_parser("explain", help="explain one song (JSON, heatmap, lyrics chart, WAV)")
     e.add_argument("audio", help="audio file (wav, flac, ogg, mp3; any rate, mono or stereo)")
     e.add_argument("--lyrics", help="lyrics text file (one line per sung line)")
@@ -263,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. explainer.num_samples=500")
     e.set_defaults(func=cmd_explain)
 
+
+def _add_workflow_commands(sub) -> None:
+    """The Snakemake workflow: run (or track) a config or a sweep."""
     for name, text in (("run", "run the Snakemake workflow for a config or a sweep"),
                        ("track", "the same as run: finish what is missing, which after a "
                                  "tracking outage is the MLflow runs")):
@@ -278,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("overrides", nargs="*", help="Hydra overrides")
         r.set_defaults(func=cmd_run)
 
+
+def _add_training_command(sub) -> None:
+    """The fusion head that model=hf_fusion needs before it can explain."""
     t = sub.add_parser("train-classifier", help="train a fusion head (model=hf_fusion) on "
                        "frozen-encoder embeddings of a labelled manifest")
     t.add_argument("--out", required=True, help="folder for config.json, head.pt, metrics.json")
@@ -294,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "model.audio_encoder=... dataset.manifest=... dataset.split=null")
     t.set_defaults(func=cmd_train_classifier)
 
+
+def _add_report_commands(sub) -> None:
+    """What a finished run or sweep shows: Snakemake's HTML report, the results page."""
     rep = sub.add_parser("report", help="Snakemake HTML report of a finished run or sweep")
     rep.add_argument("-m", "--multirun", action="store_true")
     rep.add_argument("--out", help="HTML file (default <results_root>/report.html)")
@@ -317,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "<out stem>_figures/ beside --out)")
     res.set_defaults(func=cmd_results)
 
+
+def _add_results_root_commands(sub) -> None:
+    """What a results root holds, moving it, rerunning from it, and the config itself."""
     rel = sub.add_parser("relocate", help="after moving or copying a results folder (cp -a, "
                          "rsync -a): point its MLflow store at the new place")
     rel.add_argument("results_root")
@@ -345,7 +367,6 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print the composed, validated config")
     c.add_argument("overrides", nargs="*")
     c.set_defaults(func=cmd_config)
-    return p
 
 
 def main(argv: list[str] | None = None, supervised: bool | None = None) -> int:

@@ -15,8 +15,10 @@ output is computed *from*, not what it is called:
     need not be re-read at every plan).
   - *Code*: a ``version`` the classifier declares (a class or instance attribute: bump it when
     its code changes), else the sha256 of the source file of the module that defines the
-    config's ``_target_``. A bring-your-own classifier whose predictions depend on code in
-    other modules should declare ``version``.
+    config's ``_target_``, together with those of the modules it names in an optional
+    ``CODE_MODULES`` tuple (:mod:`musiclime.models.hf` names the modules it is split into).
+    A bring-your-own classifier whose predictions depend on code in other modules should
+    declare ``version`` or ``CODE_MODULES``.
 - **Dataset** (:func:`dataset_identity`): the manifest's (or folder's) resolved location. Two
   manifests under one ``dataset.name`` get different keys. A song's own files are its decode
   job's inputs, so Snakemake re-runs that song from decoding on when the manifest points it
@@ -84,7 +86,8 @@ def _path_values(node: Any) -> list[Path]:
 
 
 def code_fingerprint(target: str | None, instance: Any = None) -> str:
-    """``version:<declared>`` or ``source:<sha256 of the target's module file>``."""
+    """``version:<declared>`` or ``source:<sha256 of the target's module file>`` (of the
+    digests of its file and its ``CODE_MODULES``' files, when it names any)."""
     version = getattr(instance, "version", None) if instance is not None else None
     if version is not None and not callable(version):
         return f"version:{version}"
@@ -99,13 +102,24 @@ def code_fingerprint(target: str | None, instance: Any = None) -> str:
             module_name, _, _ = module_name.rpartition(".")
     else:
         return f"target:{target}"
+    sources = [_source_file(module)]
+    # a module split into several declares the others in CODE_MODULES (musiclime.models.hf)
+    sources += [_source_file(importlib.import_module(m))
+                for m in getattr(module, "CODE_MODULES", ())]
+    if not all(sources):
+        return f"target:{target}"
+    if len(sources) == 1:
+        return "source:" + file_digest(sources[0])[:16]
+    joined = hashlib.sha256("".join(file_digest(s) for s in sources).encode()).hexdigest()
+    return "source:" + joined[:16]
+
+
+def _source_file(module) -> str | None:
     try:
         source = inspect.getsourcefile(module)
     except TypeError:
-        source = None
-    if not source or not Path(source).is_file():
-        return f"target:{target}"
-    return "source:" + file_digest(source)[:16]
+        return None
+    return source if source and Path(source).is_file() else None
 
 
 def classifier_identity(model_config: dict, classifier: Any = None) -> dict:

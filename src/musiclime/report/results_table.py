@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import InputError
 from ..io.fileio import atomic_path
 from ..metrics.registry import label as metric_label
-from .results_figures import first_stable
+from .calls_figures import first_stable
 
 PARAMS = {
     "explainer.kernel_width": "kernel_width",
