@@ -305,7 +305,10 @@ def test_the_constant_modality_is_encoded_once(tiny, tmp_path):
     from musiclime.models.head import FusionHead, HeadConfig
 
     song = write_song(tmp_path / "song", seconds=12.0, sr=16000)  # 2 AST windows
-    clf = HFFusionClassifier.load(str(tiny.ast), str(tiny.roberta), device="cpu", batch_size=8)
+    # without the window cache, which would also encode the constant audio once: this test
+    # isolates reuse_constant_modality (the cache has its own test below)
+    clf = HFFusionClassifier.load(str(tiny.ast), str(tiny.roberta), device="cpu", batch_size=8,
+                                  window_cache=False)
     torch.manual_seed(0)
     clf.set_head(FusionHead(HeadConfig(audio_dim=32, text_dim=32, class_names=["ai", "human"],
                                        hidden=16)))
@@ -376,6 +379,7 @@ def test_long_audio_is_explained_through_windows(tmp_path):
     assert e_full > e_none == 0
     net.ref, net.scale = (e_full + e_none) / 2, 8.0 / (e_full - e_none)
     net.windows.clear()
+    clf.reset_cache()  # the logits above put these windows in the window cache
     clf.predict_proba([""], full)
     assert net.windows == [6]  # one batch of 6 windows
     exp = _explain(clf, song, modality="audio", num_samples=300)
@@ -419,3 +423,46 @@ def test_sanity_cascade_randomises_a_fusion_classifier_from_its_head_down(tiny, 
     assert abs(result.spearman[-1]) < 0.5, result.spearman
     after = clf.net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_window_cache_computes_each_distinct_window_once_and_changes_no_probability(
+        tiny, tmp_path):
+    """A 30 s song in 3 segments, 5 s model windows (each inside one segment): a window can
+    hold at most 2^4 contents (its segment's 4 stems on or off), so most windows of 200
+    perturbed songs were seen before. With the cache, the model sees each distinct window
+    content once (counted here from the composed waveforms themselves, byte for byte), and
+    every probability is the one computed without it."""
+    from musiclime.core.composition import WaveformComposer
+    from musiclime.core.explainer import make_masks
+    from musiclime.core.inference import predict_masks
+
+    song = write_song(tmp_path / "song", seconds=30.0, sr=16000, segments=3)
+    config = ExplainerConfig(num_samples=200, seed=0, modality="audio", temporal_segments=3)
+    s = load_song(song.audio_path, song.lyrics_path, OracleSeparator(), 16000, config,
+                  stems_dir=song.stems_dir)
+    masks, layout = make_masks(s.feature_table, config)
+    cached, plain = (HFAudioClassifier.load(str(tiny.ast_clf), device="cpu", batch_size=8,
+                                            window_seconds=5.0, window_cache=on)
+                     for on in (True, False))
+    sizes = _count(cached.model)
+    composer = WaveformComposer(s.audio)
+    with_cache = predict_masks(cached, composer, s.lyrics, masks, layout, batch_size=32,
+                               progress=False)
+    without = predict_masks(plain, composer, s.lyrics, masks, layout, batch_size=32,
+                            progress=False)
+    np.testing.assert_allclose(with_cache.probs, without.probs, rtol=0, atol=1e-6)
+
+    rows = np.unique(masks[:, :layout.n_columns], axis=0)
+    audio = composer.compose(rows[:, :composer.n_segments * composer.n_stems]).numpy()
+    windows = audio.reshape(len(rows), 6, 5 * 16000).reshape(-1, 5 * 16000)
+    distinct = len(np.unique(windows, axis=0))
+    assert sum(sizes) == distinct == cached.window_cache.misses
+    assert distinct <= 6 * 16 < 0.2 * windows.shape[0]  # most windows were looked up
+    assert with_cache.timings["window_cache_hit_rate"] == pytest.approx(
+        1 - distinct / windows.shape[0])
+    assert "window_cache_hit_rate" not in without.timings
+    # a second run starts from an empty cache: the same computations, the same numbers
+    sizes.clear()
+    again = predict_masks(cached, composer, s.lyrics, masks, layout, batch_size=32,
+                          progress=False)
+    assert sum(sizes) == distinct and np.array_equal(again.probs, with_cache.probs)

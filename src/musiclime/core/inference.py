@@ -81,6 +81,9 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
         default: it trades bit-compatibility with float32 runs for speed on tensor-core GPUs.
     """
     t_start = time.perf_counter()
+    reset = getattr(classifier, "reset_cache", None)
+    if callable(reset):  # a classifier's cache lives within one run (models.hf.WindowCache)
+        reset()
     rate = int(classifier.sample_rate)
     if rate != composer.factorization.sample_rate:
         raise SampleRateError(
@@ -182,6 +185,9 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
         "lyrics_compose_s": t_text,
         "samples_per_s": masks.shape[0] / total if total > 0 else float("inf"),
     }
+    cache = getattr(classifier, "window_cache", None)
+    if cache is not None and cache.hit_rate is not None:  # windows looked up, not computed
+        timings["window_cache_hit_rate"] = cache.hit_rate
     log.info("predicted %d masks (%d distinct) in %.2fs on %s (batch %d; classifier %.2fs)",
              masks.shape[0], rows.shape[0], total, device, batch_size, t_model)
     return Predictions(probs=probs, class_names=names, batch_size=batch_size,

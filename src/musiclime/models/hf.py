@@ -52,6 +52,7 @@ from .demo_classifier import resolve_device
 from .hf_frontend import (  # noqa: F401 (ast_fbank, extractor_window, window_starts: public here)
     AudioFrontEnd,
     TextFrontEnd,
+    WindowCache,
     as_batch,
     ast_fbank,
     check_lyrics,
@@ -85,10 +86,12 @@ class HFAudioClassifier:
     """
 
     def __init__(self, model, feature_extractor, device: str | torch.device = "auto",
-                 batch_size: int = 8, window_seconds: float | None = None):
+                 batch_size: int = 8, window_seconds: float | None = None,
+                 window_cache: bool = True):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.frontend = AudioFrontEnd(feature_extractor, window_seconds)
+        self.window_cache = WindowCache() if window_cache else None
         self.sample_rate = self.frontend.sample_rate
         self.class_names = label_names(model.config)
         self.batch_size = int(batch_size)
@@ -98,13 +101,15 @@ class HFAudioClassifier:
 
     @classmethod
     def load(cls, model: str, device: str = "auto", batch_size: int = 8,
-             window_seconds: float | None = None, download: bool = False) -> HFAudioClassifier:
+             window_seconds: float | None = None, download: bool = False,
+             window_cache: bool = True) -> HFAudioClassifier:
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
         path = resolve_pretrained(model, "model.model (audio classifier)", download)
         clf = cls(AutoModelForAudioClassification.from_pretrained(path),
                   AutoFeatureExtractor.from_pretrained(path), device=device,
-                  batch_size=batch_size, window_seconds=window_seconds)
+                  batch_size=batch_size, window_seconds=window_seconds,
+                  window_cache=window_cache)
         set_weights(clf, [path])
         return clf
 
@@ -112,7 +117,12 @@ class HFAudioClassifier:
         """Window-averaged logits ``[batch, classes]``."""
         audio = as_batch(audio, self.sample_rate)
         return windowed(self.frontend, audio, self.batch_size, self.device,
-                        lambda feats: self.model(**feats).logits)
+                        lambda feats: self.model(**feats).logits, self.window_cache)
+
+    def reset_cache(self) -> None:
+        """Forget the windows seen so far (:class:`~.hf_frontend.WindowCache`)."""
+        if self.window_cache is not None:
+            self.window_cache.reset()
 
     def predict_proba(self, lyrics: Sequence[str], audio: torch.Tensor) -> np.ndarray:
         logits = self.logits(audio)
@@ -184,11 +194,12 @@ class HFFusionClassifier:
                  head=None, device: str | torch.device = "auto", batch_size: int = 8,
                  audio_pooling: str = "cls", text_pooling: str = "cls",
                  window_seconds: float | None = None, max_length: int | None = None,
-                 encoder_names: tuple[str, str] = ("", "")):
+                 encoder_names: tuple[str, str] = ("", ""), window_cache: bool = True):
         self.device = resolve_device(device)
         self.audio_model = audio_model.to(self.device).eval()
         self.text_model = text_model.to(self.device).eval()
         self.frontend = AudioFrontEnd(feature_extractor, window_seconds)
+        self.window_cache = WindowCache() if window_cache else None
         self.text_frontend = TextFrontEnd(tokenizer, max_length)
         self.sample_rate = self.frontend.sample_rate
         self.batch_size = int(batch_size)
@@ -209,7 +220,8 @@ class HFFusionClassifier:
              text_encoder: str = DEFAULT_TEXT_ENCODER, head: str | None = None,
              device: str = "auto", batch_size: int = 8, audio_pooling: str = "cls",
              text_pooling: str = "cls", window_seconds: float | None = None,
-             max_length: int | None = None, download: bool = False) -> HFFusionClassifier:
+             max_length: int | None = None, download: bool = False,
+             window_cache: bool = True) -> HFFusionClassifier:
         from transformers import AutoFeatureExtractor, AutoModel, AutoTokenizer
 
         apath = resolve_pretrained(audio_encoder, "model.audio_encoder", download)
@@ -220,7 +232,8 @@ class HFFusionClassifier:
                   AutoTokenizer.from_pretrained(tpath), device=device,
                   batch_size=batch_size, audio_pooling=audio_pooling, text_pooling=text_pooling,
                   window_seconds=window_seconds, max_length=max_length,
-                  encoder_names=(str(audio_encoder), str(text_encoder)))
+                  encoder_names=(str(audio_encoder), str(text_encoder)),
+                  window_cache=window_cache)
         clf.encoder_paths = (apath, tpath)
         paths = [apath, tpath]
         if head is not None:
@@ -264,7 +277,13 @@ class HFFusionClassifier:
         """Pooled audio embeddings ``[batch, audio_dim]``, averaged over windows."""
         audio = as_batch(audio, self.sample_rate)
         return windowed(self.frontend, audio, self.batch_size, self.device,
-                        lambda feats: pool(self.audio_model(**feats), self.audio_pooling))
+                        lambda feats: pool(self.audio_model(**feats), self.audio_pooling),
+                        self.window_cache)
+
+    def reset_cache(self) -> None:
+        """Forget the windows seen so far (:class:`~.hf_frontend.WindowCache`)."""
+        if self.window_cache is not None:
+            self.window_cache.reset()
 
     def encode_lyrics(self, lyrics: Sequence[str]) -> torch.Tensor:
         """Pooled text embeddings ``[batch, text_dim]``."""
