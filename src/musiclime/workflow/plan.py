@@ -29,7 +29,7 @@ from ..config import (
 from ..core.explainer import AUTO_KEYS
 from ..core.params import strategy_name
 from ..errors import ConfigError
-from ..io.dataset import entry_problems, load_dataset
+from ..io.dataset import SongRecord, load_dataset, record_problems
 from ..models.identity import classifier_identity, dataset_identity, short_hash
 from . import layout
 from .specs import (
@@ -45,7 +45,6 @@ from .specs import (
     PredictSpec,
     SegmentSpec,
     SeparateSpec,
-    SongSource,
     TrackingSettings,
 )
 
@@ -214,7 +213,7 @@ class Planner:
         return self._separators[memo]
 
     def _dataset(self, cfg: DictConfig, needs_stems: bool
-                 ) -> tuple[str, list[SongSource], dict[str, str]]:
+                 ) -> tuple[str, list[SongRecord], dict[str, str]]:
         """The dataset's key, its songs whose inputs are in order, and the others with the
         reason (missing files, an id that cannot name a file): those fail alone."""
         dcfg = _container(cfg.dataset)
@@ -225,27 +224,21 @@ class Planner:
             raise ConfigError(f"dataset {dcfg['name']}: no songs in {dcfg['manifest']} "
                               f"(split={dcfg.get('split')})")
 
-        def opt(p):
-            return str(Path(p).resolve()) if p else None
-
         rejected = {}
-        for e in entries:
-            problems = entry_problems(e, needs_stems)
+        for record in entries:
+            problems = record_problems(record, needs_stems)
             if problems:
-                rejected[e.song_id] = "; ".join(problems)
-        sources = [SongSource(song_id=e.song_id, audio=str(Path(e.audio_path).resolve()),
-                              lyrics=opt(e.lyrics_path), stems_dir=opt(e.stems_dir),
-                              evidence=opt(e.evidence_path), label=e.label, split=e.split)
-                   for e in entries if e.song_id not in rejected]
+                rejected[record.song_id] = "; ".join(problems)
+        records = [r.resolved() for r in entries if r.song_id not in rejected]
         songs = self.plan.songs.setdefault(key, {})
-        for s in sources:
+        for s in records:
             if s.song_id in songs and songs[s.song_id] != s:
                 raise ConfigError(
                     f"dataset.name={dcfg['name']}: song {s.song_id} has different files or "
                     f"labels in two configurations of this run ({songs[s.song_id].audio} and "
                     f"{s.audio}); give each manifest its own dataset.name")
             songs[s.song_id] = s
-        return key, sources, rejected
+        return key, records, rejected
 
     # --- points -------------------------------------------------------------------------------
     def add_point(self, overrides: list[str], cfg: DictConfig) -> PointSpec:
@@ -262,7 +255,7 @@ class Planner:
                               f"{model.sample_rate} Hz; leave it null so audio is composed at "
                               "the classifier's rate")
         sep_ident, sep_rate, needs_stems = self._separator(cfg, rate)
-        dataset, sources, rejected = self._dataset(cfg, needs_stems)
+        dataset, records, rejected = self._dataset(cfg, needs_stems)
 
         p = self.plan
         dec_work = layout.decode_key(dataset, rate)
@@ -298,7 +291,7 @@ class Planner:
         # where the results live is not part of what a point is (a results folder can move)
         recorded = [o for o in overrides if not o.lstrip("+~").startswith("results_root=")]
         point = PointSpec(point_id=point_id, overrides=recorded, config=resolved,
-                          dataset=dataset, songs=[s.song_id for s in sources], predict="",
+                          dataset=dataset, songs=[s.song_id for s in records], predict="",
                           fit="", fit_batch="", model_identity=model.detail, failed=rejected)
         self._pending.append((point, keys, econf, metrics))
         return point

@@ -37,6 +37,7 @@ from .. import supervise
 from ..core.lyrics import read_lyrics
 from ..errors import one_line
 from ..io.audio import load_audio
+from ..io.dataset import SongRecord
 from ..io.fileio import atomic_path, write_json
 from . import layout
 from .files import (
@@ -67,7 +68,6 @@ from .specs import (
     PredictSpec,
     SegmentSpec,
     SeparateSpec,
-    SongSource,
 )
 
 # torch, lime and scikit-learn are imported inside the stages that need them: most jobs are
@@ -83,7 +83,7 @@ def instantiate(node: dict):
     return hydra_instantiate({k: v for k, v in node.items() if k != "name"}, _convert_="all")
 
 
-def decode_audio(spec: DecodeSpec, song: SongSource, out: str) -> None:
+def decode_audio(spec: DecodeSpec, song: SongRecord, out: str) -> None:
     t0 = time.perf_counter()
     found: list[str] = []  # what the file hides; the song's explanations record it
     mix, rate = load_audio(song.audio, spec.sample_rate, warnings=found)
@@ -94,7 +94,7 @@ def decode_audio(spec: DecodeSpec, song: SongSource, out: str) -> None:
     log.info("%s: decoded %.1fs at %d Hz", song.song_id, len(mix) / rate, rate)
 
 
-def separate_stems(spec: SeparateSpec, song: SongSource, decoded: str, out: str) -> None:
+def separate_stems(spec: SeparateSpec, song: SongRecord, decoded: str, out: str) -> None:
     from ..core.explainer import separate
 
     t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def separate_stems(spec: SeparateSpec, song: SongSource, decoded: str, out: str)
              time.perf_counter() - t0)
 
 
-def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: str,
+def segment_features(spec: SegmentSpec, song: SongRecord, decoded: str, stems: str,
                      out_npz: str, out_table: str) -> None:
     from ..core.explainer import factorize
 
@@ -116,7 +116,7 @@ def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: s
     save_factorized(out_npz, out_table, factorized, s.seconds, d.warnings)
 
 
-def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> None:
+def generate_masks(spec: MasksSpec, song: SongRecord, table: str, out: str) -> None:
     from ..core.explainer import make_masks
 
     where = f"song {song.song_id}" + (f" (lyrics {song.lyrics})" if song.lyrics else "")
@@ -124,7 +124,7 @@ def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> N
     save_masks(out, masks)
 
 
-def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
+def predict_masks(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
                   out: str) -> None:
     from ..core.explainer import predict_adaptive, predict_song
     from ..core.masks import MaskLayout
@@ -144,7 +144,7 @@ def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
     save_predictions(out, preds)
 
 
-def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: str,
+def fit_lime(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: str,
              predict: str, out: str) -> None:
     """Fit every member configuration on its num_samples prefix of one prediction run and
     write its explanation files; the record lists them."""
@@ -190,7 +190,7 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     save_record(out, record)
 
 
-def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fit_record: str,
+def evaluate_explanations(spec: EvaluateSpec, song: SongRecord, segment: str, fit_record: str,
                           out: str) -> None:
     """Quality metrics of every member explanation; one classifier and one
     :class:`~musiclime.metrics.predictor.MaskPredictor` serve them all, so a mask several
@@ -244,8 +244,8 @@ def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], 
     import csv
     import io
 
-    from ..report.global_plots import write_global
     from ..core.explanation import Explanation
+    from ..report.global_plots import write_global
 
     paths = [load_record(r).files[fit_key] for r in fit_records]
     write_json(summary, write_global(paths, Path(summary).parent, plots_dir=plots))
