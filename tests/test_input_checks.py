@@ -268,11 +268,11 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
              "sample_rate": SR, "tone_hz": 880.0, "start": song.tone_window[0],
              "end": song.tone_window[1], "keyword": "robot",
              "reference_energy": 0.0225}
-    stages.predict_masks(PredictSpec("d", "k", "k", model, "wb", "both", replace(config.predict, batch_size=64)), src,
-                         "seg.npz", "masks.npy", "preds.npz")
-    stages.fit_lime(FitSpec("d", "k", "k", "k", config.segment, config.predict,
-                            [FitMember("fitkey", config.fit)]), src,
-                    "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
+    stages.run_predict(PredictSpec("d", "k", "k", model, "wb", "both", replace(config.predict, batch_size=64)), src,
+                       "seg.npz", "masks.npy", "preds.npz")
+    stages.run_fit(FitSpec("d", "k", "k", "k", config.segment, config.predict,
+                           [FitMember("fitkey", config.fit)]), src,
+                   "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
     recorded = Explanation.load(load_record("fit.json").files["fitkey"])
     assert recorded.warnings[0] == line
 

@@ -1,7 +1,9 @@
-"""What each Snakemake rule does: one function per rule, named as the rule.
+"""What each Snakemake rule does: one function per rule, named as the rule (but for
+``predict_masks`` -> :func:`run_predict` and ``fit_lime`` -> :func:`run_fit`, whose rule names
+the library's :func:`~musiclime.core.inference.predict_masks` and ridge fit also had).
 
-Each rule runs ``workflow/scripts/<rule>.py``, which parses the rule's typed spec and calls the
-function of the same name here. These functions only read and write the stage files
+Each rule runs ``workflow/scripts/<rule>.py``, which parses the rule's typed spec and calls its
+function here. These functions only read and write the stage files
 (:mod:`.files`); the work is done by the same library functions that ``musiclime explain``
 (:class:`musiclime.MusicLIME`, :func:`musiclime.load_song`) calls, so both give the same
 explanation:
@@ -124,8 +126,8 @@ def generate_masks(spec: MasksSpec, song: SongRecord, table: str, out: str) -> N
     save_masks(out, masks)
 
 
-def predict_masks(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
-                  out: str) -> None:
+def run_predict(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
+                out: str) -> None:
     from ..core.explainer import predict_adaptive, predict_song
     from ..core.masks import MaskLayout
 
@@ -144,8 +146,8 @@ def predict_masks(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
     save_predictions(out, preds)
 
 
-def fit_lime(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: str,
-             predict: str, out: str) -> None:
+def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: str,
+            predict: str, out: str) -> None:
     """Fit every member configuration on its num_samples prefix of one prediction run and
     write its explanation files; the record lists them."""
     from ..core.explainer import audio_warnings, fit_explanation
