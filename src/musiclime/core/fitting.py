@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .coalition_sizes import binomial_sizes
 from .params import FitParams, stage, strategy
 from .surrogate import LabelFit, cosine_distance, fit_ridge
 
@@ -39,7 +40,6 @@ def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
     over the sampler's size distribution (``pi / q``) when the sampler does not draw uniform
     masks; Leverage SHAP's stratified reweighting is right for every sampler."""
     from .estimators import KernelSHAP, estimate
-    from .samplers import binomial_sizes
 
     estimator = strategy("estimator", spec)
     if spec == "kernel_shap" and sampler is not None and hasattr(sampler, "size_distribution"):
