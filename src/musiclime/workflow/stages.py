@@ -131,18 +131,18 @@ def run_predict(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
     from ..core.explainer import predict_adaptive, predict_song
     from ..core.masks import MaskLayout
 
-    target, _ = load_factorized(segment, song.song_id)
-    table = target.feature_table
+    factorized, _ = load_factorized(segment, song.song_id)
+    table = factorized.feature_table
     layout_ = MaskLayout(table.n_audio, table.n_lyrics, spec.modality)
     classifier = instantiate(spec.model)
     rows = load_masks(masks)
     if spec.auto is not None:
         # num_samples=auto: block by block until the point's surrogate is stable
-        preds, auto = predict_adaptive(classifier, target, rows[: spec.auto.draw.max_samples],
+        preds, auto = predict_adaptive(classifier, factorized, rows[: spec.auto.draw.max_samples],
                                        layout_, spec.params, spec.auto)
         save_predictions(out, preds, auto)
         return
-    preds = predict_song(classifier, target, rows, layout_, spec.params, progress=False)
+    preds = predict_song(classifier, factorized, rows, layout_, spec.params, progress=False)
     save_predictions(out, preds)
 
 
@@ -158,10 +158,10 @@ def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: st
     features = load_feature_table(table)
     m = load_masks(masks)
     preds, auto = load_predictions(predict, with_auto=True)
-    target, sep_s = load_factorized(segment, song.song_id, song.info())
+    factorized, sep_s = load_factorized(segment, song.song_id, song.info())
     # what looked suspicious in the file and the audio, worded as `musiclime explain` words it
-    warnings = [*target.warnings,
-                *audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")]
+    warnings = [*factorized.warnings,
+                *audio_warnings(factorized.audio, f"song {song.song_id} ({song.audio})")]
     fitted = []
     for member in spec.members:
         fit = member.params
@@ -184,7 +184,7 @@ def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: st
         vmax = vmax or None
     record = JobRecord(song=song.song_id)
     for member, exp in fitted:
-        files = write_explanation_files(exp, target, layout.explanation_dir(member.key,
+        files = write_explanation_files(exp, factorized, layout.explanation_dir(member.key,
                                                                             song.song_id),
                                         member.params.listen_top_k,
                                         member.params.num_features, vmax=vmax)
@@ -203,7 +203,7 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongRecord, segment: str, fi
     from ..metrics.evaluate import check_song
 
     t0 = time.perf_counter()
-    target, _ = load_factorized(segment, song.song_id)
+    factorized, _ = load_factorized(segment, song.song_id)
     explanations = load_record(fit_record).files
     clf = instantiate(spec.model)
     predictor = None
@@ -212,12 +212,12 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongRecord, segment: str, fi
         t1 = time.perf_counter()
         exp = Explanation.load(explanations[member.fit])
         if predictor is None:
-            check_song(exp, target)
-            predictor = MaskPredictor(target, clf, exp.modality,
+            check_song(exp, factorized)
+            predictor = MaskPredictor(factorized, clf, exp.modality,
                                       batch_size=member.explainer.batch_size,
                                       deduplicate=member.explainer.deduplicate,
                                       class_names=exp.class_names)
-        metrics = evaluate_explanation(exp, target, clf, member.explainer,
+        metrics = evaluate_explanation(exp, factorized, clf, member.explainer,
                                        evidence=song.evidence, settings=spec.metrics,
                                        predictor=predictor)
         metrics["time_evaluate_s"] = time.perf_counter() - t1
