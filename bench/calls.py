@@ -161,14 +161,14 @@ def run_demo(settings: Settings, cache: Path | None = None) -> dict:
     labels: dict[str, str] = {}
     predict_s = 0.0
     for e in entries:
-        song = load_song(e.audio_path, e.lyrics_path, OracleSeparator(), clf.sample_rate,
+        song = load_song(e.audio, e.lyrics, OracleSeparator(), clf.sample_rate,
                          ExplainerConfig(), song_id=e.song_id, stems_dir=e.stems_dir)
         table = song.feature_table
         layout = MaskLayout(table.n_audio, table.n_lyrics, "both")
         labels[e.song_id] = str(e.label)
         truth = None
-        if e.evidence_path and str(e.label) == "ai":
-            idx = evidence_features(table, load_evidence(e.evidence_path), lyrics=song.lyrics)
+        if e.evidence and str(e.label) == "ai":
+            idx = evidence_features(table, load_evidence(e.evidence), lyrics=song.lyrics)
             truth = np.zeros(layout.n_columns, dtype=bool)
             truth[sorted(idx)] = True
         for sampler in samplers:
@@ -342,7 +342,7 @@ def run_auto(corpus: str, songs: int | None, overrides: dict, log_every: bool = 
     cfg = ExplainerConfig(num_samples="auto", **overrides)
     rows = []
     for e in entries:
-        song = load_song(e.audio_path, e.lyrics_path, OracleSeparator(), clf.sample_rate, cfg,
+        song = load_song(e.audio, e.lyrics, OracleSeparator(), clf.sample_rate, cfg,
                          song_id=e.song_id, stems_dir=e.stems_dir)
         t0 = time.perf_counter()
         exp = MusicLIME(clf, cfg, progress=False).explain(song)

@@ -19,7 +19,7 @@ def demo_entries(corpus: str | Path, split: str | None = "test"):
     manifest = Path(corpus) / "manifest.csv"
     if not manifest.is_file():
         return []
-    return [e for e in load_dataset(manifest, split) if e.stems_dir and e.lyrics_path]
+    return [e for e in load_dataset(manifest, split) if e.stems_dir and e.lyrics]
 
 
 def synthetic_clip(seconds: float, rate: int, seed: int = 0, n_lines: int = 12) -> dict:
@@ -48,14 +48,14 @@ def demo_clip(seconds: float, rate: int, corpus: str | Path = DEMO_CORPUS) -> di
     mixes, stems, lyrics, used = [], {s: [] for s in STEM_NAMES}, [], []
     have = 0
     for e in entries:
-        mix, _ = load_audio(e.audio_path, rate)
+        mix, _ = load_audio(e.audio, rate)
         take = min(len(mix), n - have)
         mixes.append(mix[:take])
         for s in STEM_NAMES:
             y, _ = load_audio(Path(e.stems_dir) / f"{s}.wav", rate)
             y = np.pad(y, (0, max(0, len(mix) - len(y))))[:len(mix)]
             stems[s].append(y[:take])
-        lyrics.append(Path(e.lyrics_path).read_text(encoding="utf-8").strip("\n"))
+        lyrics.append(Path(e.lyrics).read_text(encoding="utf-8").strip("\n"))
         used.append(e.song_id)
         have += take
         if have >= n:

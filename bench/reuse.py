@@ -35,7 +35,7 @@ def load_demo_songs(n_songs: int, rate: int, corpus: str | Path = DEMO_CORPUS):
     entries = demo_entries(corpus)[:n_songs]
     sep = OracleSeparator()
     cfg = ExplainerConfig()
-    return [(e.song_id, lambda e=e: load_song(e.audio_path, e.lyrics_path, sep, rate, cfg,
+    return [(e.song_id, lambda e=e: load_song(e.audio, e.lyrics, sep, rate, cfg,
                                               song_id=e.song_id, stems_dir=e.stems_dir))
             for e in entries]
 

@@ -254,7 +254,7 @@ def run_demo(settings: Settings, progress: bool = True) -> dict:
         sampler, estimator = table[name]
         per_song = {}
         for e in entries:
-            song = load_song(e.audio_path, e.lyrics_path, OracleSeparator(), clf.sample_rate,
+            song = load_song(e.audio, e.lyrics, OracleSeparator(), clf.sample_rate,
                              cfg, song_id=e.song_id, stems_dir=e.stems_dir)
             ft = song.feature_table
             layout = MaskLayout(ft.n_audio, ft.n_lyrics, "both")

@@ -1,4 +1,4 @@
-"""Attribution estimators against exact answers: LIME equals fit_lime, Kernel SHAP on all masks
+"""Attribution estimators against exact answers: LIME equals fit_ridge, Kernel SHAP on all masks
 recovers the closed-form Shapley values, efficiency is exact, Leverage SHAP converges, and the
 white-box games' closed forms match enumeration."""
 
@@ -22,7 +22,7 @@ from musiclime.core.estimators import (
     shapley_regression,
     shapley_row_weights,
 )
-from musiclime.core.surrogate import ExponentialKernel, fit_lime
+from musiclime.core.surrogate import ExponentialKernel, fit_ridge
 from musiclime.models.groundtruth import (
     FAMILIES,
     GroundTruthGame,
@@ -47,7 +47,7 @@ def test_lime_ridge_equals_fit_lime():
     masks = samplers.bernoulli(45, 300, 0)
     y = game(masks)
     probs = np.stack([y, 1 - y], axis=1)
-    fits, _ = fit_lime(masks, probs, [0, 1])
+    fits, _ = fit_ridge(masks, probs, [0, 1])
     for label in (0, 1):
         a = lime_ridge(masks, probs[:, label])
         np.testing.assert_array_equal(a.weights, fits[label].weights)
@@ -55,7 +55,7 @@ def test_lime_ridge_equals_fit_lime():
         assert a.estimator == "lime_ridge"
     kernel = ExponentialKernel(25, 100)
     custom = LimeRidge(kernel=kernel, ridge_alpha=0.5)(masks, y)
-    ref, _ = fit_lime(masks, probs, [0], kernel, ridge_alpha=0.5)
+    ref, _ = fit_ridge(masks, probs, [0], kernel, ridge_alpha=0.5)
     np.testing.assert_array_equal(custom.weights, ref[0].weights)
     both = estimate(lime_ridge, masks, probs, [0, 1])
     np.testing.assert_array_equal(both[1].weights, fits[1].weights)

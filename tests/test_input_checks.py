@@ -232,6 +232,7 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     """`musiclime explain` (load_song) and the workflow's stage files record them alike."""
     from dataclasses import replace
 
+    from musiclime.io.dataset import SongRecord
     from musiclime.workflow import stages
     from musiclime.workflow.files import load_factorized, load_record
     from musiclime.workflow.specs import (
@@ -242,7 +243,6 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
         PredictSpec,
         SegmentSpec,
         SeparateSpec,
-        SongSource,
     )
 
     clipped = tmp_path / "clipped.wav"
@@ -252,7 +252,7 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     line = _only_line(exp.warnings, "at or beyond full scale")
 
     monkeypatch.chdir(tmp_path)  # stage outputs are relative to the results root
-    src = SongSource("clipped", str(clipped), str(song.lyrics_path), str(song.stems_dir))
+    src = SongRecord("clipped", str(clipped), str(song.lyrics_path), str(song.stems_dir))
     stages.decode_audio(DecodeSpec("d", SR), src, "decoded.npz")
     oracle = {"name": "oracle", "_target_": "musiclime.models.separation.OracleSeparator"}
     stages.separate_stems(SeparateSpec("d", "k", oracle, "oracle", SR), src, "decoded.npz",
@@ -268,11 +268,11 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
              "sample_rate": SR, "tone_hz": 880.0, "start": song.tone_window[0],
              "end": song.tone_window[1], "keyword": "robot",
              "reference_energy": 0.0225}
-    stages.predict_masks(PredictSpec("d", "k", "k", model, "wb", "both", replace(config.predict, batch_size=64)), src,
-                         "seg.npz", "masks.npy", "preds.npz")
-    stages.fit_lime(FitSpec("d", "k", "k", "k", config.segment, config.predict,
-                            [FitMember("fitkey", config.fit)]), src,
-                    "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
+    stages.run_predict(PredictSpec("d", "k", "k", model, "wb", "both", replace(config.predict, batch_size=64)), src,
+                       "seg.npz", "masks.npy", "preds.npz")
+    stages.run_fit(FitSpec("d", "k", "k", "k", config.segment, config.predict,
+                           [FitMember("fitkey", config.fit)]), src,
+                   "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
     recorded = Explanation.load(load_record("fit.json").files["fitkey"])
     assert recorded.warnings[0] == line
 

@@ -17,7 +17,7 @@ from musiclime.core.explainer import ExplainerConfig, MusicLIME, factorize, load
 from musiclime.core.factorization import AudioFactorization
 from musiclime.core.features import FeatureTable
 from musiclime.core.lyrics import make_lyrics_units
-from musiclime.core.surrogate import fit_lime
+from musiclime.core.surrogate import fit_ridge
 from musiclime.metrics import (
     MaskPredictor,
     MetricSettings,
@@ -243,7 +243,7 @@ def test_heldout_r2_is_one_for_a_linear_probability_function():
     assert exact["heldout_weighted_r2"] == pytest.approx(1.0)
     masks = (np.random.default_rng(0).random((1000, F)) < 0.5).astype(np.uint8)
     masks[0] = 1
-    fits, _ = fit_lime(masks, linear_predict(masks), [0], kernel_width=0.25)
+    fits, _ = fit_ridge(masks, linear_predict(masks), [0], kernel_width=0.25)
     fit = fits[0]
     res = heldout_fidelity(fit.weights, fit.intercept, linear_predict, 0, n_masks=300, seed=1)
     assert res["heldout_r2"] > 0.98 and res["heldout_weighted_r2"] > 0.98

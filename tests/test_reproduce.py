@@ -22,11 +22,11 @@ from musiclime.workflow.reproduce import config_pins
 
 
 def test_dataset_differences_name_the_song_whose_file_changed(tmp_path):
-    from musiclime.workflow.specs import SongSource
+    from musiclime.io.dataset import SongRecord
 
     manifest = make_corpus(tmp_path / "c", n_songs=2, seconds=1.0)
     root = manifest.parent
-    sources = [SongSource(song_id=f"song{i}", audio=str(root / f"song{i}.flac"),
+    sources = [SongRecord(song_id=f"song{i}", audio=str(root / f"song{i}.flac"),
                           lyrics=str(root / f"song{i}.txt")) for i in (1, 0)]
     rows = song_table(sources)
     assert [r["song_id"] for r in rows] == ["song0", "song1"]

@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 
 from musiclime.core import samplers
+from musiclime.core.coalition_sizes import binomial_sizes, shapley_sizes, uniform_sizes
 from musiclime.core.masks import sample_masks
-from musiclime.core.samplers import (
-    SAMPLERS,
-    SizeSampler,
-    binomial_sizes,
-    get_sampler,
-    shapley_sizes,
-    uniform_sizes,
-)
+from musiclime.core.samplers import SAMPLERS, SizeSampler, get_sampler
 
 ALL = sorted(SAMPLERS)
 SIZE_BASED = [n for n in ALL if isinstance(SAMPLERS[n], SizeSampler)]

@@ -122,7 +122,7 @@ def test_oracle_reads_stems_from_disk(song):
     for name in STEM_NAMES:
         np.testing.assert_array_equal(stems[name], song.stems[name])
     # at another rate: resampled, and fitted to the length of the given mix
-    half = sep.load_stems(song.stems_dir, 11025, length=100)
+    half = sep.read_stem_files(song.stems_dir, 11025, length=100)
     assert all(y.shape == (100,) for y in half.values())
     assert sep.identity == "oracle"
 

@@ -13,7 +13,7 @@ from musiclime.core.surrogate import (
     cosine_distance,
     cosine_distances,
     exponential_kernel,
-    fit_lime,
+    fit_ridge,
     kernel_stats,
 )
 
@@ -79,7 +79,7 @@ def _linear_problem(n_features=30, n=500, seed=0):
 
 def test_fit_recovers_linear_weights_exactly_without_regularisation():
     masks, probs, w, b = _linear_problem()
-    fits, stats = fit_lime(masks, probs, [0, 1], kernel_width=0.25, ridge_alpha=1e-8)
+    fits, stats = fit_ridge(masks, probs, [0, 1], kernel_width=0.25, ridge_alpha=1e-8)
     f0 = fits[0]
     assert f0.weights.shape == (30,)  # every feature, not lime's top-k
     np.testing.assert_allclose(f0.weights, w, atol=1e-6)
@@ -92,7 +92,7 @@ def test_fit_recovers_linear_weights_exactly_without_regularisation():
 
 def test_fit_with_default_ridge_still_ranks_true_features():
     masks, probs, w, _ = _linear_problem(seed=3)
-    fits, _ = fit_lime(masks, probs, [0])
+    fits, _ = fit_ridge(masks, probs, [0])
     got = fits[0].weights
     np.testing.assert_allclose(got, w, atol=0.02)
     assert list(np.argsort(-np.abs(got))[:3]) == [2, 7, 19]
@@ -102,21 +102,21 @@ def test_fit_with_default_ridge_still_ranks_true_features():
 def test_fit_validates_arguments():
     masks, probs, _, _ = _linear_problem(n=50)
     with pytest.raises(ValueError, match="kernel_width"):
-        fit_lime(masks, probs, [0], kernel_width=0)
+        fit_ridge(masks, probs, [0], kernel_width=0)
     with pytest.raises(ValueError, match="label 5"):
-        fit_lime(masks, probs, [5])
+        fit_ridge(masks, probs, [5])
     with pytest.raises(ValueError, match="prediction rows"):
-        fit_lime(masks, probs[:10], [0])
+        fit_ridge(masks, probs[:10], [0])
     with pytest.raises(ValueError, match="feature_selection"):
-        fit_lime(masks, probs, [0], feature_selection="magic")
+        fit_ridge(masks, probs, [0], feature_selection="magic")
 
 
 def test_default_kernel_is_the_exponential_kernel_of_the_config():
     masks, probs, _, _ = _linear_problem(seed=5)
-    default, stats = fit_lime(masks, probs, [0, 1])
-    shorthand, short_stats = fit_lime(masks, probs, [0, 1], kernel_width=0.25,
+    default, stats = fit_ridge(masks, probs, [0, 1])
+    shorthand, short_stats = fit_ridge(masks, probs, [0, 1], kernel_width=0.25,
                                       distance_scale=1.0)
-    injected, inj_stats = fit_lime(masks, probs, [0, 1], ExponentialKernel(0.25, 1.0),
+    injected, inj_stats = fit_ridge(masks, probs, [0, 1], ExponentialKernel(0.25, 1.0),
                                    cosine_distance)
     for fits in (shorthand, injected):
         for label in (0, 1):
@@ -138,8 +138,8 @@ def test_custom_kernel_is_used_a_constant_kernel_is_unweighted_ridge():
     def constant(d):
         return np.ones_like(d)
 
-    fits, stats = fit_lime(masks, probs, [0], kernel=constant, ridge_alpha=1.0)
-    default, _ = fit_lime(masks, probs, [0], ridge_alpha=1.0)
+    fits, stats = fit_ridge(masks, probs, [0], kernel=constant, ridge_alpha=1.0)
+    default, _ = fit_ridge(masks, probs, [0], ridge_alpha=1.0)
     ridge = Ridge(alpha=1.0).fit(masks.astype(np.float64), probs[:, 0])
     np.testing.assert_allclose(fits[0].weights, ridge.coef_, rtol=1e-10, atol=1e-12)
     assert fits[0].intercept == pytest.approx(ridge.intercept_, abs=1e-10)
@@ -148,7 +148,7 @@ def test_custom_kernel_is_used_a_constant_kernel_is_unweighted_ridge():
     assert stats.effective_samples == pytest.approx(masks.shape[0])
     assert stats.width is None and stats.formula.startswith("constant, d = ")
     with pytest.raises(ValueError, match="not both"):
-        fit_lime(masks, probs, [0], kernel=constant, kernel_width=0.5)
+        fit_ridge(masks, probs, [0], kernel=constant, kernel_width=0.5)
 
 
 def test_custom_distance_is_used():
@@ -161,7 +161,7 @@ def test_custom_distance_is_used():
         def __call__(self, m):
             return 1.0 - np.asarray(m, dtype=np.float64).mean(axis=1)
 
-    _, stats = fit_lime(masks, probs, [0], distance=Hamming())
+    _, stats = fit_ridge(masks, probs, [0], distance=Hamming())
     assert stats.distance == "hamming"
     assert stats.formula.endswith("d = share of features off")
     off = 1.0 - masks.mean(axis=1)

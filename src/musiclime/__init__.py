@@ -20,8 +20,8 @@ _EXPORTS = {
     "core.classifier": ["CallableClassifier", "Classifier", "as_classifier"],
     "errors": ["AudioDecodeError", "ClassifierOutputError", "ConfigError", "MusicLimeError",
                "SampleRateError", "SeparatorWeightsMissing"],
-    "core.explainer": ["ExplainerConfig", "MusicLIME", "Song", "factorize", "fit_explanation",
-                  "load_song", "make_masks"],
+    "core.explainer": ["ExplainerConfig", "MusicLIME", "fit_explanation", "make_masks"],
+    "core.song": ["Song", "factorize", "load_song"],
     "core.explanation": ["Explanation"],
     "core.factorization": ["AudioFactorization", "segment_bounds"],
     "core.features": ["Feature", "FeatureTable"],
@@ -29,7 +29,7 @@ _EXPORTS = {
     "core.lyrics": ["LineUnits", "WordUnits", "make_lyrics_units"],
     "core.masks": ["MaskLayout", "sample_masks"],
     "models.separation": ["STEMS", "OpenUnmixSeparator", "OracleSeparator"],
-    "core.surrogate": ["exponential_kernel", "fit_lime"],
+    "core.surrogate": ["exponential_kernel", "fit_ridge", "fit_lime"],  # fit_lime: deprecated
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *_WHERE]

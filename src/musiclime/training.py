@@ -87,7 +87,7 @@ def embed_songs(model, entries, cache_dir: Path, identity: dict, progress: bool 
     cache_dir.mkdir(parents=True, exist_ok=True)
     audio_out, text_out = [], []
     for e in tqdm(entries, desc="embed", unit="song", disable=not progress, leave=False):
-        files = [e.audio_path] + ([e.lyrics_path] if e.lyrics_path else [])
+        files = [e.audio] + ([e.lyrics] if e.lyrics else [])
         song_key = short_hash([file_digest(f) for f in files] + [model.sample_rate], 12)
         cached = cache_dir / f"{e.song_id}-{song_key}.npz"
         if cached.is_file():
@@ -96,8 +96,8 @@ def embed_songs(model, entries, cache_dir: Path, identity: dict, progress: bool 
                 text_out.append(z["text"])
             continue
         try:
-            wav, _ = load_audio(e.audio_path, model.sample_rate)
-            text = read_lyrics(e.lyrics_path) if e.lyrics_path else ""
+            wav, _ = load_audio(e.audio, model.sample_rate)
+            text = read_lyrics(e.lyrics) if e.lyrics else ""
         except MusicLimeError as exc:
             raise type(exc)(f"song {e.song_id}: {exc}") from exc
         with torch.inference_mode():

@@ -6,7 +6,7 @@ An estimator is a small injectable strategy, ``estimator(masks, values) -> Attri
 base value (LIME's intercept, or Shapley's ``phi_0 = f(none)``) and a fit score (weighted R^2)
 (:class:`Attribution`).
 
-``lime_ridge`` -- :func:`musiclime.surrogate.fit_lime` (lime's ``LimeBase``: ridge regression
+``lime_ridge`` -- :func:`musiclime.core.surrogate.fit_ridge` (lime's ``LimeBase``: ridge regression
 weighted by ``sqrt(exp(-d^2 / width^2))`` on cosine distance; Ribeiro, Singh & Guestrin, KDD
 2016), bit for bit today's fit.
 
@@ -58,7 +58,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .surrogate import fit_lime
+from .surrogate import fit_ridge
 
 WEIGHTINGS = ("kernel", "importance", "stratified")
 
@@ -110,9 +110,9 @@ def _inputs(masks: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
 # --- LIME --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LimeRidge:
-    """lime's weighted ridge surrogate, through :func:`musiclime.surrogate.fit_lime` (see there
+    """lime's weighted ridge surrogate, through :func:`musiclime.core.surrogate.fit_ridge` (see there
     for the kernel ``sqrt(exp(-(s d)^2 / width^2))``, ``d`` the cosine distance to row 0, and
-    Ribeiro et al., KDD 2016). ``kernel``/``distance`` default to ``fit_lime``'s."""
+    Ribeiro et al., KDD 2016). ``kernel``/``distance`` default to ``fit_ridge``'s."""
 
     kernel: Any = None
     distance: Any = None
@@ -123,7 +123,7 @@ class LimeRidge:
 
     def __call__(self, masks: np.ndarray, values: np.ndarray) -> Attribution:
         masks, values = _inputs(masks, values)
-        fits, stats = fit_lime(masks, values[:, None], [0], self.kernel, self.distance,
+        fits, stats = fit_ridge(masks, values[:, None], [0], self.kernel, self.distance,
                                feature_selection=self.feature_selection,
                                ridge_alpha=self.ridge_alpha, random_state=self.random_state)
         fit = fits[0]
@@ -296,7 +296,7 @@ class LeverageSHAP:
         return out
 
 
-#: today's fit (fit_lime with its defaults)
+#: today's fit (fit_ridge with its defaults)
 lime_ridge = LimeRidge()
 #: Kernel SHAP with the kernel as row weights (for uniform masks)
 kernel_shap = KernelSHAP()

@@ -4,28 +4,27 @@
 >>> song = load_song("song.wav", "song.txt", separator, sample_rate=clf.sample_rate)
 >>> explanation = MusicLIME(clf, ExplainerConfig(num_samples=1000)).explain(song)
 
-The stages are also exposed one by one (:func:`make_masks`, :func:`predict_masks`,
+The stages are also exposed one by one (:func:`make_masks`, :func:`predict_song`,
 :func:`fit_explanation`) for the Snakemake workflow, which stores each stage's output in a file.
+The stages around them have their own modules: the song from its files to its factorization
+(:mod:`.song`), the surrogate fit of every label (:mod:`.fitting`) and the fit's diagnostics
+(:mod:`.fit_quality`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..io.audio import load_audio
 from .explanation import Explanation
-from .factorization import AudioFactorization
 from .features import FeatureTable
-from .fit_quality import FitQuality
-from .lyrics import LyricsUnits, make_lyrics_units, read_lyrics
+from .fit_quality import assess_fit
+from .fitting import surrogate_fits, surrogate_weights
 from .masks import MaskLayout, is_exhaustive, sample_masks
 from .params import (  # noqa: F401 (AUTO, AUTO_KEYS: importable from here as before)
     AUTO,
@@ -34,12 +33,20 @@ from .params import (  # noqa: F401 (AUTO, AUTO_KEYS: importable from here as be
     FitParams,
     MaskParams,
     PredictParams,
-    SegmentParams,
     settings_record,
     stage,
-    strategy,
 )
-from .surrogate import LabelFit, fit_lime
+
+# the song's loading has its own module; these stay importable from here (the workflow, the
+# report and the benchmarks import them from the explainer)
+from .song import (  # noqa: F401
+    Song,
+    audio_warnings,
+    factorize,
+    load_song,
+    separate,
+    separation_rate,
+)
 
 if TYPE_CHECKING:
     from .inference import Predictions
@@ -49,155 +56,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Below this RMS (of full scale, i.e. -80 dBFS) a mix counts as silent.
-SILENCE_RMS = 1e-4
 #: Audio segments shorter than this (seconds) draw a warning.
 MIN_SEGMENT_SECONDS = 0.5
 #: A predicted label with a lower probability than this draws a warning.
 UNSURE_PROBABILITY = 0.6
-
-
-@dataclass
-class Song:
-    """A factorized song: the audio factorization and the lyric units.
-
-    ``warnings`` lists what looked suspicious in the input (:func:`audio_warnings`); the
-    explanation of the song records them.
-    """
-
-    song_id: str
-    audio: AudioFactorization
-    lyrics: LyricsUnits
-    info: dict = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def feature_table(self) -> FeatureTable:
-        return FeatureTable.build(self.audio, self.lyrics)
-
-
-def factorize(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, lyrics: str,
-              params: SegmentParams | ExplainerConfig, song_id: str = "song", info: dict | None = None,
-              stems_rate: int | None = None) -> Song:
-    """Cut stems into stem x segment components and lyrics into units: a :class:`Song`.
-
-    ``mix`` is at ``sample_rate`` (the working rate: the classifier's). ``stems`` are at
-    ``stems_rate`` (the separator's rate; default ``sample_rate``) and are resampled to the
-    working rate here, trimmed or padded to the mix's length. ``params``: the segmentation
-    (an :class:`ExplainerConfig` stands for its ``segment``).
-
-    Raises :class:`ConfigError` when ``explainer.segment_boundaries`` reach past the end of
-    the audio and :class:`InputError` when the audio is too short for
-    ``explainer.temporal_segments``. Suspicious input (silence) is logged and listed in the
-    song's ``warnings``.
-    """
-    config = stage(params, SegmentParams, "segment")
-    info = dict(info or {})
-    where = f"song {song_id}" + (f" ({info['audio_path']})" if info.get("audio_path") else "")
-    duration = len(mix) / int(sample_rate)
-    if config.segment_boundaries:
-        last = float(config.segment_boundaries[-1])
-        if last > duration + 1e-6:
-            raise ConfigError(
-                f"explainer.segment_boundaries={[float(x) for x in config.segment_boundaries]}: "
-                f"{last:g} s lies past the end of {where}, which lasts {duration:.3f} s; give "
-                "boundaries within the audio, or null to cut explainer.temporal_segments equal "
-                "segments")
-    elif len(mix) < config.temporal_segments:
-        raise InputError(
-            f"{where} holds {len(mix)} samples ({duration:.4f} s at {int(sample_rate)} Hz), too "
-            f"few for explainer.temporal_segments={config.temporal_segments}; use a longer "
-            "recording or fewer segments")
-    fac = AudioFactorization.from_stems(mix, stems, sample_rate,
-                                        segments=config.temporal_segments,
-                                        boundaries=config.segment_boundaries,
-                                        residual=config.residual, stems_rate=stems_rate)
-    warnings = audio_warnings(fac, where)
-    for text in warnings:
-        log.warning("%s", text)
-    return Song(song_id=song_id, audio=fac, lyrics=make_lyrics_units(lyrics, config.lyrics_unit),
-                info=info, warnings=warnings)
-
-
-def rms_dbfs(audio: np.ndarray, block: int = 2 ** 20) -> float:
-    """RMS of ``audio`` in dB relative to full scale (1.0); ``-inf`` for digital silence.
-    Summed in float64 block by block (no float64 copy of a long song)."""
-    total = 0.0
-    for lo in range(0, audio.shape[0], block):
-        b = audio[lo:lo + block].astype(np.float64)
-        total += float(np.dot(b, b))
-    rms = np.sqrt(total / max(1, audio.shape[0]))
-    return float(20 * np.log10(rms)) if rms > 0 else float("-inf")
-
-
-def audio_warnings(fac: AudioFactorization, where: str) -> list[str]:
-    """What looks wrong with a song's audio before anything is predicted: silence (an RMS
-    below :data:`SILENCE_RMS` of full scale). ``where`` names the song (and its file)."""
-    level = rms_dbfs(fac.mix)
-    limit = 20 * np.log10(SILENCE_RMS)
-    if level < limit:
-        return [f"{where}: the audio is silent (RMS {level:.1f} dBFS, below {limit:.0f} dBFS); "
-                "every stem and segment is silence, so audio weights explain nothing: check "
-                "the file"]
-    return []
-
-
-def separation_rate(separator, working_rate: int) -> int:
-    """The rate a separator wants its input at: its model's rate, or (oracle stems, which are
-    read from disk at any rate) the working rate."""
-    rate = getattr(separator, "sample_rate", None)
-    return int(rate) if rate else int(working_rate)
-
-
-def separate(separator, mix: np.ndarray, sample_rate: int,
-             stems_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    """Stems of ``mix`` (at ``sample_rate``, which should be :func:`separation_rate`).
-
-    ``stems_dir`` (the song's ground-truth stems) is handed only to separators that read stems
-    from disk (``uses_stems_dir``, the oracle); model-based separators ignore it.
-    """
-    if getattr(separator, "uses_stems_dir", False):
-        if not stems_dir:
-            raise InputError("separator=oracle needs the song's ground-truth stems folder: give "
-                             "it in the manifest's stems_dir column (or --stems for explain)")
-        return separator.separate(mix, sample_rate, stems_dir=stems_dir)
-    return separator.separate(mix, sample_rate)
-
-
-def load_song(audio_path: str | os.PathLike, lyrics_path: str | os.PathLike | None, separator,
-              sample_rate: int, config: SegmentParams | ExplainerConfig | None = None,
-              song_id: str | None = None, stems_dir: str | os.PathLike | None = None) -> Song:
-    """Decode, separate and factorize one song for a classifier working at ``sample_rate``.
-
-    The sample-rate path (the same in ``musiclime explain`` and in every workflow stage):
-
-    1. decode the file at the separator's rate (:func:`separation_rate`) and separate it there,
-       so the separator sees audio at the rate its model was trained at;
-    2. decode the file again at the working rate (the classifier's; once only when the two
-       rates are equal): the mix the classifier hears is resampled once, from the file;
-    3. resample the stems to the working rate (:func:`factorize`); the residual (mix minus the
-       sum of the stems) absorbs what resampling changes, so the all-ones mask is still the mix.
-    """
-    config = stage(config or SegmentParams(), SegmentParams, "segment")
-    rate = int(sample_rate)
-    sep_rate = separation_rate(separator, rate)
-    file_warnings: list[str] = []  # what the file hides (clipping, cancelling channels, ...)
-    sep_mix, _ = load_audio(audio_path, sep_rate, warnings=file_warnings)
-    for text in file_warnings:
-        log.warning("%s", text)
-    stems = separate(separator, sep_mix, sep_rate, stems_dir)
-    if sep_rate == rate:
-        mix = sep_mix
-    else:
-        del sep_mix  # a long song's separator-rate mix is not needed any more
-        mix = load_audio(audio_path, rate, warnings=[])[0]  # the same file, the same warnings
-    text = read_lyrics(lyrics_path) if lyrics_path else ""
-    song = factorize(mix, stems, rate, text, config, song_id=song_id or Path(audio_path).stem,
-                     info={"audio_path": str(audio_path),
-                           "lyrics_path": str(lyrics_path) if lyrics_path else None},
-                     stems_rate=sep_rate)
-    song.warnings[:0] = file_warnings
-    return song
 
 
 def make_masks(table: FeatureTable, params: MaskParams | ExplainerConfig,
@@ -299,33 +161,6 @@ def explanation_warnings(song_id: str, table: FeatureTable, layout: MaskLayout,
     return out
 
 
-def shapley_fits(spec, masks: np.ndarray, probs: np.ndarray,
-                 labels: list[int], sampler=None) -> dict[int, LabelFit]:
-    """One :class:`~musiclime.surrogate.LabelFit` per label from an estimator of
-    :mod:`musiclime.core.estimators` (a name, a ``_target_`` node or an object): the weights are
-    its attributions (Shapley values), the intercept its base value ``phi_0``,
-    ``local_pred = phi_0 + sum(phi)``, ``score`` its weighted R^2.
-
-    ``sampler`` (the one that drew ``masks``): Kernel SHAP weighs rows by the Shapley kernel
-    over the sampler's size distribution (``pi / q``) when the sampler does not draw uniform
-    masks; Leverage SHAP's stratified reweighting is right for every sampler."""
-    from .estimators import KernelSHAP, estimate
-    from .samplers import binomial_sizes
-
-    estimator = strategy("estimator", spec)
-    if spec == "kernel_shap" and sampler is not None and hasattr(sampler, "size_distribution"):
-        f = masks.shape[1]
-        if not np.allclose(sampler.size_distribution(f), binomial_sizes(f)):
-            estimator = KernelSHAP(weighting="importance", sampler=sampler)
-    out = {}
-    for label, att in estimate(estimator, masks, probs, labels).items():
-        out[label] = LabelFit(label=label, intercept=float(att.base_value),
-                              weights=np.asarray(att.weights, dtype=np.float64),
-                              score=float(att.score),
-                              local_pred=float(att.base_value + np.sum(att.weights)))
-    return out
-
-
 def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks: np.ndarray,
                     probs: np.ndarray, class_names: list[str],
                     params: FitParams | ExplainerConfig, *, settings: dict | None = None,
@@ -387,59 +222,6 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        fit_quality=quality)
 
 
-def assess_fit(song_id: str, fit: FitParams, masks: np.ndarray, probs: np.ndarray,
-               labels: list[int], fits: dict[int, LabelFit], effective_samples: float,
-               chosen: dict[int, str] | None, class_names: list[str]) -> FitQuality:
-    """The fit's diagnostics and warnings (:mod:`musiclime.fit_quality`): features against
-    samples and effective samples, a collapsed kernel, all-zero weights, and per label the
-    held-out R^2 of the configured surrogate by K-fold cross-validation on these ``masks`` and
-    ``probs`` (no classifier call), on the scale it was fitted on (``chosen``, for
-    ``target=auto``). Deterministic for ``fit.draw.seed``."""
-    from .fit_quality import LabelQuality, cross_validated_r2, fit_warnings, fold_assignment
-    from .surrogate import cosine_distance
-
-    sample_weights = fit.make_kernel()(cosine_distance(masks))
-    sampler = fit.draw.make_sampler()
-    fold_of = fold_assignment(masks.shape[0], fit.draw.seed,
-                              fixed_rows=getattr(sampler, "fixed_rows", 1),
-                              paired=bool(getattr(sampler, "paired", False)))
-    per_label = {}
-    for label in labels:
-        scale = chosen[label] if chosen else fit.target
-        fold_fit = fit if scale == fit.target else replace(fit, target=scale)
-
-        def refit(rows_masks, rows, fold_fit=fold_fit, label=label):
-            fits_, _, _ = surrogate_fits(fold_fit, rows_masks, probs[rows], [label])
-            return fits_[label].intercept, fits_[label].weights
-
-        r2, note = cross_validated_r2(masks, target_values(scale, probs[:, label]),
-                                      sample_weights, refit, fold_of)
-        weights = np.asarray(fits[label].weights, dtype=np.float64)
-        score = float(fits[label].score)
-        per_label[label] = LabelQuality(
-            insample_r2=score if np.isfinite(score) else None, heldout_r2=r2, heldout_note=note,
-            max_abs_weight=float(np.max(np.abs(weights))) if weights.size else 0.0)
-    names = {label: class_names[label] if label < len(class_names) else str(label)
-             for label in labels}
-    found = fit_warnings(song_id, masks.shape[0], masks.shape[1], effective_samples, per_label,
-                         names, kernel_width=fit.kernel_width,
-                         distance_scale=fit.distance_scale)
-    return FitQuality(n_samples=int(masks.shape[0]), n_features=int(masks.shape[1]),
-                      effective_samples=float(effective_samples), labels=per_label,
-                      warnings=found)
-
-
-def target_values(target, probs: np.ndarray) -> np.ndarray:
-    """``probs`` on the scale ``target`` names (:func:`musiclime.targets.transform`), or
-    through a :class:`musiclime.core.targets.Target` object (a ``_target_`` node is built)."""
-    from .targets import transform
-
-    if isinstance(target, str):
-        return transform(target, probs)
-    return np.asarray(strategy("target", target)(np.asarray(probs, dtype=np.float64)),
-                      dtype=np.float64)
-
-
 def song_composer(classifier, song: Song):
     """The :class:`~musiclime.composition.WaveformComposer` of ``song`` on the classifier's
     device (its stems moved there once)."""
@@ -464,53 +246,6 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                          batch_size=params.batch_size, progress=progress,
                          deduplicate=params.deduplicate,
                          mixed_precision=params.mixed_precision)
-
-
-def surrogate_fits(fit: FitParams, masks: np.ndarray, probs: np.ndarray,
-                   labels: list[int]):
-    """The configured surrogate of every label: ``(fits, kernel stats, chosen)``.
-
-    The estimator (LIME ridge, a Shapley estimator, or the user's) is fitted to the
-    predictions on the scale ``fit.target`` names (:mod:`musiclime.targets`). ``target=auto``
-    fits it on the probability and on the logit and keeps, per label, the fit with the higher
-    weighted R^2: the scale on which the classifier is locally most linear; ``chosen`` maps
-    each label to the scale kept (``None`` for a fixed target). R^2 is a share of explained
-    variance, so it compares across the two scales."""
-    from .surrogate import cosine_distance
-    from .targets import FIXED_TARGETS
-
-    kernel = fit.make_kernel()
-    names = FIXED_TARGETS if fit.target == "auto" else (fit.target,)
-    candidates = {}
-    stats = None
-    for i, name in enumerate(names):
-        values = target_values(name, probs)
-        fits, stats = fit_lime(masks, values, labels, kernel, cosine_distance,
-                               feature_selection=fit.feature_selection,
-                               ridge_alpha=fit.ridge_alpha, random_state=fit.draw.seed)
-        if fit.estimator != "lime_ridge":
-            # another estimator on the same predictions (the LIME kernel's statistics above
-            # stay in the record: they describe the sample)
-            fits = shapley_fits(fit.estimator, masks, values, labels, fit.draw.make_sampler())
-        candidates[i] = fits
-    if len(names) == 1:
-        return candidates[0], stats, None
-    chosen = {label: max(range(len(names)),
-                         key=lambda i: (candidates[i][label].score, i == 0))
-              for label in labels}
-    return ({label: candidates[chosen[label]][label] for label in labels}, stats,
-            {label: names[i] for label, i in chosen.items()})
-
-
-def surrogate_weights(fit: FitParams):
-    """``fit(masks, p) -> weights``: the configured surrogate (estimator, target, kernel, ridge)
-    on one label's probabilities ``p`` (rows,) (for :mod:`.adaptive` and the benchmarks)."""
-    fit = stage(fit, FitParams, "fit")
-
-    def weights(masks, p):
-        fits, _, _ = surrogate_fits(fit, masks, np.asarray(p, dtype=np.float64)[:, None], [0])
-        return fits[0].weights
-    return weights
 
 
 def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,

@@ -54,9 +54,13 @@ fresh masks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from .fitting import surrogate_fits, target_values
+from .params import FitParams
+from .surrogate import LabelFit, cosine_distance
 
 #: warn when the kernel's effective samples are fewer than this many per feature
 MIN_SAMPLES_PER_FEATURE = 2.0
@@ -287,3 +291,42 @@ def cross_validated_r2(masks: np.ndarray, values: np.ndarray, sample_weights: np
         pred[test] = float(intercept) + masks[test].astype(np.float64) @ np.asarray(
             weights, dtype=np.float64)
     return weighted_r2(np.asarray(values)[held], pred[held], np.asarray(sample_weights)[held])
+
+
+def assess_fit(song_id: str, fit: FitParams, masks: np.ndarray, probs: np.ndarray,
+               labels: list[int], fits: dict[int, LabelFit], effective_samples: float,
+               chosen: dict[int, str] | None, class_names: list[str]) -> FitQuality:
+    """The fit's diagnostics and warnings (:mod:`musiclime.fit_quality`): features against
+    samples and effective samples, a collapsed kernel, all-zero weights, and per label the
+    held-out R^2 of the configured surrogate by K-fold cross-validation on these ``masks`` and
+    ``probs`` (no classifier call), on the scale it was fitted on (``chosen``, for
+    ``target=auto``). Deterministic for ``fit.draw.seed``."""
+    sample_weights = fit.make_kernel()(cosine_distance(masks))
+    sampler = fit.draw.make_sampler()
+    fold_of = fold_assignment(masks.shape[0], fit.draw.seed,
+                              fixed_rows=getattr(sampler, "fixed_rows", 1),
+                              paired=bool(getattr(sampler, "paired", False)))
+    per_label = {}
+    for label in labels:
+        scale = chosen[label] if chosen else fit.target
+        fold_fit = fit if scale == fit.target else replace(fit, target=scale)
+
+        def refit(rows_masks, rows, fold_fit=fold_fit, label=label):
+            fits_, _, _ = surrogate_fits(fold_fit, rows_masks, probs[rows], [label])
+            return fits_[label].intercept, fits_[label].weights
+
+        r2, note = cross_validated_r2(masks, target_values(scale, probs[:, label]),
+                                      sample_weights, refit, fold_of)
+        weights = np.asarray(fits[label].weights, dtype=np.float64)
+        score = float(fits[label].score)
+        per_label[label] = LabelQuality(
+            insample_r2=score if np.isfinite(score) else None, heldout_r2=r2, heldout_note=note,
+            max_abs_weight=float(np.max(np.abs(weights))) if weights.size else 0.0)
+    names = {label: class_names[label] if label < len(class_names) else str(label)
+             for label in labels}
+    found = fit_warnings(song_id, masks.shape[0], masks.shape[1], effective_samples, per_label,
+                         names, kernel_width=fit.kernel_width,
+                         distance_scale=fit.distance_scale)
+    return FitQuality(n_samples=int(masks.shape[0]), n_features=int(masks.shape[1]),
+                      effective_samples=float(effective_samples), labels=per_label,
+                      warnings=found)

@@ -84,6 +84,48 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
     reset = getattr(classifier, "reset_cache", None)
     if callable(reset):  # a classifier's cache lives within one run (models.hf.WindowCache)
         reset()
+    masks = _checked_masks(classifier, composer, masks, layout)
+    device = composer.device
+    if batch_size is None or int(batch_size) <= 0:
+        batch_size = auto_batch_size(composer.n_samples, device)
+    batch_size = int(batch_size)
+    rows, inverse = distinct_rows(masks) if deduplicate else (masks, np.arange(masks.shape[0]))
+    use_encoders = reuse_constant_modality and layout.modality != "both" and _has_encoders(
+        classifier)
+    chunks = _ChunkPredictor(classifier, composer, lyrics, layout, rows, use_encoders,
+                             _autocast(device, mixed_precision))
+    out = []
+    bar = tqdm(total=rows.shape[0], desc="predict", unit="mask", disable=not progress,
+               leave=False)
+    with torch.inference_mode():
+        for lo in range(0, rows.shape[0], batch_size):
+            hi = min(lo + batch_size, rows.shape[0])
+            out.append(chunks.predict(lo, hi))
+            bar.update(hi - lo)
+    bar.close()
+    probs = np.concatenate(out, axis=0)[inverse]
+    total = time.perf_counter() - t_start
+    timings = {
+        "predict_total_s": total,
+        "compose_s": chunks.compose_s,
+        "classifier_s": chunks.classifier_s,
+        "lyrics_compose_s": chunks.text_s,
+        "samples_per_s": masks.shape[0] / total if total > 0 else float("inf"),
+    }
+    cache = getattr(classifier, "window_cache", None)
+    if cache is not None and cache.hit_rate is not None:  # windows looked up, not computed
+        timings["window_cache_hit_rate"] = cache.hit_rate
+    log.info("predicted %d masks (%d distinct) in %.2fs on %s (batch %d; classifier %.2fs)",
+             masks.shape[0], rows.shape[0], total, device, batch_size, chunks.classifier_s)
+    return Predictions(probs=probs, class_names=_class_names(classifier, probs.shape[1]),
+                       batch_size=batch_size, device=str(device), timings=timings,
+                       unique_rows=int(rows.shape[0]))
+
+
+def _checked_masks(classifier, composer: WaveformComposer, masks: np.ndarray,
+                   layout: MaskLayout) -> np.ndarray:
+    """``masks`` as uint8, once the classifier's and the stems' rates agree and the shape fits
+    the layout."""
     rate = int(classifier.sample_rate)
     if rate != composer.factorization.sample_rate:
         raise SampleRateError(
@@ -94,101 +136,97 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
     masks = np.asarray(masks, dtype=np.uint8)
     if masks.ndim != 2 or masks.shape[1] != layout.n_columns:
         raise ValueError(f"masks must be (rows, {layout.n_columns}), got {masks.shape}")
-    device = composer.device
-    if batch_size is None or int(batch_size) <= 0:
-        batch_size = auto_batch_size(composer.n_samples, device)
-    batch_size = int(batch_size)
+    return masks
 
-    if deduplicate:
-        uniq, first, inverse = np.unique(masks, axis=0, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")  # keep first-occurrence order
-        rows = uniq[order]
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        inverse = rank[np.asarray(inverse).reshape(-1)]
-    else:
-        rows, inverse = masks, np.arange(masks.shape[0])
 
-    audio_masks, lyric_masks = layout.split(rows)
-    full_text = lyrics.full_text()
-    use_encoders = reuse_constant_modality and layout.modality != "both" and _has_encoders(
-        classifier)
-    const_emb = None
-    if use_encoders:
-        with torch.inference_mode():
-            if layout.modality == "lyrical":
-                const_emb = classifier.encode_audio(composer.original(1))
-            else:
-                const_emb = classifier.encode_lyrics([full_text])
+def distinct_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, inverse)``: each distinct mask row once, in order of first occurrence, and for
+    every row of ``masks`` its index in ``rows`` (``rows[inverse]`` is ``masks``)."""
+    uniq, first, inverse = np.unique(masks, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # keep first-occurrence order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return uniq[order], rank[np.asarray(inverse).reshape(-1)]
 
-    n_classes = None
+
+def _autocast(device: torch.device, mixed_precision: bool):
+    """``torch.autocast`` (float16 on CUDA, bfloat16 on the CPU), or no context."""
+    if mixed_precision:
+        return torch.autocast(device.type,
+                              dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _expected_classes(classifier) -> int | None:
+    """How many probabilities a row must hold, when the classifier says (``class_names``)."""
     if hasattr(type(classifier), "class_names") or "class_names" in getattr(classifier,
                                                                               "__dict__", {}):
         try:
-            n_classes = len(classifier.class_names)
+            return len(classifier.class_names)
         except AttributeError:
-            n_classes = None
-    out = []
-    t_compose = t_model = t_text = 0.0
-    bar = tqdm(total=rows.shape[0], desc="predict", unit="mask", disable=not progress,
-               leave=False)
-    if mixed_precision:
-        amp = torch.autocast(device.type,
-                             dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
-    else:
-        amp = contextlib.nullcontext()
-    with torch.inference_mode():
-        for lo in range(0, rows.shape[0], batch_size):
-            hi = min(lo + batch_size, rows.shape[0])
-            b = hi - lo
-            t0 = time.perf_counter()
-            if lyric_masks is not None:
-                texts = [lyrics.compose(row) for row in lyric_masks[lo:hi]]
-            else:
-                texts = [full_text] * b
-            t1 = time.perf_counter()
-            if audio_masks is not None:
-                audio = composer.compose(torch.from_numpy(audio_masks[lo:hi]), reuse=True)
-            elif not use_encoders:
-                audio = composer.original(b)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t2 = time.perf_counter()
-            with amp:
-                if use_encoders and layout.modality == "lyrical":
-                    probs = classifier.predict_from_embeddings(
-                        const_emb.expand(b, -1), classifier.encode_lyrics(texts))
-                elif use_encoders:
-                    probs = classifier.predict_from_embeddings(
-                        classifier.encode_audio(audio), const_emb.expand(b, -1))
-                else:
-                    probs = classifier.predict_proba(texts, audio)
-            probs = validate_probabilities(probs, b, n_classes,
-                                           where=f"{type(classifier).__name__}.predict_proba")
-            t3 = time.perf_counter()
-            t_text += t1 - t0
-            t_compose += t2 - t1
-            t_model += t3 - t2
-            out.append(probs)
-            bar.update(b)
-    bar.close()
-    probs = np.concatenate(out, axis=0)[inverse]
-    total = time.perf_counter() - t_start
+            return None
+    return None
+
+
+def _class_names(classifier, n_classes: int) -> list[str]:
     try:
-        names = list(classifier.class_names)
+        return list(classifier.class_names)
     except AttributeError:
-        names = [f"class_{i}" for i in range(probs.shape[1])]
-    timings = {
-        "predict_total_s": total,
-        "compose_s": t_compose,
-        "classifier_s": t_model,
-        "lyrics_compose_s": t_text,
-        "samples_per_s": masks.shape[0] / total if total > 0 else float("inf"),
-    }
-    cache = getattr(classifier, "window_cache", None)
-    if cache is not None and cache.hit_rate is not None:  # windows looked up, not computed
-        timings["window_cache_hit_rate"] = cache.hit_rate
-    log.info("predicted %d masks (%d distinct) in %.2fs on %s (batch %d; classifier %.2fs)",
-             masks.shape[0], rows.shape[0], total, device, batch_size, t_model)
-    return Predictions(probs=probs, class_names=names, batch_size=batch_size,
-                       device=str(device), timings=timings, unique_rows=int(rows.shape[0]))
+        return [f"class_{i}" for i in range(n_classes)]
+
+
+class _ChunkPredictor:
+    """Predicts chunks ``rows[lo:hi]`` of the distinct mask rows and adds up where the time
+    went. With ``use_encoders`` the modality that is kept whole is encoded once, here."""
+
+    def __init__(self, classifier, composer: WaveformComposer, lyrics: LyricsUnits,
+                 layout: MaskLayout, rows: np.ndarray, use_encoders: bool, amp):
+        self.classifier, self.composer, self.lyrics, self.layout = (classifier, composer,
+                                                                    lyrics, layout)
+        self.audio_masks, self.lyric_masks = layout.split(rows)
+        self.use_encoders, self.amp = use_encoders, amp
+        self.full_text = lyrics.full_text()
+        self.constant_embedding = None
+        if use_encoders:
+            with torch.inference_mode():
+                if layout.modality == "lyrical":
+                    self.constant_embedding = classifier.encode_audio(composer.original(1))
+                else:
+                    self.constant_embedding = classifier.encode_lyrics([self.full_text])
+        self.n_classes = _expected_classes(classifier)
+        self.text_s = self.compose_s = self.classifier_s = 0.0
+
+    def predict(self, lo: int, hi: int) -> np.ndarray:
+        """Probabilities of ``rows[lo:hi]`` (validated)."""
+        classifier, composer, device = self.classifier, self.composer, self.composer.device
+        audio_masks, lyric_masks = self.audio_masks, self.lyric_masks
+        n = hi - lo
+        t0 = time.perf_counter()
+        if lyric_masks is not None:
+            texts = [self.lyrics.compose(row) for row in lyric_masks[lo:hi]]
+        else:
+            texts = [self.full_text] * n
+        t1 = time.perf_counter()
+        if audio_masks is not None:
+            audio = composer.compose(torch.from_numpy(audio_masks[lo:hi]), reuse=True)
+        elif not self.use_encoders:
+            audio = composer.original(n)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t2 = time.perf_counter()
+        with self.amp:
+            if self.use_encoders and self.layout.modality == "lyrical":
+                probs = classifier.predict_from_embeddings(
+                    self.constant_embedding.expand(n, -1), classifier.encode_lyrics(texts))
+            elif self.use_encoders:
+                probs = classifier.predict_from_embeddings(
+                    classifier.encode_audio(audio), self.constant_embedding.expand(n, -1))
+            else:
+                probs = classifier.predict_proba(texts, audio)
+        probs = validate_probabilities(probs, n, self.n_classes,
+                                       where=f"{type(classifier).__name__}.predict_proba")
+        t3 = time.perf_counter()
+        self.text_s += t1 - t0
+        self.compose_s += t2 - t1
+        self.classifier_s += t3 - t2
+        return probs

@@ -1,7 +1,7 @@
 """The LIME fit: distances, kernel and the weighted linear surrogate (``lime.lime_base``).
 
 The distance and the kernel are small injectable callables (captum's ``similarity_func``):
-:func:`fit_lime` takes any ``distance(masks) -> d`` and ``kernel(d) -> weights``, and records
+:func:`fit_ridge` takes any ``distance(masks) -> d`` and ``kernel(d) -> weights``, and records
 their ``name`` / ``formula`` with every fit. The defaults, :data:`cosine_distance` and
 :class:`ExponentialKernel`, are lime's.
 
@@ -76,7 +76,7 @@ class CosineDistance:
         return "CosineDistance()"
 
 
-#: the default distance of :func:`fit_lime`
+#: the default distance of :func:`fit_ridge`
 cosine_distance = CosineDistance()
 
 
@@ -170,7 +170,7 @@ def kernel_stats(distances: np.ndarray, kernel: Kernel,
                        distance_max=float(distances.max()), effective_samples=ess)
 
 
-def fit_lime(masks: np.ndarray, probs: np.ndarray, labels: list[int],
+def fit_ridge(masks: np.ndarray, probs: np.ndarray, labels: list[int],
              kernel: Kernel | None = None, distance: Distance | None = None, *,
              kernel_width: float | None = None, distance_scale: float | None = None,
              feature_selection: str = "none", num_features: int | None = None,
@@ -216,3 +216,8 @@ def fit_lime(masks: np.ndarray, probs: np.ndarray, labels: list[int],
                                     score=float(score),
                                     local_pred=float(np.asarray(local_pred).ravel()[0]))
     return fits, stats
+
+
+#: Deprecated name of :func:`fit_ridge` (exported by ``musiclime``); "fit_lime" is also the
+#: workflow rule that fits whole explanations, so the ridge fit is named for what it fits.
+fit_lime = fit_ridge

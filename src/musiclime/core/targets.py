@@ -62,7 +62,7 @@ def logit(probs: np.ndarray) -> np.ndarray:
 #: the scales a surrogate can be fitted on
 FIXED_TARGETS = ("probability", "logit")
 #: ``explainer.target`` values: a scale, or ``auto`` (per label, the scale the surrogate fits
-#: best, by weighted R^2; :func:`musiclime.explainer.surrogate_fits`)
+#: best, by weighted R^2; :func:`musiclime.core.fitting.surrogate_fits`)
 TARGETS = (*FIXED_TARGETS, "auto")
 _TRANSFORMS = {"probability": probability, "logit": logit}
 

@@ -1,8 +1,11 @@
-"""Datasets: a CSV manifest or a folder of songs.
+"""Datasets: a CSV manifest or a folder of songs, read into :class:`SongRecord` s.
 
 Manifest columns: ``song_id, audio_path, lyrics_path`` and optionally ``label, split,
 stems_dir, evidence_path``; relative paths are relative to the manifest's folder. A folder
 dataset pairs every audio file with the ``.txt`` of the same stem (and ``<stem>.stems/`` if there).
+
+A :class:`SongRecord` is the one description of a song's inputs from the manifest on: the
+workflow's plan stores it as it is (its fields are the plan's JSON keys) and every stage reads it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -32,50 +35,79 @@ def song_id_problem(song_id: str) -> str | None:
     return None
 
 
-def entry_problems(entry: SongEntry, needs_stems: bool = False) -> list[str]:
+@dataclass(frozen=True)
+class SongRecord:
+    """One song of a dataset: its input files and labels (one manifest row).
+
+    Paths are strings: as the manifest gives them (relative ones joined to the manifest's
+    folder) when read, absolute (:meth:`resolved`) in the workflow's plan, whose JSON holds
+    these fields under these names.
+    """
+
+    song_id: str
+    audio: str
+    lyrics: str | None = None
+    stems_dir: str | None = None
+    evidence: str | None = None
+    label: str | None = None
+    split: str | None = None
+
+    def info(self) -> dict:
+        """What an explanation records about its song (the fields that are set)."""
+        return {k: v for k, v in (("label", self.label), ("split", self.split),
+                                  ("audio", self.audio), ("lyrics", self.lyrics),
+                                  ("evidence", self.evidence)) if v}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SongRecord:
+        return cls(**d)
+
+    def resolved(self) -> SongRecord:
+        """The same song with absolute paths (symlinks resolved)."""
+        def absolute(p):
+            return str(Path(p).resolve()) if p else None
+        return SongRecord(song_id=self.song_id, audio=str(Path(self.audio).resolve()),
+                          lyrics=absolute(self.lyrics), stems_dir=absolute(self.stems_dir),
+                          evidence=absolute(self.evidence), label=self.label, split=self.split)
+
+
+
+def record_problems(record: SongRecord, needs_stems: bool = False) -> list[str]:
     """What is wrong with one song's inputs, one line each (empty: nothing found)."""
     problems = []
-    id_problem = song_id_problem(entry.song_id)
+    id_problem = song_id_problem(record.song_id)
     if id_problem:
         problems.append(id_problem)
-    audio_problem = audio_path_problem(entry.audio_path)
+    audio_problem = audio_path_problem(record.audio)
     if audio_problem:
-        problems.append(audio_problem if entry.audio_path is not None
-                        else f"audio file not found: {entry.audio_path}")
-    if entry.lyrics_path is not None and Path(entry.lyrics_path).is_dir():
-        problems.append(f"lyrics path {entry.lyrics_path} is a folder, not a text file (fix the "
+        problems.append(audio_problem if record.audio is not None
+                        else f"audio file not found: {record.audio}")
+    if record.lyrics is not None and Path(record.lyrics).is_dir():
+        problems.append(f"lyrics path {record.lyrics} is a folder, not a text file (fix the "
                         "manifest's lyrics_path)")
-    elif entry.lyrics_path is not None and not Path(entry.lyrics_path).is_file():
-        problems.append(f"lyrics file not found: {entry.lyrics_path} (fix the manifest's "
+    elif record.lyrics is not None and not Path(record.lyrics).is_file():
+        problems.append(f"lyrics file not found: {record.lyrics} (fix the manifest's "
                         "lyrics_path, or leave it empty for a song without lyrics)")
-    if needs_stems and (entry.stems_dir is None or not Path(entry.stems_dir).is_dir()):
+    if needs_stems and (record.stems_dir is None or not Path(record.stems_dir).is_dir()):
         problems.append(f"separator=oracle needs ground-truth stems, but the stems folder "
-                        f"{entry.stems_dir} does not exist (manifest column stems_dir)")
-    if entry.evidence_path is not None and not Path(entry.evidence_path).is_file():
-        problems.append(f"evidence file not found: {entry.evidence_path}")
+                        f"{record.stems_dir} does not exist (manifest column stems_dir)")
+    if record.evidence is not None and not Path(record.evidence).is_file():
+        problems.append(f"evidence file not found: {record.evidence}")
     return problems
 
 
-@dataclass
-class SongEntry:
-    song_id: str
-    audio_path: Path
-    lyrics_path: Path | None = None
-    label: str | None = None
-    split: str | None = None
-    stems_dir: Path | None = None
-    evidence_path: Path | None = None
-
-
-def _opt_path(root: Path, value: str | None) -> Path | None:
+def _opt_path(root: Path, value: str | None) -> str | None:
     if value is None or str(value).strip() == "":
         return None
     p = Path(value)
-    return p if p.is_absolute() else root / p
+    return str(p if p.is_absolute() else root / p)
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None,
-                  limit: int | None = None) -> list[SongEntry]:
+                  limit: int | None = None) -> list[SongRecord]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"dataset manifest {path} does not exist. For the demo corpus run "
@@ -94,7 +126,7 @@ def read_manifest(path: str | os.PathLike, split: str | None = None,
 
 
 def _read_manifest_rows(path: Path, root: Path, reader: csv.DictReader, split: str | None,
-                        limit: int | None) -> list[SongEntry]:
+                        limit: int | None) -> list[SongRecord]:
     if reader.fieldnames is None:
         raise ConfigError(f"manifest {path} is empty ({path.stat().st_size} bytes): it needs a "
                           f"header line ({', '.join(REQUIRED)}[, lyrics_path, label, split, "
@@ -121,31 +153,31 @@ def _read_manifest_rows(path: Path, root: Path, reader: csv.DictReader, split: s
         seen.add(sid)
         if split and row.get("split") and row["split"] != split:
             continue
-        entries.append(SongEntry(
-            song_id=sid, audio_path=_opt_path(root, row["audio_path"]),
-            lyrics_path=_opt_path(root, row.get("lyrics_path")),
-            label=row.get("label") or None, split=row.get("split") or None,
+        entries.append(SongRecord(
+            song_id=sid, audio=_opt_path(root, row["audio_path"]),
+            lyrics=_opt_path(root, row.get("lyrics_path")),
             stems_dir=_opt_path(root, row.get("stems_dir")),
-            evidence_path=_opt_path(root, row.get("evidence_path"))))
+            evidence=_opt_path(root, row.get("evidence_path")),
+            label=row.get("label") or None, split=row.get("split") or None))
     if limit is not None:
         entries = entries[: int(limit)]
     return entries
 
 
-def read_folder(path: str | os.PathLike, limit: int | None = None) -> list[SongEntry]:
+def read_folder(path: str | os.PathLike, limit: int | None = None) -> list[SongRecord]:
     path = Path(path)
     entries = []
     for audio in sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
         lyrics = audio.with_suffix(".txt")
         stems = audio.with_suffix(".stems")
-        entries.append(SongEntry(song_id=audio.stem, audio_path=audio,
-                                 lyrics_path=lyrics if lyrics.is_file() else None,
-                                 stems_dir=stems if stems.is_dir() else None))
+        entries.append(SongRecord(song_id=audio.stem, audio=str(audio),
+                                  lyrics=str(lyrics) if lyrics.is_file() else None,
+                                  stems_dir=str(stems) if stems.is_dir() else None))
     return entries[: int(limit)] if limit is not None else entries
 
 
 def load_dataset(manifest: str | os.PathLike, split: str | None = None,
-                 limit: int | None = None) -> list[SongEntry]:
+                 limit: int | None = None) -> list[SongRecord]:
     p = Path(manifest)
     if p.is_dir():
         return read_folder(p, limit)

@@ -193,38 +193,14 @@ def evaluate_explanation(exp: Explanation, song: Song, classifier,
     seed = int(settings.seed)
     out: dict[str, float] = {"metrics_label": float(label)}
 
-    curves = deletion_insertion(fit.weights, predictor, label, points=settings.curve_points,
-                                random_orderings=settings.random_orderings, seed=seed)
-    for mode, res in curves.items():
-        out.update({f"{mode}_{k}": v for k, v in res.as_dict().items()})
-
-    suff = sufficiency(fit.weights, predictor, label, ks=settings.sufficiency_ks,
-                       random_subsets=settings.random_orderings, seed=seed)
-    for k, r in suff.items():
-        out[f"sufficiency_top{k}"] = r.prob
-        out[f"sufficiency_top{k}_survives"] = r.survives
-        out[f"sufficiency_random_top{k}"] = r.random_prob
-        out[f"sufficiency_random_top{k}_survives"] = r.random_survives
-
+    out.update(_perturbation_curves(fit.weights, predictor, label, settings))
     if evidence is not None:
-        if not isinstance(evidence, dict):
-            evidence = load_evidence(evidence)
-        ev = explanation_evidence(exp, evidence, k=settings.precision_k,
-                                  min_overlap=settings.min_overlap, lyrics=song.lyrics,
-                                  label=label)
-        out.update({f"evidence_{k}": v for k, v in ev.items()})
-
+        out.update(_evidence_metrics(exp, song, evidence, label, settings))
     out.update(explanation_fidelity(exp, predictor, label, n_masks=settings.heldout_masks,
                                     seed=seed))
-
     if settings.stability_seeds >= 2:
-        if explain is None:
-            explain = _refit_explainer(exp, song, cfg, predictor)
-        s0 = int(cfg.seed)
-        runs = [exp] + [explain(s0 + i) for i in range(1, int(settings.stability_seeds))]
-        stab = explanation_stability(runs, ks=settings.stability_ks, label=label)
-        out.update({f"stability_{k}": v for k, v in stab.as_dict().items()})
-        out["stability_runs"] = float(stab.n_runs)
+        out.update(_stability_metrics(exp, explain or _refit_explainer(exp, song, cfg, predictor),
+                                      int(cfg.seed), label, settings))
 
     out.update({f"complexity_{k}": v for k, v in complexity(fit.weights).items()})
 
@@ -239,6 +215,45 @@ def evaluate_explanation(exp: Explanation, song: Song, classifier,
                                            + sanity_rows)
     out["metrics_s"] = time.perf_counter() - t0
     return {k: float(v) for k, v in out.items()}
+
+
+def _perturbation_curves(weights, predictor, label: int,
+                         settings: MetricSettings) -> dict[str, float]:
+    """Deletion and insertion curves and sufficiency of the top features, against random ones."""
+    out: dict[str, float] = {}
+    seed = int(settings.seed)
+    curves = deletion_insertion(weights, predictor, label, points=settings.curve_points,
+                                random_orderings=settings.random_orderings, seed=seed)
+    for mode, res in curves.items():
+        out.update({f"{mode}_{k}": v for k, v in res.as_dict().items()})
+    suff = sufficiency(weights, predictor, label, ks=settings.sufficiency_ks,
+                       random_subsets=settings.random_orderings, seed=seed)
+    for k, r in suff.items():
+        out[f"sufficiency_top{k}"] = r.prob
+        out[f"sufficiency_top{k}_survives"] = r.survives
+        out[f"sufficiency_random_top{k}"] = r.random_prob
+        out[f"sufficiency_random_top{k}_survives"] = r.random_survives
+    return out
+
+
+def _evidence_metrics(exp: Explanation, song: Song, evidence: dict | str | os.PathLike,
+                      label: int, settings: MetricSettings) -> dict[str, float]:
+    """Agreement of the top features with the song's evidence annotation."""
+    if not isinstance(evidence, dict):
+        evidence = load_evidence(evidence)
+    found = explanation_evidence(exp, evidence, k=settings.precision_k,
+                                 min_overlap=settings.min_overlap, lyrics=song.lyrics,
+                                 label=label)
+    return {f"evidence_{k}": v for k, v in found.items()}
+
+
+def _stability_metrics(exp: Explanation, explain: Callable[[int], Explanation], first_seed: int,
+                       label: int, settings: MetricSettings) -> dict[str, float]:
+    """Agreement of ``exp`` with re-explanations under the next mask seeds."""
+    runs = [exp] + [explain(first_seed + i) for i in range(1, int(settings.stability_seeds))]
+    stab = explanation_stability(runs, ks=settings.stability_ks, label=label)
+    return {**{f"stability_{k}": v for k, v in stab.as_dict().items()},
+            "stability_runs": float(stab.n_runs)}
 
 
 def _refit_explainer(exp: Explanation, song: Song, cfg: ExplainerConfig,

@@ -92,7 +92,7 @@ def explanation_fidelity(exp, predict: PredictFn, label: int | None = None, n_ma
     out = {"insample_r2": float(fit.score)}
     width = exp.kernel.get("width", 0.25)
     scale = exp.kernel.get("distance_scale", 1.0)
-    # a custom kernel (fit_lime(kernel=...)) records no width: it cannot be re-applied here
+    # a custom kernel (fit_ridge(kernel=...)) records no width: it cannot be re-applied here
     out.update(heldout_fidelity(fit.weights, fit.intercept, predict, label, n_masks, seed,
                                 kernel_width=None if width is None else float(width),
                                 distance_scale=1.0 if scale is None else float(scale),

@@ -340,8 +340,11 @@ class OracleSeparator:
     def identity(self) -> str:
         return "oracle"
 
-    def load_stems(self, stems_dir: str | os.PathLike, sample_rate: int,
-                   length: int | None = None) -> dict[str, np.ndarray]:
+    def read_stem_files(self, stems_dir: str | os.PathLike, sample_rate: int,
+                        length: int | None = None) -> dict[str, np.ndarray]:
+        """The ground-truth ``<stem>.wav`` files of ``stems_dir``, decoded at ``sample_rate``
+        (and trimmed or padded to ``length``). Not :func:`musiclime.workflow.files.load_stems`,
+        which reads a separate stage's output."""
         stems_dir = Path(stems_dir)
         out = {}
         for name in self.stems:
@@ -358,7 +361,7 @@ class OracleSeparator:
     def separate(self, audio: np.ndarray, sample_rate: int, stems_dir=None) -> dict[str, np.ndarray]:
         if stems_dir is None:
             raise ValueError("the oracle separator needs the song's stems_dir")
-        return self.load_stems(stems_dir, sample_rate, length=len(audio))
+        return self.read_stem_files(stems_dir, sample_rate, length=len(audio))
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:

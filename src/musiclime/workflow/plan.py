@@ -29,7 +29,7 @@ from ..config import (
 from ..core.explainer import AUTO_KEYS
 from ..core.params import strategy_name
 from ..errors import ConfigError
-from ..io.dataset import entry_problems, load_dataset
+from ..io.dataset import SongRecord, load_dataset, record_problems
 from ..models.identity import classifier_identity, dataset_identity, short_hash
 from . import layout
 from .specs import (
@@ -45,7 +45,6 @@ from .specs import (
     PredictSpec,
     SegmentSpec,
     SeparateSpec,
-    SongSource,
     TrackingSettings,
 )
 
@@ -127,14 +126,14 @@ def _container(node) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def point_config(cfg: DictConfig, econf=None) -> dict:
+def point_config(cfg: DictConfig, explainer=None) -> dict:
     """A point's resolved config as it is recorded (params, frozen config): one spelling per
     path, so runs compare without false differences; where the results live is not part of a
     configuration (a results folder can move); the auto_* settings only for num_samples=auto."""
-    econf = econf or explainer_config(cfg)
+    explainer = explainer or explainer_config(cfg)
     resolved = _container(cfg)
     resolved.pop("results_root", None)
-    if not econf.is_auto:
+    if not explainer.is_auto:
         for key in AUTO_KEYS:
             resolved["explainer"].pop(key, None)
     resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
@@ -214,7 +213,7 @@ class Planner:
         return self._separators[memo]
 
     def _dataset(self, cfg: DictConfig, needs_stems: bool
-                 ) -> tuple[str, list[SongSource], dict[str, str]]:
+                 ) -> tuple[str, list[SongRecord], dict[str, str]]:
         """The dataset's key, its songs whose inputs are in order, and the others with the
         reason (missing files, an id that cannot name a file): those fail alone."""
         dcfg = _container(cfg.dataset)
@@ -225,32 +224,26 @@ class Planner:
             raise ConfigError(f"dataset {dcfg['name']}: no songs in {dcfg['manifest']} "
                               f"(split={dcfg.get('split')})")
 
-        def opt(p):
-            return str(Path(p).resolve()) if p else None
-
         rejected = {}
-        for e in entries:
-            problems = entry_problems(e, needs_stems)
+        for record in entries:
+            problems = record_problems(record, needs_stems)
             if problems:
-                rejected[e.song_id] = "; ".join(problems)
-        sources = [SongSource(song_id=e.song_id, audio=str(Path(e.audio_path).resolve()),
-                              lyrics=opt(e.lyrics_path), stems_dir=opt(e.stems_dir),
-                              evidence=opt(e.evidence_path), label=e.label, split=e.split)
-                   for e in entries if e.song_id not in rejected]
+                rejected[record.song_id] = "; ".join(problems)
+        records = [r.resolved() for r in entries if r.song_id not in rejected]
         songs = self.plan.songs.setdefault(key, {})
-        for s in sources:
+        for s in records:
             if s.song_id in songs and songs[s.song_id] != s:
                 raise ConfigError(
                     f"dataset.name={dcfg['name']}: song {s.song_id} has different files or "
                     f"labels in two configurations of this run ({songs[s.song_id].audio} and "
                     f"{s.audio}); give each manifest its own dataset.name")
             songs[s.song_id] = s
-        return key, sources, rejected
+        return key, records, rejected
 
     # --- points -------------------------------------------------------------------------------
     def add_point(self, overrides: list[str], cfg: DictConfig) -> PointSpec:
-        econf = explainer_config(cfg)
-        resolved = point_config(cfg, econf)
+        explainer = explainer_config(cfg)
+        resolved = point_config(cfg, explainer)
         point_id = point_id_of(resolved)
         for spec, *_ in self._pending:
             if spec.point_id == point_id:
@@ -262,7 +255,7 @@ class Planner:
                               f"{model.sample_rate} Hz; leave it null so audio is composed at "
                               "the classifier's rate")
         sep_ident, sep_rate, needs_stems = self._separator(cfg, rate)
-        dataset, sources, rejected = self._dataset(cfg, needs_stems)
+        dataset, records, rejected = self._dataset(cfg, needs_stems)
 
         p = self.plan
         dec_work = layout.decode_key(dataset, rate)
@@ -272,35 +265,35 @@ class Planner:
         sep_key = layout.separate_key(dataset, sep_ident, sep_rate)
         p.separate.setdefault(sep_key, SeparateSpec(dataset, dec_sep, _container(cfg.separator),
                                                     sep_ident, sep_rate))
-        segments = (f"{layout.fmt(econf.segment_boundaries)}s" if econf.segment_boundaries
-                    else str(econf.temporal_segments))
-        seg_key = layout.segment_key(sep_key, rate, segments, econf.residual, econf.lyrics_unit)
+        segments = (f"{layout.fmt(explainer.segment_boundaries)}s" if explainer.segment_boundaries
+                    else str(explainer.temporal_segments))
+        seg_key = layout.segment_key(sep_key, rate, segments, explainer.residual, explainer.lyrics_unit)
         p.segment.setdefault(seg_key, SegmentSpec(dataset, dec_work, sep_key, rate, sep_rate,
-                                                  econf.segment))
+                                                  explainer.segment))
         metrics = metric_settings(cfg)
-        labels = "pred" if econf.labels is None else econf.labels
+        labels = "pred" if explainer.labels is None else explainer.labels
         keys = _PointKeys(
             dataset=dataset, segment=seg_key,
-            masks_group=f"{seg_key}|{econf.modality}|{econf.seed}|{econf.exhaustive}|"
-                        f"{strategy_key(econf.sampler)}",
-            predict_part=f"{model.identity}|{econf.batch_size}|{econf.deduplicate}|"
-                         f"{econf.mixed_precision}",
-            fit_part=layout.part(n=econf.num_samples, kw=econf.kernel_width,
-                                 ds=econf.distance_scale, fs=econf.feature_selection,
-                                 lab=labels, ra=econf.ridge_alpha, nf=econf.num_features,
-                                 lk=econf.listen_top_k,
+            masks_group=f"{seg_key}|{explainer.modality}|{explainer.seed}|{explainer.exhaustive}|"
+                        f"{strategy_key(explainer.sampler)}",
+            predict_part=f"{model.identity}|{explainer.batch_size}|{explainer.deduplicate}|"
+                         f"{explainer.mixed_precision}",
+            fit_part=layout.part(n=explainer.num_samples, kw=explainer.kernel_width,
+                                 ds=explainer.distance_scale, fs=explainer.feature_selection,
+                                 lab=labels, ra=explainer.ridge_alpha, nf=explainer.num_features,
+                                 lk=explainer.listen_top_k,
                                  # the estimator is a fit-stage choice (predicted once)
-                                 **({"est": strategy_key(econf.estimator)}
-                                    if econf.estimator != "lime_ridge" else {}),
-                                 **({"tgt": econf.target}
-                                    if econf.target != "probability" else {})),
+                                 **({"est": strategy_key(explainer.estimator)}
+                                    if explainer.estimator != "lime_ridge" else {}),
+                                 **({"tgt": explainer.target}
+                                    if explainer.target != "probability" else {})),
             metrics_hash=None if metrics is None else short_hash(metrics.as_dict()))
         # where the results live is not part of what a point is (a results folder can move)
         recorded = [o for o in overrides if not o.lstrip("+~").startswith("results_root=")]
         point = PointSpec(point_id=point_id, overrides=recorded, config=resolved,
-                          dataset=dataset, songs=[s.song_id for s in sources], predict="",
+                          dataset=dataset, songs=[s.song_id for s in records], predict="",
                           fit="", fit_batch="", model_identity=model.detail, failed=rejected)
-        self._pending.append((point, keys, econf, metrics))
+        self._pending.append((point, keys, explainer, metrics))
         return point
 
     # --- finalisation: num_samples sharing and jobs ------------------------------------------------
@@ -311,38 +304,38 @@ class Planner:
         p = self.plan
         p.tracking = tracking
         n_max: dict[str, int] = {}
-        for _, keys, econf, _ in self._pending:
-            n_max[keys.masks_group] = max(n_max.get(keys.masks_group, 0), econf.max_samples)
+        for _, keys, explainer, _ in self._pending:
+            n_max[keys.masks_group] = max(n_max.get(keys.masks_group, 0), explainer.max_samples)
         fit_jobs: dict[str, list[tuple[PointSpec, str, Any, str]]] = {}
         resolved: list[tuple[PointSpec, _PointKeys, Any, Any, str, str]] = []
-        for point, keys, econf, metrics in self._pending:
+        for point, keys, explainer, metrics in self._pending:
             n = n_max[keys.masks_group]
-            masks_key = layout.masks_key(keys.segment, econf.modality, econf.seed,
-                                         econf.exhaustive, n, strategy_key(econf.sampler))
+            masks_key = layout.masks_key(keys.segment, explainer.modality, explainer.seed,
+                                         explainer.exhaustive, n, strategy_key(explainer.sampler))
             model_identity = keys.predict_part.split("|")[0]
             # num_samples=auto: the run stops when the point's own surrogate is stable, so its
             # whole explainer config is the stopping rule (and the predict key holds its hash)
-            auto = econf.as_dict() if econf.is_auto else None
-            pred_key = layout.predict_key(masks_key, model_identity, econf.batch_size,
-                                          econf.deduplicate, econf.mixed_precision,
+            auto = explainer.as_dict() if explainer.is_auto else None
+            pred_key = layout.predict_key(masks_key, model_identity, explainer.batch_size,
+                                          explainer.deduplicate, explainer.mixed_precision,
                                           auto=short_hash(auto, 8) if auto else None)
             fit_key = layout.fit_key(pred_key, keys.fit_part)
             p.masks.setdefault(masks_key, MasksSpec(keys.dataset, keys.segment,
-                                                    replace(econf.masks, max_samples=n)))
+                                                    replace(explainer.masks, max_samples=n)))
             p.predict.setdefault(pred_key, PredictSpec(
                 keys.dataset, keys.segment, masks_key, point.config["model"], model_identity,
-                econf.modality, econf.predict, econf.fit if auto else None))
+                explainer.modality, explainer.predict, explainer.fit if auto else None))
             fit_jobs.setdefault(pred_key if batch else fit_key, []).append(
-                (point, fit_key, econf, pred_key))
-            resolved.append((point, keys, econf, metrics, pred_key, fit_key))
+                (point, fit_key, explainer, pred_key))
+            resolved.append((point, keys, explainer, metrics, pred_key, fit_key))
 
         fit_batch_of: dict[str, str] = {}
         for members in fit_jobs.values():
             unique = {fk: ec for _, fk, ec, _ in members}
-            point, econf, pred_key = members[0][0], members[0][2], members[0][3]
+            point, explainer, pred_key = members[0][0], members[0][2], members[0][3]
             spec = FitSpec(dataset=point.dataset, segment=p.predict[pred_key].segment,
                            masks=p.predict[pred_key].masks, predict=pred_key,
-                           segmentation=econf.segment, prediction=econf.predict,
+                           segmentation=explainer.segment, prediction=explainer.predict,
                            members=[FitMember(fk, unique[fk].fit) for fk in sorted(unique)],
                            shared_scale=shared_scale)
             job = short_hash(sorted(unique), 12)
@@ -351,11 +344,11 @@ class Planner:
                 fit_batch_of[fk] = job
 
         eval_jobs: dict[tuple[str, str], list] = {}
-        for point, keys, econf, metrics, _, fit_key in resolved:
+        for point, keys, explainer, metrics, _, fit_key in resolved:
             if metrics is None:
                 continue
             group = (fit_batch_of[fit_key] if batch else fit_key, keys.metrics_hash)
-            eval_jobs.setdefault(group, []).append((point, fit_key, econf, metrics))
+            eval_jobs.setdefault(group, []).append((point, fit_key, explainer, metrics))
         eval_batch_of: dict[str, str] = {}
         for members in eval_jobs.values():
             point, fit_key, _, metrics = members[0]

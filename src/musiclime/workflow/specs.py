@@ -6,8 +6,10 @@ changes), and the job's script turns it back with ``<Spec>.from_dict``. A spec h
 its stage's output depends on, plus the keys of the stages it reads from.
 
 :class:`Plan` is the whole plan: the specs of every stage, the songs, the points (sweep
-configurations) and the tracking settings. It is the Snakemake config file that
-``musiclime run`` writes to ``<results_root>/plans/``.
+configurations) and the tracking settings; its songs are the dataset's
+:class:`~musiclime.io.dataset.SongRecord` records (absolute paths), serialised field by field
+like the specs. It is the Snakemake config file that ``musiclime run`` writes to
+``<results_root>/plans/``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.params import FitParams, MaskParams, PredictParams, SegmentParams
+from ..io.dataset import SongRecord
 
 if TYPE_CHECKING:  # the heavy modules are imported only by the stages that need them
     from ..core.params import ExplainerConfig
@@ -77,25 +80,6 @@ class _Spec:
     @classmethod
     def from_dict(cls, d: dict):
         return from_plain(cls, d)
-
-
-@dataclass(frozen=True)
-class SongSource(_Spec):
-    """One song's input files (absolute paths) and labels, from the dataset."""
-
-    song_id: str
-    audio: str
-    lyrics: str | None = None
-    stems_dir: str | None = None
-    evidence: str | None = None
-    label: str | None = None
-    split: str | None = None
-
-    def info(self) -> dict:
-        """What an explanation records about its song."""
-        return {k: v for k, v in (("label", self.label), ("split", self.split),
-                                  ("audio", self.audio), ("lyrics", self.lyrics),
-                                  ("evidence", self.evidence)) if v}
 
 
 @dataclass(frozen=True)
@@ -238,7 +222,7 @@ class Invocation(_Spec):
 @dataclass
 class Plan:
     results_root: str
-    songs: dict[str, dict[str, SongSource]]  # dataset key -> song id -> source
+    songs: dict[str, dict[str, SongRecord]]  # dataset key -> song id -> record
     decode: dict[str, DecodeSpec]
     separate: dict[str, SeparateSpec]
     segment: dict[str, SegmentSpec]
@@ -262,7 +246,7 @@ class Plan:
         return from_plain(cls, d)
 
     # --- lookups the rules need --------------------------------------------------------------
-    def song(self, dataset: str, song_id: str) -> SongSource:
+    def song(self, dataset: str, song_id: str) -> SongRecord:
         return self.songs[dataset][song_id]
 
     def fit_batch_of(self, fit_key: str) -> str:

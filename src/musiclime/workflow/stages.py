@@ -1,7 +1,9 @@
-"""What each Snakemake rule does: one function per rule, named as the rule.
+"""What each Snakemake rule does: one function per rule, named as the rule (but for
+``predict_masks`` -> :func:`run_predict` and ``fit_lime`` -> :func:`run_fit`, whose rule names
+the library's :func:`~musiclime.core.inference.predict_masks` and ridge fit also had).
 
-Each rule runs ``workflow/scripts/<rule>.py``, which parses the rule's typed spec and calls the
-function of the same name here. These functions only read and write the stage files
+Each rule runs ``workflow/scripts/<rule>.py``, which parses the rule's typed spec and calls its
+function here. These functions only read and write the stage files
 (:mod:`.files`); the work is done by the same library functions that ``musiclime explain``
 (:class:`musiclime.MusicLIME`, :func:`musiclime.load_song`) calls, so both give the same
 explanation:
@@ -37,6 +39,7 @@ from .. import supervise
 from ..core.lyrics import read_lyrics
 from ..errors import one_line
 from ..io.audio import load_audio
+from ..io.dataset import SongRecord
 from ..io.fileio import atomic_path, write_json
 from . import layout
 from .files import (
@@ -67,7 +70,6 @@ from .specs import (
     PredictSpec,
     SegmentSpec,
     SeparateSpec,
-    SongSource,
 )
 
 # torch, lime and scikit-learn are imported inside the stages that need them: most jobs are
@@ -83,7 +85,7 @@ def instantiate(node: dict):
     return hydra_instantiate({k: v for k, v in node.items() if k != "name"}, _convert_="all")
 
 
-def decode_audio(spec: DecodeSpec, song: SongSource, out: str) -> None:
+def decode_audio(spec: DecodeSpec, song: SongRecord, out: str) -> None:
     t0 = time.perf_counter()
     found: list[str] = []  # what the file hides; the song's explanations record it
     mix, rate = load_audio(song.audio, spec.sample_rate, warnings=found)
@@ -94,7 +96,7 @@ def decode_audio(spec: DecodeSpec, song: SongSource, out: str) -> None:
     log.info("%s: decoded %.1fs at %d Hz", song.song_id, len(mix) / rate, rate)
 
 
-def separate_stems(spec: SeparateSpec, song: SongSource, decoded: str, out: str) -> None:
+def separate_stems(spec: SeparateSpec, song: SongRecord, decoded: str, out: str) -> None:
     from ..core.explainer import separate
 
     t0 = time.perf_counter()
@@ -105,7 +107,7 @@ def separate_stems(spec: SeparateSpec, song: SongSource, decoded: str, out: str)
              time.perf_counter() - t0)
 
 
-def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: str,
+def segment_features(spec: SegmentSpec, song: SongRecord, decoded: str, stems: str,
                      out_npz: str, out_table: str) -> None:
     from ..core.explainer import factorize
 
@@ -116,7 +118,7 @@ def segment_features(spec: SegmentSpec, song: SongSource, decoded: str, stems: s
     save_factorized(out_npz, out_table, factorized, s.seconds, d.warnings)
 
 
-def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> None:
+def generate_masks(spec: MasksSpec, song: SongRecord, table: str, out: str) -> None:
     from ..core.explainer import make_masks
 
     where = f"song {song.song_id}" + (f" (lyrics {song.lyrics})" if song.lyrics else "")
@@ -124,28 +126,28 @@ def generate_masks(spec: MasksSpec, song: SongSource, table: str, out: str) -> N
     save_masks(out, masks)
 
 
-def predict_masks(spec: PredictSpec, song: SongSource, segment: str, masks: str,
-                  out: str) -> None:
+def run_predict(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
+                out: str) -> None:
     from ..core.explainer import predict_adaptive, predict_song
     from ..core.masks import MaskLayout
 
-    target, _ = load_factorized(segment, song.song_id)
-    table = target.feature_table
+    factorized, _ = load_factorized(segment, song.song_id)
+    table = factorized.feature_table
     layout_ = MaskLayout(table.n_audio, table.n_lyrics, spec.modality)
     classifier = instantiate(spec.model)
     rows = load_masks(masks)
     if spec.auto is not None:
         # num_samples=auto: block by block until the point's surrogate is stable
-        preds, auto = predict_adaptive(classifier, target, rows[: spec.auto.draw.max_samples],
+        preds, auto = predict_adaptive(classifier, factorized, rows[: spec.auto.draw.max_samples],
                                        layout_, spec.params, spec.auto)
         save_predictions(out, preds, auto)
         return
-    preds = predict_song(classifier, target, rows, layout_, spec.params, progress=False)
+    preds = predict_song(classifier, factorized, rows, layout_, spec.params, progress=False)
     save_predictions(out, preds)
 
 
-def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: str,
-             predict: str, out: str) -> None:
+def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: str,
+            predict: str, out: str) -> None:
     """Fit every member configuration on its num_samples prefix of one prediction run and
     write its explanation files; the record lists them."""
     from ..core.explainer import audio_warnings, fit_explanation
@@ -156,10 +158,10 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     features = load_feature_table(table)
     m = load_masks(masks)
     preds, auto = load_predictions(predict, with_auto=True)
-    target, sep_s = load_factorized(segment, song.song_id, song.info())
+    factorized, sep_s = load_factorized(segment, song.song_id, song.info())
     # what looked suspicious in the file and the audio, worded as `musiclime explain` words it
-    warnings = [*target.warnings,
-                *audio_warnings(target.audio, f"song {song.song_id} ({song.audio})")]
+    warnings = [*factorized.warnings,
+                *audio_warnings(factorized.audio, f"song {song.song_id} ({song.audio})")]
     fitted = []
     for member in spec.members:
         fit = member.params
@@ -182,7 +184,7 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
         vmax = vmax or None
     record = JobRecord(song=song.song_id)
     for member, exp in fitted:
-        files = write_explanation_files(exp, target, layout.explanation_dir(member.key,
+        files = write_explanation_files(exp, factorized, layout.explanation_dir(member.key,
                                                                             song.song_id),
                                         member.params.listen_top_k,
                                         member.params.num_features, vmax=vmax)
@@ -190,7 +192,7 @@ def fit_lime(spec: FitSpec, song: SongSource, segment: str, table: str, masks: s
     save_record(out, record)
 
 
-def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fit_record: str,
+def evaluate_explanations(spec: EvaluateSpec, song: SongRecord, segment: str, fit_record: str,
                           out: str) -> None:
     """Quality metrics of every member explanation; one classifier and one
     :class:`~musiclime.metrics.predictor.MaskPredictor` serve them all, so a mask several
@@ -201,7 +203,7 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fi
     from ..metrics.evaluate import check_song
 
     t0 = time.perf_counter()
-    target, _ = load_factorized(segment, song.song_id)
+    factorized, _ = load_factorized(segment, song.song_id)
     explanations = load_record(fit_record).files
     clf = instantiate(spec.model)
     predictor = None
@@ -210,12 +212,12 @@ def evaluate_explanations(spec: EvaluateSpec, song: SongSource, segment: str, fi
         t1 = time.perf_counter()
         exp = Explanation.load(explanations[member.fit])
         if predictor is None:
-            check_song(exp, target)
-            predictor = MaskPredictor(target, clf, exp.modality,
+            check_song(exp, factorized)
+            predictor = MaskPredictor(factorized, clf, exp.modality,
                                       batch_size=member.explainer.batch_size,
                                       deduplicate=member.explainer.deduplicate,
                                       class_names=exp.class_names)
-        metrics = evaluate_explanation(exp, target, clf, member.explainer,
+        metrics = evaluate_explanation(exp, factorized, clf, member.explainer,
                                        evidence=song.evidence, settings=spec.metrics,
                                        predictor=predictor)
         metrics["time_evaluate_s"] = time.perf_counter() - t1
