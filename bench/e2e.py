@@ -50,14 +50,14 @@ def write_song(folder: Path, seconds: float, rate: int = 44100) -> tuple[Path, P
 
 
 def explain_in_subprocesses(audio: Path, lyrics: Path, overrides: list[str], work: Path,
-                            repeats: int) -> list[dict] | int:
+                            repeats: int, tag: str = "explain") -> list[dict] | int:
     """``musiclime explain`` ``repeats`` times, a fresh process each: wall time, the stage
     timings the explanation records, GPU utilisation; the exit status when one fails."""
     from hf import GpuSampler  # bench/hf.py
 
     runs = []
     for r in range(repeats):
-        out = work / f"explain{r}"
+        out = work / f"{tag}{r}"
         cmd = [sys.executable, "-m", "musiclime.cli", "explain", str(audio), "--lyrics",
                str(lyrics), "--out", str(out), "--quiet", *overrides]
         t = time.perf_counter()
@@ -78,11 +78,18 @@ def explain_in_subprocesses(audio: Path, lyrics: Path, overrides: list[str], wor
                      "timings": timings, "device": exp["metadata"]["explanation_params"].get(
                          "device")})
         shown = {k: round(float(v), 2) for k, v in timings.items()
-                 if isinstance(v, (int, float)) and k.endswith("_s")}
+                 if isinstance(v, (int, float)) and (k.endswith("_s") or k.endswith("_rate"))}
         print(f"run {r + 1}: {wall:.1f} s wall, GPU mean "
               f"{gpu.mean if gpu.mean is None else round(gpu.mean)}%; stages {shown}",
               flush=True)
     return runs
+
+
+def max_weight_difference(a: Path, b: Path) -> float:
+    """The largest |weight| difference between two explanations of the same song."""
+    wa, wb = ({label: np.array([w["weight"] for w in e["weights"]]) for label, e in json.loads(
+        (d / "explanation.json").read_text())["explanations"].items()} for d in (a, b))
+    return max(float(np.max(np.abs(wa[k] - wb[k]))) for k in wa)
 
 
 def explain_in_process(audio: Path, lyrics: Path, overrides: list[str], work: Path,
@@ -119,6 +126,7 @@ def explain_in_process(audio: Path, lyrics: Path, overrides: list[str], work: Pa
             row["page_and_files_s"] = time.perf_counter() - t
         row["total_s"] = sum(row.values())
         row["predict_total_s"] = exp.timings.get("predict_total_s")
+        row["window_cache_hit_rate"] = exp.timings.get("window_cache_hit_rate")
         row["gpu_util_mean"], row["gpu_util_max"] = gpu.mean, (max(gpu.samples)
                                                                if gpu.samples else None)
         stages["runs"].append(row)
@@ -137,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--overrides", nargs="*", default=[], help="more Hydra overrides")
     ap.add_argument("--out", default=str(HERE / "results" / "e2e.json"))
+    ap.add_argument("--compare-without-cache", action="store_true",
+                    help="one more explain with model.window_cache=false: its wall time and the "
+                    "largest weight difference")
     args = ap.parse_args(argv)
 
     from hf import build_model  # bench/hf.py
@@ -157,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(runs, int):
         return runs
     stages = explain_in_process(audio, lyrics, overrides, work, args.repeats)
+    if args.compare_without_cache:
+        plain = explain_in_subprocesses(audio, lyrics, [*overrides, "model.window_cache=false"],
+                                        work, 1, tag="nocache")
+        if isinstance(plain, int):
+            return plain
+        dw = max_weight_difference(work / "explain0", work / "nocache0")
+        print(f"without the window cache: {plain[0]['wall_s']:.1f} s wall; "
+              f"max |dw| against the cached run {dw:.2e}", flush=True)
+        stages["without_cache"] = {**plain[0], "max_abs_dw": dw}
     result = {"size": args.size, "in_process": stages, "seconds": args.seconds, "samples": args.samples,
               "mixed_precision": args.mixed_precision, "build_model_s": build_s,
               "overrides": overrides, "runs": runs}
