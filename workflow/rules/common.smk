@@ -1,9 +1,9 @@
 # Helpers for the rules: the plan, spec and input functions, wildcard constraints. No rules here.
 # Every path comes from musiclime.workflow.layout; every spec from musiclime.workflow.specs.
-from musiclime.workflow import layout
+from musiclime.io import layout
 from musiclime.workflow.plan import plan_from_overrides
 from musiclime.workflow.specs import Plan
-from musiclime.workflow.tracking import ensure_experiment, tracking_uri
+from musiclime.tracking.store import ensure_experiment, tracking_uri
 
 DEMO_ASSETS = bool(config.get("demo_assets", False))
 

@@ -28,9 +28,9 @@ from ..config import (
 )
 from ..core.explainer import AUTO_KEYS
 from ..errors import ConfigError
+from ..io import layout
 from ..io.dataset import entry_problems, load_dataset
 from ..models.identity import classifier_identity, dataset_identity, short_hash
-from . import layout
 from .specs import (
     AggregateSpec,
     DecodeSpec,
