@@ -8,7 +8,7 @@
 #
 # Every rule runs workflow/scripts/<rule>.py, which calls musiclime.workflow.stages.<rule>.
 # Stage outputs live under <results_root>/<stage>/<name~value path parts>/ (built by
-# src/musiclime/workflow/layout.py; `musiclime where PATH` decodes one), so a sweep rebuilds
+# src/musiclime/io/layout.py; `musiclime where PATH` decodes one), so a sweep rebuilds
 # only what its changed parameters touch.
 from snakemake.utils import min_version
 

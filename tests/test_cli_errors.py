@@ -30,7 +30,7 @@ def store(tmp_path_factory) -> Path:
     experiment whose artifacts live in <root>/mlartifacts, a parent and a child run."""
     from mlflow.tracking import MlflowClient
 
-    from musiclime.workflow.tracking import ensure_experiment, tracking_uri
+    from musiclime.tracking.store import ensure_experiment, tracking_uri
 
     root = tmp_path_factory.mktemp("stored") / "results"
     uri = tracking_uri(None, root)
@@ -190,7 +190,7 @@ def test_relocate_of_a_read_only_store_is_one_line(store, tmp_path, make_read_on
 
 def test_relocate_waits_for_no_one_but_refuses_while_a_run_holds_the_root(store, tmp_path,
                                                                          capsys):
-    from musiclime.workflow.runner import invocation_lock
+    from musiclime.workflow.recovery import invocation_lock
 
     root = copy_of(store, tmp_path / "copy")
     with invocation_lock(root):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from musiclime.config import repo_root
-from musiclime.workflow.provenance import (
+from musiclime.tracking.provenance import (
     environment_record,
     installed_versions,
     lock_mismatches,
@@ -100,7 +100,7 @@ def test_a_fresh_venv_from_the_lock_imports_musiclime_openunmix_and_torchaudio(t
                           cwd=ROOT, capture_output=True, text=True, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     code = ("import musiclime, openunmix, torch, torchaudio, torchaudio.functional, "
-            "tinysoundfont; from musiclime.workflow.provenance import environment_record; "
+            "tinysoundfont; from musiclime.tracking.provenance import environment_record; "
             "e = environment_record(); print(torch.__version__, torchaudio.__version__, "
             "e['matches_lock'], musiclime.__file__)")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,

@@ -12,7 +12,7 @@ import shlex
 import pytest
 from test_workflow import base_overrides, make_corpus
 
-from musiclime.workflow import layout
+from musiclime.io import layout
 from musiclime.workflow.plan import plan_from_overrides
 
 # axes whose values put separators, signs and lists into paths: 1e6 is written 1e+06, the
@@ -103,7 +103,3 @@ def test_describe_reads_values_that_hold_the_separator():
                            "mod": "both", "seed": "0", "ex": "1", "masks.n": "200",
                            "model": "my+model-abc", "bs": "0", "dd": "1", "fit.n": "200",
                            "kw": "1e+06", "ds": "1", "fs": "none", "lab": "a-b"}
-    # a results folder written with the old comma separator still reads the same
-    old = layout.explanation(key, "song+1").replace("+res~", ",res~").replace("+kw~", ",kw~")
-    assert layout.describe(old)["params"]["kw"] == "1e+06"
-    assert layout.describe(old)["params"]["res"] == "keep"

@@ -69,7 +69,7 @@ def test_keys_the_workflow_and_tracker_add_are_registered(evaluated):
     assert added, "the evaluate stage no longer adds keys this way: update this test"
     for key in added:
         assert metric_for_key(key) is not None, key
-    from musiclime.workflow.tracking import song_metrics
+    from musiclime.tracking.log import song_metrics
 
     for key in song_metrics(exp):
         if key.startswith(("kernel_", "surrogate_")):

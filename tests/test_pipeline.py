@@ -15,7 +15,7 @@ import pytest
 from conftest import write_song
 from test_workflow import base_overrides, executed_rules, make_corpus, with_snakemake_log
 
-from musiclime.workflow import layout
+from musiclime.io import layout
 
 pytestmark = pytest.mark.slow
 

@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 from test_workflow import base_overrides, make_corpus, run_capture
 
-from musiclime.workflow.provenance import (
+from musiclime.reproduce import config_pins
+from musiclime.tracking.provenance import (
     dataset_differences,
     dataset_digest,
     environment_differences,
     song_table,
 )
-from musiclime.workflow.reproduce import config_pins
 
 
 def test_dataset_differences_name_the_song_whose_file_changed(tmp_path):

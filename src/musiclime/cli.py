@@ -174,7 +174,7 @@ def cmd_report(args) -> int:
 
 def cmd_results(args) -> int:
     from .report.results_table import write_report
-    from .workflow.tracking import tracking_uri
+    from .tracking.store import tracking_uri
 
     uri = args.uri or tracking_uri({}, args.results_root)
     # reading must not create: MLflow makes an empty store where a SQLite URI points
@@ -206,7 +206,7 @@ def _existing_store(uri: str, what: str) -> None:
 
 
 def cmd_relocate(args) -> int:
-    from .workflow.tracking import relocate
+    from .workflow.recovery import relocate
 
     counts = relocate(args.results_root)
     print(f"{args.results_root}: the MLflow store now points at its own artifacts "
@@ -217,11 +217,11 @@ def cmd_relocate(args) -> int:
 def cmd_reproduce(args) -> int:
     import time
 
-    from .workflow.reproduce import reproduce
-    from .workflow.tracking import _sqlite_path, tracking_uri
+    from .reproduce import reproduce
+    from .tracking.store import sqlite_path, tracking_uri
 
     uri = args.uri or tracking_uri({}, args.from_root)
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     if db is not None and not db.is_file():
         raise MusicLimeError(f"no MLflow store at {db}: pass --from with the results root the "
                              "run was made in, or --uri with its tracking server")
@@ -234,7 +234,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_where(args) -> int:
-    from .workflow.layout import describe_text
+    from .io.layout import describe_text
 
     try:
         print(describe_text(args.path, args.results_root))

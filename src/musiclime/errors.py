@@ -29,6 +29,9 @@ class DiskFullError(OutputError):
 #: how a full disk is named in a job's one-line error (the run's summary looks for it)
 DISK_FULL = "disk full writing"
 
+#: the last line of a failed workflow job's log starts with this, then says what went wrong
+ERROR_PREFIX = "musiclime: error:"
+
 
 def describe_os_error(exc: OSError, path: object = None) -> str:
     """One line for an ``OSError`` a user can act on: what went wrong with which path, and

@@ -165,7 +165,7 @@ def train_classifier(cfg, out: str | Path, settings: TrainSettings, val_fraction
 def _log_to_mlflow(cfg, out: Path, metrics: dict, settings: TrainSettings) -> None:
     from mlflow.tracking import MlflowClient
 
-    from .workflow.tracking import (
+    from .tracking.store import (
         FAST_FAIL_ENV,
         ensure_experiment,
         probe,

@@ -4,12 +4,12 @@
 
 rule decode_audio:
     input:
-        unpack(decode_inputs),
+        unpack(inputs("decode")),
     output:
         npz=layout.PATTERNS["decode"],
     params:
-        spec=decode_spec,
-        song=decode_song,
+        spec=spec("decode"),
+        song=song("decode"),
     conda:
         "../envs/musiclime.yaml"
     log:
@@ -20,12 +20,12 @@ rule decode_audio:
 
 rule separate_stems:
     input:
-        unpack(separate_inputs),
+        unpack(inputs("separate")),
     output:
         npz=layout.PATTERNS["separate"],
     params:
-        spec=separate_spec,
-        song=separate_song,
+        spec=spec("separate"),
+        song=song("separate"),
     conda:
         "../envs/musiclime.yaml"
     log:
@@ -36,13 +36,13 @@ rule separate_stems:
 
 rule segment_features:
     input:
-        unpack(segment_inputs),
+        unpack(inputs("segment")),
     output:
         npz=layout.PATTERNS["segment"],
         table=layout.PATTERNS["features"],
     params:
-        spec=segment_spec,
-        song=segment_song,
+        spec=spec("segment"),
+        song=song("segment"),
     conda:
         "../envs/musiclime.yaml"
     log:

@@ -1,9 +1,9 @@
-# Helpers for the rules: the plan, spec and input functions, wildcard constraints. No rules here.
-# Every path comes from musiclime.workflow.layout; every spec from musiclime.workflow.specs.
-from musiclime.workflow import layout
+# Helpers for the rules: the plan, the generic spec/song/input look-ups, wildcard constraints.
+# No rules here. Every path comes from musiclime.io.layout; every spec from the plan.
+from musiclime.io import layout
+from musiclime.tracking.store import ensure_experiment, tracking_uri
 from musiclime.workflow.plan import plan_from_overrides
 from musiclime.workflow.specs import Plan
-from musiclime.workflow.tracking import ensure_experiment, tracking_uri
 
 DEMO_ASSETS = bool(config.get("demo_assets", False))
 
@@ -37,120 +37,59 @@ onstart:
         )
 
 
-def song_source(dataset, song):
-    return PLAN.song(dataset, song).to_dict()
+#: the wildcard that names a job's spec in its plan table (``key`` unless listed)
+JOB_WILDCARD = {"fit": "batch", "evaluate": "batch", "points": "point"}
+
+#: the upstream files each stage reads: input name -> (layout path kind, spec field of its key)
+READS = {
+    "separate": {"decoded": ("decode", "decode")},
+    "segment": {"decoded": ("decode", "decode"), "stems": ("separate", "separate")},
+    "masks": {"table": ("features", "segment")},
+    "predict": {"segment": ("segment", "segment"), "masks": ("masks", "masks")},
+    "fit": {
+        "segment": ("segment", "segment"),
+        "table": ("features", "segment"),
+        "masks": ("masks", "masks"),
+        "predict": ("predict", "predict"),
+    },
+    "evaluate": {"segment": ("segment", "segment")},
+}
 
 
-# --- decode / separate / segment ----------------------------------------------------------------
-def decode_spec(wildcards):
-    return PLAN.decode[wildcards.key].to_dict()
+def job_spec(stage, wildcards):
+    """The spec of one job: ``PLAN.<stage>[wildcards.key]`` (``.batch``, ``.point``)."""
+    return getattr(PLAN, stage)[getattr(wildcards, JOB_WILDCARD.get(stage, "key"))]
 
 
-def decode_song(wildcards):
-    return song_source(PLAN.decode[wildcards.key].dataset, wildcards.song)
+def spec(stage):
+    """Params function: the job's spec as a dict."""
+    return lambda wildcards: job_spec(stage, wildcards).to_dict()
 
 
-def decode_inputs(wildcards):
-    song = PLAN.song(PLAN.decode[wildcards.key].dataset, wildcards.song)
-    return {"audio": song.audio, **({"lyrics": song.lyrics} if song.lyrics else {})}
+def song(stage):
+    """Params function: the job's song (files, label, ...) as a dict."""
+    return lambda wildcards: PLAN.song(job_spec(stage, wildcards).dataset, wildcards.song).to_dict()
 
 
-def separate_spec(wildcards):
-    return PLAN.separate[wildcards.key].to_dict()
+def inputs(stage):
+    """Input function: the upstream stage files of :data:`READS`, plus the song's own files
+    that decode (audio, lyrics) and evaluate (its fit record, evidence) read."""
 
+    def files(wildcards):
+        spec_ = job_spec(stage, wildcards)
+        found = {
+            name: layout.path(kind, key=getattr(spec_, field), song=wildcards.song)
+            for name, (kind, field) in READS.get(stage, {}).items()
+        }
+        src = PLAN.song(spec_.dataset, wildcards.song)
+        if stage == "decode":
+            found.update(audio=src.audio, **({"lyrics": src.lyrics} if src.lyrics else {}))
+        if stage == "evaluate":
+            found["fit_record"] = fit_record(spec_.fit_batch, wildcards.song)
+            found.update({"evidence": src.evidence} if src.evidence else {})
+        return found
 
-def separate_song(wildcards):
-    return song_source(PLAN.separate[wildcards.key].dataset, wildcards.song)
-
-
-def separate_inputs(wildcards):
-    spec = PLAN.separate[wildcards.key]
-    return {"decoded": layout.path("decode", key=spec.decode, song=wildcards.song)}
-
-
-def segment_spec(wildcards):
-    return PLAN.segment[wildcards.key].to_dict()
-
-
-def segment_song(wildcards):
-    return song_source(PLAN.segment[wildcards.key].dataset, wildcards.song)
-
-
-def segment_inputs(wildcards):
-    spec = PLAN.segment[wildcards.key]
-    return {
-        "decoded": layout.path("decode", key=spec.decode, song=wildcards.song),
-        "stems": layout.path("separate", key=spec.separate, song=wildcards.song),
-    }
-
-
-# --- masks / predict ----------------------------------------------------------------------------
-def masks_spec(wildcards):
-    return PLAN.masks[wildcards.key].to_dict()
-
-
-def masks_song(wildcards):
-    return song_source(PLAN.masks[wildcards.key].dataset, wildcards.song)
-
-
-def masks_inputs(wildcards):
-    spec = PLAN.masks[wildcards.key]
-    return {"table": layout.path("features", key=spec.segment, song=wildcards.song)}
-
-
-def predict_spec(wildcards):
-    return PLAN.predict[wildcards.key].to_dict()
-
-
-def predict_song(wildcards):
-    return song_source(PLAN.predict[wildcards.key].dataset, wildcards.song)
-
-
-def predict_inputs(wildcards):
-    spec = PLAN.predict[wildcards.key]
-    return {
-        "segment": layout.path("segment", key=spec.segment, song=wildcards.song),
-        "masks": layout.path("masks", key=spec.masks, song=wildcards.song),
-    }
-
-
-# --- fit / evaluate: one job per song and batch -------------------------------------------------
-def fit_spec(wildcards):
-    return PLAN.fit[wildcards.batch].to_dict()
-
-
-def fit_song(wildcards):
-    return song_source(PLAN.fit[wildcards.batch].dataset, wildcards.song)
-
-
-def fit_inputs(wildcards):
-    spec = PLAN.fit[wildcards.batch]
-    return {
-        "segment": layout.path("segment", key=spec.segment, song=wildcards.song),
-        "table": layout.path("features", key=spec.segment, song=wildcards.song),
-        "masks": layout.path("masks", key=spec.masks, song=wildcards.song),
-        "predict": layout.path("predict", key=spec.predict, song=wildcards.song),
-    }
-
-
-def evaluate_spec(wildcards):
-    return PLAN.evaluate[wildcards.batch].to_dict()
-
-
-def evaluate_song(wildcards):
-    return song_source(PLAN.evaluate[wildcards.batch].dataset, wildcards.song)
-
-
-def evaluate_inputs(wildcards):
-    spec = PLAN.evaluate[wildcards.batch]
-    song = PLAN.song(spec.dataset, wildcards.song)
-    inputs = {
-        "segment": layout.path("segment", key=spec.segment, song=wildcards.song),
-        "fit_record": fit_record(spec.fit_batch, wildcards.song),
-    }
-    if song.evidence:
-        inputs["evidence"] = song.evidence
-    return inputs
+    return files
 
 
 def fit_record(batch, song):
@@ -161,14 +100,9 @@ def evaluate_record(batch, song):
     return layout.path("evaluate_record", key=PLAN.evaluate[batch].predict, batch=batch, song=song)
 
 
-# --- aggregate / points / track -----------------------------------------------------------------
-def aggregate_spec(wildcards):
-    return PLAN.aggregate[wildcards.key].to_dict()
-
-
 def aggregate_inputs(wildcards):
-    spec = PLAN.aggregate[wildcards.key]
-    return [fit_record(spec.fit_batch, song) for song in spec.songs]
+    spec_ = PLAN.aggregate[wildcards.key]
+    return [fit_record(spec_.fit_batch, s) for s in spec_.songs]
 
 
 def report_labels(kind):
@@ -181,19 +115,15 @@ def report_labels(kind):
     return labels
 
 
-def point_spec(wildcards):
-    return PLAN.points[wildcards.point].to_dict()
-
-
 def track_inputs(wildcards):
     point = PLAN.points[wildcards.point]
-    inputs = {
+    found = {
         "summary": layout.path("summary", key=point.fit),
         "config": layout.path("point_config", point=point.point_id),
     }
     if point.evaluate_batch:
-        inputs["metrics"] = [evaluate_record(point.evaluate_batch, s) for s in point.songs]
-    return inputs
+        found["metrics"] = [evaluate_record(point.evaluate_batch, s) for s in point.songs]
+    return found
 
 
 def final_targets():

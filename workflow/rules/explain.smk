@@ -7,12 +7,12 @@
 
 rule generate_masks:
     input:
-        unpack(masks_inputs),
+        unpack(inputs("masks")),
     output:
         npy=layout.PATTERNS["masks"],
     params:
-        spec=masks_spec,
-        song=masks_song,
+        spec=spec("masks"),
+        song=song("masks"),
     conda:
         "../envs/musiclime.yaml"
     log:
@@ -23,12 +23,12 @@ rule generate_masks:
 
 rule predict_masks:
     input:
-        unpack(predict_inputs),
+        unpack(inputs("predict")),
     output:
         npz=layout.PATTERNS["predict"],
     params:
-        spec=predict_spec,
-        song=predict_song,
+        spec=spec("predict"),
+        song=song("predict"),
     resources:
         gpu=GPU,
     conda:
@@ -41,12 +41,12 @@ rule predict_masks:
 
 rule fit_lime:
     input:
-        unpack(fit_inputs),
+        unpack(inputs("fit")),
     output:
         record=layout.PATTERNS["fit_record"],
     params:
-        spec=fit_spec,
-        song=fit_song,
+        spec=spec("fit"),
+        song=song("fit"),
     conda:
         "../envs/musiclime.yaml"
     log:
@@ -57,12 +57,12 @@ rule fit_lime:
 
 rule evaluate_explanations:
     input:
-        unpack(evaluate_inputs),
+        unpack(inputs("evaluate")),
     output:
         record=layout.PATTERNS["evaluate_record"],
     params:
-        spec=evaluate_spec,
-        song=evaluate_song,
+        spec=spec("evaluate"),
+        song=song("evaluate"),
     resources:
         gpu=GPU,
     conda:

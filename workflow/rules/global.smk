@@ -21,7 +21,7 @@ rule aggregate_global:
             labels=report_labels("per-song results"),
         ),
     params:
-        spec=aggregate_spec,
+        spec=spec("aggregate"),
     conda:
         "../envs/musiclime.yaml"
     log:
@@ -34,7 +34,7 @@ rule freeze_config:
     output:
         yaml=layout.PATTERNS["point_config"],
     params:
-        point=point_spec,
+        point=spec("points"),
     conda:
         "../envs/musiclime.yaml"
     log:
@@ -49,7 +49,7 @@ rule track_mlflow:
     output:
         json=layout.PATTERNS["track"],
     params:
-        point=point_spec,
+        point=spec("points"),
     resources:
         mlflow=1,
     conda:

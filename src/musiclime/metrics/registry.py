@@ -204,7 +204,7 @@ METRICS: tuple[MetricInfo, ...] = (
                "songs with fit warnings",
                "run-level: the configuration's songs with at least one fit warning (the tag "
                "musiclime.fit_warnings names them and their codes)",
-               "musiclime.workflow.tracking", stage="fit"),
+               "musiclime.tracking.log", stage="fit"),
     MetricInfo("kernel_weight", ("kernel_weight_{which}",), "none", "kernel w {which}",
                "smallest / mean / largest kernel weight of the fit (all ~1: a flat kernel)",
                "musiclime.core.surrogate", stage="fit"),

@@ -46,8 +46,8 @@ def load_decoded(path: PathLike) -> Decoded:
 
 
 def _warnings(z) -> list[str]:
-    """The ``warnings`` of a stage npz (none in files written before they were recorded)."""
-    return list(json.loads(str(z["warnings"]))) if "warnings" in z.files else []
+    """The ``warnings`` a stage npz recorded."""
+    return list(json.loads(str(z["warnings"])))
 
 
 @dataclass

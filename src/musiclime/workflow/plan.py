@@ -29,9 +29,9 @@ from ..config import (
 from ..core.explainer import AUTO_KEYS
 from ..core.params import strategy_name
 from ..errors import ConfigError
+from ..io import layout
 from ..io.dataset import SongRecord, load_dataset, record_problems
 from ..models.identity import classifier_identity, dataset_identity, short_hash
-from . import layout
 from .specs import (
     AggregateSpec,
     DecodeSpec,

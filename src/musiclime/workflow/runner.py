@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import repo_root
-from ..errors import DISK_FULL, DiskFullError, MusicLimeError, OutputError, describe_os_error
-from ..io.fileio import ensure_writable_dir, is_disk_full, write_json
+from ..errors import DiskFullError, MusicLimeError
+from ..io import layout
+from ..io.fileio import read_json, write_json
 from ..models.identity import file_digest, short_hash
-from . import layout
-from .plan import plan_from_overrides
-from .provenance import lock_path
-from .specs import Invocation, Plan, TrackingSettings
-from .stages import ERROR_PREFIX
-from .tracking import (
+from ..tracking.log import roll_up
+from ..tracking.provenance import lock_path
+from ..tracking.store import (
     FAST_FAIL_ENV,
     code_version,
     end_run,
@@ -36,13 +31,19 @@ from .tracking import (
     kill_stale_runs,
     open_parent_run,
     probe,
-    roll_up,
     source_tags,
     tracking_uri,
     ui_command,
 )
+from .plan import SHORT_NAMES, plan_from_overrides
+from .recovery import disk_full_line, failed_songs, invocation_lock
+from .specs import Invocation, Plan, TrackingSettings
 
 log = logging.getLogger(__name__)
+
+#: what Snakemake prints when every requested output is up to date
+NOTHING_TO_DO = "Nothing to be done"
+_PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
 
 
 def resolve_profile(profile: str) -> Path:
@@ -63,166 +64,15 @@ def snakemake_command(plan_path: Path, results_root: Path, cores: int, dry_run: 
     executor and resources apply; without one, jobs run here on ``cores`` cores."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root() / "Snakefile"),
            "--directory", str(results_root), "--configfile", str(plan_path)]
-    if profile:
-        cmd += ["--profile", str(resolve_profile(profile))]
-    else:
-        cmd += ["--cores", str(cores)]
+    cmd += ["--profile", str(resolve_profile(profile))] if profile else ["--cores", str(cores)]
     cmd += ["--resources", "mlflow=1", "--keep-going", "--rerun-incomplete"]
-    if dry_run:
-        cmd.append("--dry-run")
-    return cmd + list(extra or [])
+    return cmd + (["--dry-run"] if dry_run else []) + list(extra or [])
 
 
 def write_plan(plan: Plan, prefix: str = "plan") -> Path:
     data = plan.to_dict()
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return write_json(Path(plan.results_root) / "plans" / f"{prefix}-{digest[:12]}.json", data)
-
-
-class Holder:
-    """This invocation's record in ``<root>/.musiclime.lock``: who holds the root and, once
-    known, its Snakemake log and driver PID; the next invocation reads it to clean up after this
-    one if it dies."""
-
-    def __init__(self, fh):
-        self._fh = fh
-        self.fields = {"PID": f"{os.getpid()} on {socket.gethostname()}, started "
-                              f"{time.strftime('%Y-%m-%d %H:%M:%S')}"}
-        self._write()
-
-    def note(self, **fields: object) -> None:
-        """Record ``snakemake_log=...`` or ``snakemake_pid=...``."""
-        self.fields.update({k.replace("_", " "): str(v) for k, v in fields.items()})
-        self._write()
-
-    def _write(self) -> None:
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write("".join(f"{k}{' ' if k == 'PID' else ': '}{v}\n"
-                               for k, v in self.fields.items()))
-        self._fh.flush()
-
-
-def _previous_holder(text: str) -> dict:
-    """The record a dead invocation left: pid, host, snakemake log, snakemake pid (if any)."""
-    m = re.search(r"^PID (\d+) on (\S+?),", text, flags=re.M)
-    log_ = re.search(r"^snakemake log: (.+)$", text, flags=re.M)
-    smk = re.search(r"^snakemake PID: (\d+)$", text, flags=re.M)
-    return {"pid": int(m.group(1)) if m else None, "host": m.group(2) if m else None,
-            "log": Path(log_.group(1)) if log_ else None,
-            "snakemake_pid": int(smk.group(1)) if smk else None}
-
-
-def _runs_snakemake_in(pid: int, results_root: Path) -> bool:
-    """Whether process ``pid`` (on this host) is a Snakemake driver working in the root."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(b"snakemake" in a for a in argv) and os.fsencode(str(results_root)) in argv
-
-
-def slurm_jobs_of(log_file: Path, results_root: Path) -> list[str]:
-    """Queued or running SLURM jobs that the Snakemake runs logged in ``log_file`` submitted
-    in ``results_root``: their job name is a run's ``SLURM run ID`` (the executor names every
-    job after its run) and their working directory is the root. Empty without ``squeue``."""
-    if not shutil.which("squeue") or not log_file.is_file():
-        return []
-    with open(log_file, errors="replace") as fh:
-        runs = {m.group(1) for line in fh if (m := re.match(r"SLURM run ID: (\S+)", line))}
-    if not runs:
-        return []
-    try:
-        queue = subprocess.run(["squeue", "--me", "--noheader", "--format=%i|%j|%Z"],
-                               capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("could not list this results root's SLURM jobs (squeue: %s)", exc)
-        return []
-    if queue.returncode != 0:
-        log.warning("could not list this results root's SLURM jobs: %s",
-                    (queue.stderr.strip().splitlines() or ["squeue failed"])[-1])
-        return []
-    root = results_root.resolve()
-    jobs = []
-    for line in queue.stdout.splitlines():
-        job, name, workdir = (line.split("|", 2) + ["", ""])[:3]
-        if name in runs and workdir and Path(workdir).resolve() == root:
-            jobs.append(job)
-    return jobs
-
-
-def cancel_orphaned_jobs(results_root: Path, previous: dict) -> list[str]:
-    """Cancel the SLURM jobs a dead invocation left queued or running in the root (its driver
-    was killed: they would go on writing there); print which. Only for a driver that ran on
-    this host and is gone: one on another host is reported, not cancelled."""
-    if previous["log"] is None:
-        return []
-    jobs = slurm_jobs_of(previous["log"], results_root)
-    if not jobs:
-        return []
-    if previous["host"] != socket.gethostname():
-        print(f"musiclime: SLURM job(s) {' '.join(jobs)} of an interrupted run on "
-              f"{previous['host']} still work in {results_root}; if its driver is gone there, "
-              f"cancel them: scancel {' '.join(jobs)}", flush=True)
-        return []
-    proc = subprocess.run(["scancel", *jobs], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise MusicLimeError(f"could not cancel SLURM job(s) {' '.join(jobs)} that an interrupted "
-                             f"run left in {results_root}: {proc.stderr.strip()}")
-    print(f"musiclime: cancelled SLURM job(s) {' '.join(jobs)} that the interrupted run "
-          f"(PID {previous['pid']}) left in {results_root}", flush=True)
-    deadline = time.time() + 60  # let them end before their outputs are computed again
-    while time.time() < deadline and set(jobs) & set(slurm_jobs_of(previous["log"],
-                                                                   results_root)):
-        time.sleep(1)
-    return jobs
-
-
-@contextlib.contextmanager
-def invocation_lock(results_root: Path, what: str = "results_root"):
-    """Hold the results root for this invocation (``<root>/.musiclime.lock``, an flock the
-    kernel releases when the process dies, however it dies). A live concurrent invocation gets
-    a clear error naming its PID. What a dead one left is cleaned up: the SLURM jobs it still
-    had queued or running in this root are cancelled (:func:`cancel_orphaned_jobs`) and its
-    Snakemake lock is cleared; unless its Snakemake driver still runs here (an error says so).
-    Yields the :class:`Holder` record. A root that cannot be written (read-only, immutable,
-    under a file) is an :class:`~musiclime.errors.OutputError` naming ``what`` chose it."""
-    ensure_writable_dir(results_root, what)
-    path = results_root / ".musiclime.lock"
-    try:
-        fh = open(path, "a+")  # noqa: SIM115 (held for the whole invocation)
-    except OSError as exc:  # the root is writable but its lock file is not
-        raise OutputError(f"{what}: {describe_os_error(exc)}") from exc
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = (fh.read().strip().splitlines() or ["unknown"])[0]
-        fh.close()
-        raise MusicLimeError(
-            f"another musiclime run is using {results_root} ({holder}); wait for it to "
-            "finish, or stop it, then run again") from None
-    try:
-        fh.seek(0)
-        previous = _previous_holder(fh.read())
-        smk_pid = previous["snakemake_pid"]
-        if (smk_pid and previous["host"] == socket.gethostname()
-                and _runs_snakemake_in(smk_pid, results_root)):
-            raise MusicLimeError(
-                f"the Snakemake driver (PID {smk_pid}) of an interrupted musiclime run still "
-                f"works in {results_root}; wait for it to end, or stop it (kill {smk_pid}), "
-                "then run again")
-        holder = Holder(fh)
-        cancel_orphaned_jobs(results_root, previous)
-        stale = list((results_root / ".snakemake" / "locks").glob("*.lock"))
-        for lock in stale:  # no live musiclime run holds this root: these are a dead one's
-            lock.unlink(missing_ok=True)
-        if stale:
-            log.warning("removed the Snakemake lock of an interrupted run in %s", results_root)
-        yield holder
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
 
 
 def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocation:
@@ -240,11 +90,12 @@ def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocatio
         return Invocation(tracking_uri=uri, gpu=gpu, track=False, tracking_problem=problem)
     exp_id = ensure_experiment(uri, plan.tracking.experiment, root)
     kill_stale_runs(uri, exp_id, root)
+    lock = lock_path()
     tags = {"musiclime.code_version": code_version(), "musiclime.n_points": str(len(plan.points)),
             "musiclime.overrides": " ".join(overrides) or "(defaults)",
-            "musiclime.multirun": str(bool(multirun)), **source_tags()}
-    lock = lock_path()
-    tags["musiclime.lock_hash"] = file_digest(lock) if lock else "none (not installed from a lock)"
+            "musiclime.multirun": str(bool(multirun)), **source_tags(),
+            "musiclime.lock_hash": file_digest(lock) if lock else
+            "none (not installed from a lock)"}
     parent = open_parent_run(uri, exp_id, root, short_hash(sorted(plan.points), 16),
                              sweep_name(plan), tags)
     if lock:  # the lock itself, once per sweep (each child run carries its hash)
@@ -257,15 +108,12 @@ def open_tracking(plan: Plan, overrides: list[str], multirun: bool) -> Invocatio
 def sweep_name(plan: Plan, limit: int = 40) -> str:
     """The parent run's name: what the sweep varies, ``sweep kw=0.1,1 n=500,1000``; a single
     configuration is named like its run."""
-    from .plan import SHORT_NAMES
-
     points = list(plan.points.values())
     axes: dict[str, list[str]] = {}
     for p in points:
         for k, v in p.axes.items():
-            text = layout.fmt(v)
-            if text not in axes.setdefault(k, []):
-                axes[k].append(text)
+            if layout.fmt(v) not in axes.setdefault(k, []):
+                axes[k].append(layout.fmt(v))
     if not axes:
         return points[0].name if len(points) == 1 else "sweep"
     parts = []
@@ -290,13 +138,12 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
         plan.invocation = Invocation(track=plan.tracking.enabled)
         return subprocess.call(snakemake_command(write_plan(plan), root, cores, True, extra,
                                                  profile))
-    if profile and plan.tracking.enabled:
-        uri = tracking_uri(plan.tracking, root)
-        if is_local_store(uri):
-            log.warning("--profile %s with a SQLite tracking store (%s): tracking jobs run on "
-                        "the submit host here, but a SQLite file on shared storage is not safe "
-                        "for writers on several machines; set MLFLOW_TRACKING_URI to an mlflow "
-                        "server", profile, uri)
+    uri = tracking_uri(plan.tracking, root)
+    if profile and plan.tracking.enabled and is_local_store(uri):
+        log.warning("--profile %s with a SQLite tracking store (%s): tracking jobs run on the "
+                    "submit host here, but a SQLite file on shared storage is not safe for "
+                    "writers on several machines; set MLFLOW_TRACKING_URI to an mlflow server",
+                    profile, uri)
     t0 = time.time()
     if plan.tracking.enabled:
         import mlflow  # noqa: F401  (it sets its loggers' level when imported)
@@ -304,17 +151,18 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation chatter
     with invocation_lock(root) as holder:
         plan.invocation = open_tracking(plan, overrides, multirun)
-        env = {**os.environ, **FAST_FAIL_ENV}
         smk_log = root / "logs" / "snakemake" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
         smk_log.parent.mkdir(parents=True, exist_ok=True)
         holder.note(snakemake_log=smk_log)
         print(f"musiclime: {plan_counts(plan)}; snakemake log: {smk_log}", flush=True)
-        plan.invocation = replace(plan.invocation, phase="songs")
-        cmd = snakemake_command(write_plan(plan), root, cores, extra=extra, profile=profile)
-        idle: list[set[str]] = [set(), set()]  # per pass: did Snakemake find nothing to do?
-        rc_songs = run_snakemake(cmd, env, smk_log, "explaining songs",
-                                 started=lambda pid: holder.note(snakemake_PID=pid),
-                                 seen=idle[0])
+
+        def snakemake_pass(phase: str, what: str) -> tuple[int, bool]:
+            plan.invocation = replace(plan.invocation, phase=phase)
+            cmd = snakemake_command(write_plan(plan), root, cores, extra=extra, profile=profile)
+            return run_snakemake(cmd, {**os.environ, **FAST_FAIL_ENV}, smk_log, what,
+                                 started=lambda pid: holder.note(snakemake_PID=pid))
+
+        rc_songs, idle_songs = snakemake_pass("songs", "explaining songs")
         failed = failed_songs(plan)
         full = disk_full_line(plan, failed)
         if full:  # not the songs' fault: say so once, record nothing as failed
@@ -322,37 +170,42 @@ def run_workflow(overrides: list[str], multirun: bool = False, cores: int = 2,
                 with contextlib.suppress(Exception):  # the store may be on the full disk
                     end_run(plan.invocation.tracking_uri, plan.invocation.parent_run_id, False)
             raise DiskFullError(f"{full} (snakemake log: {smk_log})")
-        for pid, point in plan.points.items():
-            new = {s: failed[point.dataset][s] for s in point.songs
-                   if s in failed.get(point.dataset, {})}
-            if new:
-                plan.points[pid] = replace(point, songs=[s for s in point.songs if s not in new],
-                                           failed={**point.failed, **new})
-                spec = plan.aggregate[point.fit]
-                plan.aggregate[point.fit] = replace(spec, songs=plan.points[pid].songs)
-        plan.invocation = replace(plan.invocation, phase="all")
-        rc = run_snakemake(snakemake_command(write_plan(plan), root, cores, extra=extra,
-                                             profile=profile), env,
-                           smk_log, "global tables and tracking",
-                           started=lambda pid: holder.note(snakemake_PID=pid), seen=idle[1])
-        inv = plan.invocation
+        set_aside(plan, failed)
+        rc, idle = snakemake_pass("all", "global tables and tracking")
         any_failed = any(p.failed for p in plan.points.values())
-        if inv.parent_run_id:
-            axes = {k: sorted({str(p.axes[k]) for p in plan.points.values() if k in p.axes})
-                    for k in sorted({k for p in plan.points.values() for k in p.axes})}
-            try:
-                roll_up(inv.tracking_uri, inv.parent_run_id, axes)
-            except Exception as exc:  # a recorder's hiccup must not fail the computation
-                log.warning("could not roll up the sweep's metrics on its parent run: %s", exc)
-            end_run(inv.tracking_uri, inv.parent_run_id, ok=rc == 0 and not any_failed)
+        if plan.invocation.parent_run_id:
+            finish_parent_run(plan, ok=rc == 0 and not any_failed)
     print_summary(plan, rc, time.time() - t0, smk_log)
-    if rc == 0 == rc_songs and all(NOTHING_TO_DO in s for s in idle):
+    if rc == 0 == rc_songs and idle_songs and idle:
         print(f"nothing to do: every output of {len(plan.points)} configuration(s) is up to "
-              f"date in {root}" + (" and tracked" if inv.parent_run_id else "")
+              f"date in {root}" + (" and tracked" if plan.invocation.parent_run_id else "")
               + "; nothing was recomputed or logged again")
-    if rc == 0 and (rc_songs != 0 or any_failed):
-        rc = 1
-    return rc
+    return 1 if rc == 0 and (rc_songs != 0 or any_failed) else rc
+
+
+def set_aside(plan: Plan, failed: dict[str, dict[str, str]]) -> None:
+    """Move the songs that failed the song pass from each point's songs (and its global
+    aggregate's) to its ``failed`` reasons."""
+    for pid, point in plan.points.items():
+        new = {s: failed[point.dataset][s] for s in point.songs
+               if s in failed.get(point.dataset, {})}
+        if new:
+            plan.points[pid] = replace(point, songs=[s for s in point.songs if s not in new],
+                                       failed={**point.failed, **new})
+            spec = plan.aggregate[point.fit]
+            plan.aggregate[point.fit] = replace(spec, songs=plan.points[pid].songs)
+
+
+def finish_parent_run(plan: Plan, ok: bool) -> None:
+    """Roll the children's numbers up onto the sweep's parent run and end it."""
+    inv, points = plan.invocation, plan.points.values()
+    axes = {k: sorted({str(p.axes[k]) for p in points if k in p.axes})
+            for k in sorted({k for p in points for k in p.axes})}
+    try:
+        roll_up(inv.tracking_uri, inv.parent_run_id, axes)
+    except Exception as exc:  # a recorder's hiccup must not fail the computation
+        log.warning("could not roll up the sweep's metrics on its parent run: %s", exc)
+    end_run(inv.tracking_uri, inv.parent_run_id, ok=ok)
 
 
 def plan_counts(plan: Plan) -> str:
@@ -361,35 +214,25 @@ def plan_counts(plan: Plan) -> str:
     aside (listed at the end)``."""
     points = list(plan.points.values())
     per_point = [len(p.songs) + len(p.failed) for p in points]
-    total = sum(per_point)
     songs = {(p.dataset, s) for p in points for s in [*p.songs, *p.failed]}
     aside = {(p.dataset, s) for p in points for s in p.failed}
     if len(set(per_point)) == 1:
-        text = (f"{len(points)} configuration(s) x {per_point[0]} song(s) = {total} song "
-                "explanation(s)")
+        text = (f"{len(points)} configuration(s) x {per_point[0]} song(s) = {sum(per_point)} "
+                "song explanation(s)")
     else:
-        text = (f"{len(points)} configuration(s), {total} song explanation(s) of {len(songs)} "
-                "song(s)")
-    if aside:
-        text += f", {len(aside)} song(s) set aside (listed at the end)"
-    return text
-
-
-_PROGRESS = re.compile(r"^(\d+) of (\d+) steps \((\d+)%\) done")
-
-
-#: what Snakemake prints when every requested output is up to date
-NOTHING_TO_DO = "Nothing to be done"
+        text = (f"{len(points)} configuration(s), {sum(per_point)} song explanation(s) of "
+                f"{len(songs)} song(s)")
+    return text + (f", {len(aside)} song(s) set aside (listed at the end)" if aside else "")
 
 
 def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
-                  started: Callable[[int], None] | None = None,
-                  seen: set[str] | None = None) -> int:
-    """Run Snakemake with its output appended to ``log_file``; show one progress line.
-    ``started`` gets the driver's PID as soon as it runs; ``seen`` gets :data:`NOTHING_TO_DO`
-    when Snakemake found nothing to do."""
+                  started: Callable[[int], None] | None = None) -> tuple[int, bool]:
+    """Run Snakemake with its output appended to ``log_file``; show its progress on one line
+    (a terminal) or at 0, 50 and 100 % (a log). ``started`` gets the driver's PID as soon as
+    it runs. Returns its exit status and whether it found nothing to do."""
     tty = sys.stderr.isatty()
-    shown = -1
+    start, end = ("\r", "") if tty else ("", "\n")  # a terminal: one line, rewritten
+    shown, idle = -1, False
     with open(log_file, "a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
@@ -402,18 +245,12 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
             for line in proc.stdout:
                 fh.write(line)
                 fh.flush()  # the log is how a user (or a test) follows a long run
-                if seen is not None and line.startswith(NOTHING_TO_DO):
-                    seen.add(NOTHING_TO_DO)
+                idle = idle or line.startswith(NOTHING_TO_DO)
                 m = _PROGRESS.match(line)
-                if not m:
-                    continue
-                done, total, pct = (int(x) for x in m.groups())
-                if tty:
-                    print(f"\r  {what}: {done}/{total} jobs ({pct}%)", end="", file=sys.stderr,
-                          flush=True)
-                elif pct // 50 > shown:
-                    shown = pct // 50
-                    print(f"  {what}: {done}/{total} jobs ({pct}%)", file=sys.stderr, flush=True)
+                if m and (tty or int(m.group(3)) // 50 > shown):
+                    shown = int(m.group(3)) // 50
+                    print(f"{start}  {what}: {m.group(1)}/{m.group(2)} jobs ({m.group(3)}%)",
+                          end=end, file=sys.stderr, flush=True)
         except BaseException as exc:  # Ctrl-C, or the log cannot be written (a full disk)
             stop_snakemake(proc, fh, "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
                            else f"stopped: {type(exc).__name__}: {exc}")
@@ -421,9 +258,9 @@ def run_snakemake(cmd: list[str], env: dict, log_file: Path, what: str,
                 raise OSError(exc.errno, exc.strerror, str(log_file)) from exc
             raise
         rc = proc.wait()
-    if tty and shown == -1:
+    if tty and shown >= 0:
         print(file=sys.stderr)
-    return rc
+    return rc, idle
 
 
 def stop_snakemake(proc: subprocess.Popen, log_fh, why: str, grace_s: float = 60.0) -> None:
@@ -448,86 +285,8 @@ def stop_snakemake(proc: subprocess.Popen, log_fh, why: str, grace_s: float = 60
         log_fh.flush()
 
 
-def disk_full_line(plan: Plan, failed: dict[str, dict[str, str]]) -> str | None:
-    """When the songs that failed failed for a full disk (their error says so, or the results
-    root's file system has no room left): one line that says so, names where and what to do,
-    instead of blaming each song. None otherwise."""
-    root = Path(plan.results_root)
-    reasons = [r for songs in failed.values() for r in songs.values()]
-    if not reasons:
-        return None
-    named = [r for r in reasons if DISK_FULL in r or "No space left on device" in r]
-    if not named and not is_disk_full(OSError(), root):
-        return None
-    example = next((m.group(1) for r in named if (m := re.search(rf"{DISK_FULL} (\S+):", r))),
-                   None)
-    example = root / example if example else root  # jobs name paths inside the root
-    return (f"{DISK_FULL} {example}: the disk of {root} filled up ({len(reasons)} song job(s) "
-            "stopped); free space there (or use another results_root) and rerun the same "
-            "command: everything finished is kept and only what is missing is computed")
-
-
-def failed_songs(plan: Plan) -> dict[str, dict[str, str]]:
-    """dataset -> song -> one-line reason, for every song whose explanation or metrics of some
-    point are missing after the song pass (read from the failing job's log)."""
-    out: dict[str, dict[str, str]] = {}
-    for point in plan.points.values():
-        for song in point.songs:
-            if song in out.get(point.dataset, {}):
-                continue
-            chain = song_chain(plan, point, song)
-            if all(Path(path).exists() for _, path, _ in chain):
-                continue
-            reason = "not computed: an earlier job was interrupted (rerun to continue)"
-            for stage, path, log_file in chain:
-                if not Path(path).exists() and Path(log_file).is_file():
-                    line = _error_line(Path(log_file))
-                    reason = f"{stage}: {line or 'failed'} (log: {log_file})"
-                    break
-            out.setdefault(point.dataset, {})[song] = reason
-    return out
-
-
-def song_chain(plan: Plan, point, song: str) -> list[tuple[str, str, str]]:
-    """``(stage, output, log)`` of every job one song goes through for one point, in order
-    (paths relative to the results root, absolute here)."""
-    root = Path(plan.results_root)
-    pred = plan.predict[point.predict]
-    seg = plan.segment[pred.segment]
-    sep = plan.separate[seg.separate]
-    steps = [("decode", layout.path("decode", key=sep.decode, song=song),
-              layout.log_path("decode", key=sep.decode, song=song)),
-             ("decode", layout.path("decode", key=seg.decode, song=song),
-              layout.log_path("decode", key=seg.decode, song=song)),
-             ("separate", layout.path("separate", key=seg.separate, song=song),
-              layout.log_path("separate", key=seg.separate, song=song)),
-             ("segment", layout.path("segment", key=pred.segment, song=song),
-              layout.log_path("segment", key=pred.segment, song=song)),
-             ("masks", layout.path("masks", key=pred.masks, song=song),
-              layout.log_path("masks", key=pred.masks, song=song)),
-             ("predict", layout.path("predict", key=point.predict, song=song),
-              layout.log_path("predict", key=point.predict, song=song)),
-             ("fit", layout.path("fit_record", key=point.predict, batch=point.fit_batch,
-                                 song=song),
-              layout.log_path("fit", key=point.predict, batch=point.fit_batch, song=song))]
-    if point.evaluate_batch:
-        steps.append(("evaluate", layout.path("evaluate_record", key=point.predict,
-                                              batch=point.evaluate_batch, song=song),
-                      layout.log_path("evaluate", key=point.predict, batch=point.evaluate_batch,
-                                      song=song)))
-    return [(stage, str(root / out), str(root / lg)) for stage, out, lg in steps]
-
-
-def _error_line(log_file: Path) -> str | None:
-    lines = [ln for ln in log_file.read_text(errors="replace").splitlines()
-             if ln.startswith(ERROR_PREFIX)]
-    return lines[-1][len(ERROR_PREFIX):].strip() if lines else None
-
-
 def point_row(plan: Plan, point) -> dict:
     """The console's numbers of one configuration, read from its result files."""
-    from ..io.fileio import read_json
-
     root = Path(plan.results_root)
     values: dict[str, list[float]] = {"p5": [], "r2": [], "ess": [], "s": []}
     fit_warned = 0
@@ -536,19 +295,19 @@ def point_row(plan: Plan, point) -> dict:
                                      song=song)
         if not fit_rec.is_file():
             continue
-        exp = read_json(root / read_json(fit_rec)["files"][point.fit])
-        meta = exp["metadata"]
+        meta = read_json(root / read_json(fit_rec)["files"][point.fit])["metadata"]
         fit_warned += bool(meta.get("fit_warnings"))
         values["ess"].append(meta["kernel"]["effective_samples"])
         values["s"].append(sum(float(meta["timings"].get(k, 0.0))
                                for k in ("separate_s", "predict_total_s", "fit_s")))
-        if point.evaluate_batch:
-            ev_rec = root / layout.path("evaluate_record", key=point.predict,
-                                        batch=point.evaluate_batch, song=song)
-            if ev_rec.is_file():
-                m = read_json(root / read_json(ev_rec)["files"][point.evaluate])
-                values["r2"].append(m.get("heldout_r2", float("nan")))
-                values["p5"].append(m.get("evidence_precision_at_5_combined", float("nan")))
+        if not point.evaluate_batch:
+            continue
+        ev_rec = root / layout.path("evaluate_record", key=point.predict,
+                                    batch=point.evaluate_batch, song=song)
+        if ev_rec.is_file():
+            m = read_json(root / read_json(ev_rec)["files"][point.evaluate])
+            values["r2"].append(m.get("heldout_r2", float("nan")))
+            values["p5"].append(m.get("evidence_precision_at_5_combined", float("nan")))
 
     def avg(xs):
         xs = [x for x in xs if isinstance(x, (int, float)) and x == x]
@@ -566,11 +325,10 @@ def print_summary(plan: Plan, rc: int, wall_s: float, smk_log: Path) -> None:
     inv = plan.invocation
     rows = [point_row(plan, p) for p in plan.points.values()]
     if rows:
-        cols = list(rows[0])
-        widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
-        print("\n" + "  ".join(c.ljust(widths[c]) for c in cols))
+        widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in rows[0]}
+        print("\n" + "  ".join(c.ljust(w) for c, w in widths.items()))
         for r in rows:
-            print("  ".join(r[c].ljust(widths[c]) for c in cols))
+            print("  ".join(r[c].ljust(w) for c, w in widths.items()))
     failed = {s: r for p in plan.points.values() for s, r in p.failed.items()}
     if failed:
         print(f"{len(failed)} song(s) failed:", file=sys.stderr)

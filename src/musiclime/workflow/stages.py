@@ -21,7 +21,7 @@ rule                        library call
 ``evaluate_explanations``   :func:`musiclime.metrics.evaluate_explanation`
 ``aggregate_global``        :func:`musiclime.report.global_plots.write_global`
 ``freeze_config``           (writes the point's resolved config)
-``track_mlflow``            :func:`musiclime.workflow.tracking.log_point`
+``track_mlflow``            :func:`musiclime.tracking.log.log_point`
 ==========================  =============================================================
 
 Each records its own wall time in its output so timings reach MLflow.
@@ -37,11 +37,11 @@ from pathlib import Path
 
 from .. import supervise
 from ..core.lyrics import read_lyrics
-from ..errors import one_line
+from ..errors import ERROR_PREFIX, one_line
+from ..io import layout
 from ..io.audio import load_audio
 from ..io.dataset import SongRecord
 from ..io.fileio import atomic_path, write_json
-from . import layout
 from .files import (
     Decoded,
     JobRecord,
@@ -276,15 +276,12 @@ def freeze_config(point: PointSpec, out: str) -> None:
 
 
 def track_mlflow(point: PointSpec, plan, config_path: str, out: str) -> None:
-    from .tracking import log_point
+    from ..tracking.log import log_point
 
     run_id = log_point(plan, point, config_path)
     write_json(out, {"run_id": run_id, "point": point.point_id,
                      "parent_run_id": plan.invocation.parent_run_id})
 
-
-#: the last line of a failed job's log starts with this, then says what went wrong in one line
-ERROR_PREFIX = "musiclime: error:"
 
 #: rules whose jobs run torch: one thread per job, so parallel jobs do not oversubscribe
 TORCH_RULES = ("separate_stems", "predict_masks", "evaluate_explanations")

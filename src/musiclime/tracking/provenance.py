@@ -12,7 +12,7 @@
   Dataset column shows ``name (digest)``, the manifest is its source) and as the table
   ``dataset/songs.json``.
 
-``musiclime reproduce`` (:mod:`.reproduce`) reads both back and says what differs.
+``musiclime reproduce`` (:mod:`musiclime.reproduce`) reads both back and says what differs.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def song_row(song_id: str, audio: str, lyrics: str | None) -> dict:
 
 
 def song_table(sources: list) -> list[dict]:
-    """Rows of :func:`song_row` for :class:`~.specs.SongSource`\\ s, sorted by song id."""
+    """Rows of :func:`song_row` for the workflow's song sources, sorted by song id."""
     return [song_row(s.song_id, s.audio, s.lyrics)
             for s in sorted(sources, key=lambda s: s.song_id)]
 

@@ -25,9 +25,8 @@ wildcards as ``--target-jobs rule:key=VALUE,song=...`` and splits that on every 
 (snakemake#2366), so a comma in a path breaks every remote executor. ``+`` is a plain
 character for file systems, shells, URLs' paths, globs and Snakemake's wildcard regexes. A
 value may hold ``+`` (``1e+06``, a model name) but never ``~`` (:func:`fmt` replaces it), so
-``+`` followed by ``name~`` always starts the next pair. (Results folders written before this
-used ``,``: :func:`describe` still reads them, but their paths no longer match, so they are
-recomputed.)
+``+`` followed by ``name~`` always starts the next pair. Results folders written by older
+versions (``,`` between pairs) are not read: their stages are recomputed.
 
 So a kernel-width sweep shares every folder up to ``predict``, separation runs once per
 (song, separator), and points that differ only in ``num_samples`` share one prediction run of
@@ -98,9 +97,8 @@ def fmt(v: Any) -> str:
 
 #: joins the ``name~value`` pairs of one path part (see the module's docstring)
 SEP = "+"
-#: where one pair of a part ends and the next begins: the separator before ``name~`` (``,``
-#: is how results folders written before the ``+`` separator read)
-_PAIR_BOUNDARY = re.compile(r"[+,](?=[a-z]+~)")
+#: where one pair of a part ends and the next begins: the separator before ``name~``
+_PAIR_BOUNDARY = re.compile(r"\+(?=[a-z]+~)")
 
 
 def part(**values: Any) -> str:

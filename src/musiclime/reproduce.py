@@ -3,8 +3,9 @@ same.
 
 For a child run (one configuration) or a parent run (each of its children):
 
-1. read what the run recorded (:mod:`.provenance`): its overrides (``config/overrides.json``),
-   its resolved config (``config/config.yaml``), its environment and its songs' digests;
+1. read what the run recorded (:mod:`musiclime.tracking.provenance`): its overrides
+   (``config/overrides.json``), its resolved config (``config/config.yaml``), its environment
+   and its songs' digests;
 2. say, one line each, what differs now: a package, Python, torch, CUDA, the device, the lock,
    a song whose file changed or is gone, a config value (a config default that changed since is
    pinned back to the recorded value with an override, so the rerun computes the recorded
@@ -15,24 +16,22 @@ For a child run (one configuration) or a parent run (each of its children):
    the predicted label's top 5 features are the same, in order.
 
 It succeeds (exit 0) only when every song matches within ``atol`` (0 by default: bit for bit,
-which holds on the same machine and lock) and no song's input changed.
+which holds on the same machine and lock) and no song's input changed. A run logged by an older
+musiclime, without these records, is refused with one line.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.explanation import Explanation
-from ..errors import MusicLimeError
-from .provenance import dataset_differences, environment_differences, environment_record
-
-log = logging.getLogger(__name__)
+from .core.explanation import Explanation
+from .errors import MusicLimeError
+from .tracking.provenance import dataset_differences, environment_differences, environment_record
 
 TOP_K = 5
 
@@ -129,44 +128,30 @@ class _Recorded:
     def __init__(self, client, run, scratch: Path):
         self.client, self.run, self.run_id = client, run, run.info.run_id
         self.scratch = scratch / self.run_id
-        self.tags = run.data.tags
-        self.point_id = self.tags.get("musiclime.point_id")
+        self.point_id = run.data.tags.get("musiclime.point_id")
 
-    def _file(self, artifact: str) -> Path | None:
+    def file(self, artifact: str, required: bool = True) -> Path | None:
         try:
             return Path(self.client.download_artifacts(self.run_id, artifact,
                                                        str(self.scratch)))
-        except Exception:  # noqa: BLE001 (MlflowException, OSError: the artifact is not there)
+        except Exception as exc:  # noqa: BLE001 (MlflowException, OSError: it is not there)
+            if required:
+                raise MusicLimeError(
+                    f"run {self.run_id} has no {artifact} artifact: it was not logged by this "
+                    "version of musiclime run (rerun its configuration to record it)") from exc
             return None
 
-    def _json(self, artifact: str):
-        path = self._file(artifact)
-        return json.loads(path.read_text(encoding="utf-8")) if path else None
-
-    def overrides(self) -> list[str]:
-        found = self._json("config/overrides.json")
-        if found is not None:
-            return list(found["overrides"])
-        text = self.tags.get("musiclime.overrides", "(defaults)")  # runs before the JSON
-        return [] if text == "(defaults)" else text.split()
+    def json(self, artifact: str):
+        return json.loads(self.file(artifact).read_text(encoding="utf-8"))
 
     def config(self) -> dict:
         from omegaconf import OmegaConf
 
-        path = self._file("config/config.yaml")
-        if path is None:
-            raise MusicLimeError(f"run {self.run_id} has no config/config.yaml artifact: it "
-                                 "was not logged by musiclime run")
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-
-    def environment(self) -> dict | None:
-        return self._json("environment/environment.json")
-
-    def songs(self) -> list[dict]:
-        return self._json("dataset/songs.json") or []
+        return OmegaConf.to_container(OmegaConf.load(self.file("config/config.yaml")),
+                                      resolve=False)
 
     def explanation(self, song_id: str) -> Explanation | None:
-        path = self._file(f"songs/{song_id}/explanation.json")
+        path = self.file(f"songs/{song_id}/explanation.json", required=False)
         return Explanation.load(path) if path else None
 
 
@@ -190,6 +175,69 @@ def _runs_to_check(client, run_id: str, uri: str) -> list:
     return children
 
 
+def _inputs_changed(rec: _Recorded, songs: list[dict], expl: dict) -> bool:
+    """Print what differs in the environment and the songs' files; whether a song changed."""
+    env = rec.json("environment/environment.json")
+    devices = {str(e.params.get("device", "cpu")) for e in expl.values() if e}
+    diffs = environment_differences(env, environment_record(devices))
+    for line in diffs:
+        print(f"  environment {line}")
+    if not diffs:
+        print(f"  environment: the same (lock {str(env.get('lock_hash'))[:12]})")
+    inputs = dataset_differences(songs)
+    for line in inputs:
+        print(f"  dataset {line}")
+    if not inputs:
+        print(f"  dataset: the same ({len(songs)} song(s), every file's sha256 as recorded)")
+    return bool(inputs)
+
+
+def _rerun_overrides(rec: _Recorded, out_root: Path) -> tuple[list[str], bool]:
+    """Today's overrides for the recorded point (a default that changed since is pinned back
+    to the recorded value); whether they compose to the recorded point id."""
+    from .config import compose_config
+    from .workflow.plan import point_config, point_id_of
+
+    base = [o for o in rec.json("config/overrides.json")["overrides"]
+            if not o.lstrip("+~").startswith(("results_root=", "tracking."))]
+    fixed = [f"results_root={out_root}", "tracking.enabled=false"]
+    pins, unpinnable = config_pins(rec.config(), point_config(compose_config(base + fixed)))
+    for line in unpinnable:
+        print(f"  {line}")
+    for pin in pins:
+        print(f"  config default changed since the run: pinned {pin}")
+    overrides = base + pins + fixed
+    new_id = point_id_of(point_config(compose_config(overrides)))
+    if new_id != rec.point_id:
+        print(f"  config: composes to point {new_id}, not the recorded {rec.point_id}")
+    return overrides, new_id == rec.point_id
+
+
+def _rerun_and_compare(rec: _Recorded, overrides: list[str], songs: list[str], expl: dict,
+                       cores: int) -> tuple[int, list[SongResult]]:
+    """Rerun the point with ``musiclime run``; compare each song's explanation with the
+    recorded one."""
+    from .tracking.log import explanation_files
+    from .workflow.plan import plan_from_overrides
+    from .workflow.runner import run_workflow
+
+    rc = run_workflow(overrides, cores=cores)
+    plan, _ = plan_from_overrides(overrides)
+    files = explanation_files(plan, next(iter(plan.points.values()))) if rc == 0 else {}
+    results = []
+    for sid in songs:
+        old = expl.get(sid) or rec.explanation(sid)
+        path = Path(plan.results_root) / files[sid] if sid in files else None
+        if old is None:
+            results.append(SongResult(sid, math.inf, False, "no recorded explanation"))
+        elif path is None or not path.is_file():
+            results.append(SongResult(sid, math.inf, False, "the rerun did not explain it "
+                                      "(see the run's summary above)"))
+        else:
+            results.append(compare(old, Explanation.load(path)))
+    return rc, results
+
+
 def reproduce(run_id: str, uri: str, out_root: str | Path, atol: float = 0.0,
               cores: int = 2) -> int:
     """Rerun ``run_id`` (see the module docstring) into ``out_root``; print what differs and
@@ -198,14 +246,8 @@ def reproduce(run_id: str, uri: str, out_root: str | Path, atol: float = 0.0,
 
     from mlflow.tracking import MlflowClient
 
-    from ..config import compose_config
-
     # a handful of small files: no progress bar per download
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from .plan import plan_from_overrides, point_config, point_id_of
-    from .runner import run_workflow
-    from .tracking import explanation_files
-
     client = MlflowClient(tracking_uri=uri)
     runs = _runs_to_check(client, run_id, uri)
     out_root = Path(out_root).resolve()
@@ -214,68 +256,18 @@ def reproduce(run_id: str, uri: str, out_root: str | Path, atol: float = 0.0,
         for run in runs:
             rec = _Recorded(client, run, Path(scratch))
             print(f"run {rec.run_id} ({run.info.run_name}, point {rec.point_id}):")
-            recorded_songs = rec.songs()
+            recorded_songs = rec.json("dataset/songs.json")
             songs = sorted(r["song_id"] for r in recorded_songs)
             expl = {sid: rec.explanation(sid) for sid in songs}
-            devices = {str(e.params.get("device", "cpu")) for e in expl.values() if e}
-            env = rec.environment()
-            if env is None:
-                print("  environment: not recorded (a run from before musiclime recorded it)")
-            else:
-                diffs = environment_differences(env, environment_record(devices))
-                for line in diffs:
-                    print(f"  environment {line}")
-                if not diffs:
-                    print(f"  environment: the same (lock {str(env.get('lock_hash'))[:12]})")
-            inputs = dataset_differences(recorded_songs)
-            for line in inputs:
-                print(f"  dataset {line}")
-            if not recorded_songs:
-                print("  dataset: no songs recorded (a run from before musiclime recorded "
-                      "them): comparing the songs the rerun explains")
-            elif not inputs:
-                print(f"  dataset: the same ({len(recorded_songs)} song(s), every file's "
-                      "sha256 as recorded)")
-
-            # compose today's config for the recorded overrides; pin what changed since
-            base = [o for o in rec.overrides()
-                    if not o.lstrip("+~").startswith(("results_root=", "tracking."))]
-            fixed = [f"results_root={out_root}", "tracking.enabled=false"]
-            recorded_cfg = rec.config()
-            pins, unpinnable = config_pins(recorded_cfg,
-                                           point_config(compose_config(base + fixed)))
-            for line in unpinnable:
-                print(f"  {line}")
-            for pin in pins:
-                print(f"  config default changed since the run: pinned {pin}")
-            overrides = base + pins + fixed
-            new_id = point_id_of(point_config(compose_config(overrides)))
-            if new_id != rec.point_id:
-                print(f"  config: composes to point {new_id}, not the recorded {rec.point_id}")
-                ok = False
-
+            changed = _inputs_changed(rec, recorded_songs, expl)
+            overrides, same_point = _rerun_overrides(rec, out_root)
             t0 = time.time()
-            rc = run_workflow(overrides, cores=cores)
-            plan, _ = plan_from_overrides(overrides)
-            point = next(iter(plan.points.values()))
-            files = explanation_files(plan, point) if rc == 0 else {}
-            if not songs:
-                songs = sorted(point.songs)
-            results = []
-            for sid in songs:
-                old = expl.get(sid) or rec.explanation(sid)
-                path = Path(plan.results_root) / files[sid] if sid in files else None
-                if old is None:
-                    results.append(SongResult(sid, math.inf, False, "no recorded explanation"))
-                elif path is None or not path.is_file():
-                    results.append(SongResult(sid, math.inf, False, "the rerun did not "
-                                              "explain it (see the run's summary above)"))
-                else:
-                    results.append(compare(old, Explanation.load(path)))
+            rc, results = _rerun_and_compare(rec, overrides, songs, expl, cores)
             print(f"  rerun into {out_root} ({time.time() - t0:.0f} s):")
             for r in results:
                 print(r.line(atol))
-            ok = ok and not inputs and rc == 0 and all(r.matches(atol) for r in results)
+            ok = (ok and same_point and not changed and rc == 0
+                  and all(r.matches(atol) for r in results))
     verdict = "reproduced" if ok else "NOT reproduced"
     print(f"{verdict}: {run_id} (atol={atol:g}); rerun in {out_root}")
     return 0 if ok else 1
