@@ -6,7 +6,7 @@ directory or creates timestamped output folders: every result goes under ``resul
 
 The ``explainer`` and ``metrics`` groups are Hydra structured configs: their ``default.yaml``
 only says ``defaults: [schema, _self_]``, and the schema nodes (:func:`register_configs`) are the
-dataclasses :class:`~musiclime.explainer.ExplainerConfig` and
+dataclasses :class:`~musiclime.core.explainer.ExplainerConfig` and
 :class:`~musiclime.metrics.evaluate.MetricsConfig`, whose fields hold every key, type and
 default. Hydra rejects an unknown key or a value of the wrong type while composing; the
 dataclasses' own checks run in :func:`validate`.
@@ -14,6 +14,7 @@ dataclasses' own checks run in :func:`validate`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,80 @@ def build_separator(cfg: DictConfig):
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+# --- overrides: one spelling per configuration, sweeps expanded into points ---------------
+#: config keys whose values are always paths (a relative one is taken from the working folder)
+PATH_KEYS = ("results_root", "dataset.manifest", "model.path", "model.head")
+
+
+def normalize_overrides(overrides: list[str]) -> list[str]:
+    """One spelling per configuration, so that equivalent commands plan the same points, run
+    ids and Snakemake params: overrides sorted by key (Hydra applies them by key, not by
+    position; repeated keys keep their order), and relative paths made absolute. A value is a
+    path when its key is in :data:`PATH_KEYS`, or when it names a file or folder that exists
+    and contains a ``/`` (``separator.model=models/umx``, not ``separator.model=umxl``).
+    Sweeps (``a,b``), lists, interpolations and deletions are kept as written."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType, ValueType
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    keyed = []
+    for line in overrides:
+        try:
+            o = parser.parse_overrides([line])[0]
+        except HydraException:  # composing reports it, with how to quote it
+            keyed.append((line.partition("=")[0].lstrip("+~"), line))
+            continue
+        key = o.key_or_group + (f"@{o.package}" if o.package else "")
+        value = o.value() if o.value_type == ValueType.ELEMENT else None
+        if (o.type != OverrideType.DEL and isinstance(value, str) and value
+                and "${" not in value and _is_path(o.key_or_group, value)):
+            path = str(Path(value).expanduser().absolute())
+            if path != value:
+                line = f"{o.get_key_element()}={hydra_value(path)}"
+        keyed.append((key, line))
+    return [line for _, line in sorted(keyed, key=lambda kv: kv[0])]
+
+
+def _is_path(key: str, value: str) -> bool:
+    if key in PATH_KEYS:
+        return "://" not in value
+    return "/" in value and "://" not in value and Path(value).expanduser().exists()
+
+
+def expand_overrides(overrides: list[str], sweep_preset: dict | None = None) -> list[list[str]]:
+    """Hydra multirun semantics: the cartesian product of every ``key=a,b,c`` sweep override.
+
+    ``sweep_preset`` (``workflow.sweep`` of a ``sweep=`` preset) adds ``key: "a,b,c"`` axes;
+    an axis given on the command line wins over the preset's axis of the same key.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(list(overrides))
+    axes: dict[str, list[str]] = {}
+    for key, values in (sweep_preset or {}).items():
+        if isinstance(values, (list, tuple)):
+            values = ",".join(str(v) for v in values)
+        for o in parser.parse_overrides([f"{key}={values}"]):
+            axes[o.get_key_element()] = _axis(o)
+    for o in parsed:
+        axes[o.get_key_element()] = _axis(o)
+    keys = list(axes)
+    return [[f"{k}={v}" for k, v in zip(keys, combo, strict=True)]
+            for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def _axis(o) -> list[str]:
+    if o.is_sweep_override():
+        return list(o.sweep_string_iterator())
+    return [o.get_value_element_as_str()]
+
+
+def is_sweep(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return any(o.is_sweep_override()
+               for o in OverridesParser.create().parse_overrides([override]))

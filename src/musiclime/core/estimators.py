@@ -23,15 +23,15 @@ the sampled rows with row weights ``w(z)``, which is where the estimators differ
 (:func:`shapley_row_weights`):
 
 - ``kernel``: ``w = pi(z)``: the paper's formula as it stands; unbiased for uniform masks
-  (:data:`musiclime.samplers.bernoulli`, :data:`~musiclime.samplers.paired`) and exact when all
+  (:data:`musiclime.core.samplers.bernoulli`, :data:`~musiclime.core.samplers.paired`) and exact when all
   ``2^F`` masks are there.
 - ``importance``: ``w = pi(z) / q(z)`` with ``q(z) = q_|z| / C(F, |z|)`` the sampler's
   distribution (its ``size_distribution``). For the KernelSHAP practice (sizes in proportion to
-  the kernel, :data:`musiclime.samplers.kernel`) every row weighs the same.
+  the kernel, :data:`musiclime.core.samplers.kernel`) every row weighs the same.
 - ``stratified``: ``w = pi_k C(F, k) / n_k`` with ``n_k`` the rows of size ``k`` in the sample:
   the sum over all coalitions of size ``k`` estimated by ``C(F, k)`` times the mean over the
   ``n_k`` sampled ones (post-stratification). Unbiased within each size for every sampler that
-  draws a uniform subset given the size (all of :mod:`musiclime.samplers`), and exactly ``pi``
+  draws a uniform subset given the size (all of :mod:`musiclime.core.samplers`), and exactly ``pi``
   when a size class is complete. This is Leverage SHAP's reweighting (Musco & Witter,
   "Provably accurate Shapley value estimation via leverage score sampling", ICLR 2025): they
   include a coalition with probability ``min(1, c p(z))``, ``p(z) ∝ 1 / C(F, |z|)`` (the
@@ -42,7 +42,7 @@ Solving with the constraints (:func:`shapley_regression`): with ``f(none)`` know
 ``sum phi = f(all) - f(none) = D`` is eliminated by the projection ``P = I - 11^T / F`` (Musco &
 Witter, Sec. 3): ``phi = P phi' + D/F 1`` and ``phi'`` solves an unconstrained weighted least squares
 (minimum norm where the sample does not determine it), so efficiency holds to rounding. Without
-an all-zeros row (:data:`musiclime.samplers.bernoulli` with ``F > 16`` never draws one) and no
+an all-zeros row (:data:`musiclime.core.samplers.bernoulli` with ``F > 16`` never draws one) and no
 ``empty_value`` given, ``f(none)`` is not predicted: ``phi_0`` is then estimated with the rest,
 tied to the prediction by ``phi_0 + sum phi = f(all)``, i.e. ``f(z) - f(all) = -(1 - z) . phi``;
 the reported ``base_value`` is that estimate. Every size-based sampler puts the all-zeros mask at
@@ -279,11 +279,11 @@ class KernelSHAP:
 class LeverageSHAP:
     """Leverage SHAP (Musco & Witter, ICLR 2025): coalitions sampled in proportion to the
     leverage scores of the Shapley regression, ``p(z) ∝ 1 / C(F, |z|)`` (a uniform size, then a
-    uniform subset: :data:`musiclime.samplers.leverage`), paired and without replacement, and
+    uniform subset: :data:`musiclime.core.samplers.leverage`), paired and without replacement, and
     the Shapley regression reweighted by ``pi(z) / P(z sampled) = pi_k C(F, k) / n_k``
     (``n_k`` sampled coalitions of size ``k``: the ``stratified`` weighting), solved with
     efficiency exact by the projection ``P = I - 11^T / F``. Exact once every size class is
-    complete; unbiased within each size for any sampler of :mod:`musiclime.samplers`."""
+    complete; unbiased within each size for any sampler of :mod:`musiclime.core.samplers`."""
 
     empty_value: float | None = None
     name: str = "leverage_shap"

@@ -82,7 +82,7 @@ def make_masks(table: FeatureTable, params: MaskParams | ExplainerConfig,
 
 def draw_masks(params: MaskParams, n_columns: int) -> np.ndarray:
     """``params.max_samples`` masks over ``n_columns`` from ``params.sampler`` with
-    ``params.seed`` (the Bernoulli default is :func:`musiclime.masks.sample_masks`, bit for
+    ``params.seed`` (the Bernoulli default is :func:`musiclime.core.masks.sample_masks`, bit for
     bit)."""
     if params.sampler == "bernoulli":
         return sample_masks(n_columns, params.max_samples, params.seed,
@@ -223,7 +223,7 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
 
 
 def song_composer(classifier, song: Song):
-    """The :class:`~musiclime.composition.WaveformComposer` of ``song`` on the classifier's
+    """The :class:`~musiclime.core.composition.WaveformComposer` of ``song`` on the classifier's
     device (its stems moved there once)."""
     from .classifier import classifier_device
     from .composition import WaveformComposer
@@ -250,11 +250,11 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
 
 def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                      predict: PredictParams, fit: FitParams, progress: bool = False):
-    """``num_samples=auto`` (:mod:`musiclime.adaptive`): predict ``masks`` (the budget's draw)
+    """``num_samples=auto`` (:mod:`musiclime.core.adaptive`): predict ``masks`` (the budget's draw)
     block by block until the bootstrap top-k stability of the surrogate ``fit`` describes
     reaches ``fit.auto.target``; one composer serves every block. The stability is that of the
     first explained label (``fit.labels``; by default the predicted one). Returns the
-    :class:`~musiclime.inference.Predictions` of the rows predicted and the ``auto`` record."""
+    :class:`~musiclime.core.inference.Predictions` of the rows predicted and the ``auto`` record."""
     from .adaptive import run_adaptive
 
     sampler = fit.draw.make_sampler()
@@ -292,12 +292,12 @@ class MusicLIME:
 
     Parameters
     ----------
-    classifier: follows :class:`musiclime.classifier.Classifier`, or a seed-style
+    classifier: follows :class:`musiclime.core.classifier.Classifier`, or a seed-style
         ``predict_fn(texts, audios)`` (then pass ``sample_rate`` and ``class_names``).
     config: :class:`ExplainerConfig`; keyword arguments override its fields.
     sampler, estimator, target, kernel: strategy objects (any object that follows
-        :class:`musiclime.samplers.Sampler`, :class:`musiclime.estimators.Estimator`,
-        :class:`musiclime.targets.Target`, :class:`musiclime.surrogate.Kernel`) in place of
+        :class:`musiclime.core.samplers.Sampler`, :class:`musiclime.core.estimators.Estimator`,
+        :class:`musiclime.core.targets.Target`, :class:`musiclime.core.surrogate.Kernel`) in place of
         the ones ``config`` names.
     """
 

@@ -6,7 +6,7 @@ The JSON is a superset of the reference explainer's ``save_to_json`` output: the
 all feature weights, the kernel's weight spread, the prediction, the parameters and timings,
 ``metadata.warnings``: one line per thing that makes the explanation suspect (silent audio,
 tiny segments, no lyric units, an unsure classifier); empty when nothing was found, and the fit's
-diagnostics (:mod:`musiclime.fit_quality`): ``metadata.fit_quality`` (samples, features,
+diagnostics (:mod:`musiclime.core.fit_quality`): ``metadata.fit_quality`` (samples, features,
 effective samples, per label the in-sample and held-out R^2) and ``metadata.fit_warnings``
 (``{"code", "message", "label"}`` for each condition that makes the fit's numbers meaningless).
 Records written before these keys existed load with ``fit_quality=None``.
@@ -49,7 +49,7 @@ class Explanation:
     #: what made the input or the explanation suspect (silence, tiny segments, no lyric units,
     #: an unsure classifier), one line each; also logged as warnings when found
     warnings: list[str] = field(default_factory=list)
-    #: the fit's diagnostics and warnings (:mod:`musiclime.fit_quality`); None for a record
+    #: the fit's diagnostics and warnings (:mod:`musiclime.core.fit_quality`); None for a record
     #: written before musiclime computed them
     fit_quality: FitQuality | None = None
 
@@ -64,7 +64,7 @@ class Explanation:
 
     @property
     def fit_warnings(self) -> list[FitWarning]:
-        """What makes this fit's numbers meaningless (:mod:`musiclime.fit_quality`)."""
+        """What makes this fit's numbers meaningless (:mod:`musiclime.core.fit_quality`)."""
         return list(self.fit_quality.warnings) if self.fit_quality is not None else []
 
     def heldout_text(self, label: int | None = None, digits: int = 3) -> str:

@@ -296,7 +296,7 @@ def cross_validated_r2(masks: np.ndarray, values: np.ndarray, sample_weights: np
 def assess_fit(song_id: str, fit: FitParams, masks: np.ndarray, probs: np.ndarray,
                labels: list[int], fits: dict[int, LabelFit], effective_samples: float,
                chosen: dict[int, str] | None, class_names: list[str]) -> FitQuality:
-    """The fit's diagnostics and warnings (:mod:`musiclime.fit_quality`): features against
+    """The fit's diagnostics and warnings (:mod:`musiclime.core.fit_quality`): features against
     samples and effective samples, a collapsed kernel, all-zero weights, and per label the
     held-out R^2 of the configured surrogate by K-fold cross-validation on these ``masks`` and
     ``probs`` (no classifier call), on the scale it was fitted on (``chosen``, for

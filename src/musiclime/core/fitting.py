@@ -19,7 +19,7 @@ from .surrogate import LabelFit, cosine_distance, fit_ridge
 
 
 def target_values(target, probs: np.ndarray) -> np.ndarray:
-    """``probs`` on the scale ``target`` names (:func:`musiclime.targets.transform`), or
+    """``probs`` on the scale ``target`` names (:func:`musiclime.core.targets.transform`), or
     through a :class:`musiclime.core.targets.Target` object (a ``_target_`` node is built)."""
     from .targets import transform
 
@@ -31,7 +31,7 @@ def target_values(target, probs: np.ndarray) -> np.ndarray:
 
 def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
                  labels: list[int], sampler=None) -> dict[int, LabelFit]:
-    """One :class:`~musiclime.surrogate.LabelFit` per label from an estimator of
+    """One :class:`~musiclime.core.surrogate.LabelFit` per label from an estimator of
     :mod:`musiclime.core.estimators` (a name, a ``_target_`` node or an object): the weights are
     its attributions (Shapley values), the intercept its base value ``phi_0``,
     ``local_pred = phi_0 + sum(phi)``, ``score`` its weighted R^2.
@@ -60,7 +60,7 @@ def surrogate_fits(fit: FitParams, masks: np.ndarray, probs: np.ndarray,
     """The configured surrogate of every label: ``(fits, kernel stats, chosen)``.
 
     The estimator (LIME ridge, a Shapley estimator, or the user's) is fitted to the
-    predictions on the scale ``fit.target`` names (:mod:`musiclime.targets`). ``target=auto``
+    predictions on the scale ``fit.target`` names (:mod:`musiclime.core.targets`). ``target=auto``
     fits it on the probability and on the logit and keeps, per label, the fit with the higher
     weighted R^2: the scale on which the classifier is locally most linear; ``chosen`` maps
     each label to the scale kept (``None`` for a fixed target). R^2 is a share of explained

@@ -1,7 +1,7 @@
 """Streaming inference over perturbation masks.
 
 Masks are consumed in batches: each batch's waveforms are composed on the classifier's device
-(:mod:`musiclime.composition`), its texts are built from the kept lyric units, the classifier
+(:mod:`musiclime.core.composition`), its texts are built from the kept lyric units, the classifier
 predicts, and only the probability rows are kept. Nothing ever holds all perturbed waveforms,
 so peak memory is set by the batch size, not by num_samples.
 """
@@ -68,7 +68,7 @@ def predict_masks(classifier, composer: WaveformComposer, lyrics: LyricsUnits,
 
     Parameters
     ----------
-    classifier: follows :class:`musiclime.classifier.Classifier`.
+    classifier: follows :class:`musiclime.core.classifier.Classifier`.
     composer: composes audio masks into waveforms (at ``classifier.sample_rate``).
     lyrics: the song's lyric units.
     masks: ``(rows, layout.n_columns)`` uint8.

@@ -13,9 +13,9 @@ the prefix fitted (``None``: ``num_samples=auto``, every row predicted).
 
 Strategies (sampler, estimator, target, kernel) are given as a registry name (``"paired"``),
 a Hydra node with ``_target_`` (``{"_target_": "mypkg.MySampler", "k": 3}``), or, from
-Python, any object that follows the protocol (:class:`musiclime.samplers.Sampler`,
-:class:`musiclime.estimators.Estimator`, :class:`musiclime.targets.Target`,
-:class:`musiclime.surrogate.Kernel`). The name or the node is what cache keys and
+Python, any object that follows the protocol (:class:`musiclime.core.samplers.Sampler`,
+:class:`musiclime.core.estimators.Estimator`, :class:`musiclime.core.targets.Target`,
+:class:`musiclime.core.surrogate.Kernel`). The name or the node is what cache keys and
 explanations record; :func:`strategy` builds the object.
 """
 
@@ -97,7 +97,7 @@ def strategy(kind: str, spec):
     the object itself."""
     if isinstance(spec, str):
         if kind == "target":
-            return spec  # a name: musiclime.targets.transform applies it
+            return spec  # a name: musiclime.core.targets.transform applies it
         return _registry(kind)[spec]
     if isinstance(spec, Mapping):
         from hydra.utils import instantiate
@@ -134,7 +134,7 @@ def _valid_boundaries(b) -> bool:
 
 @dataclass(frozen=True)
 class SegmentParams:
-    """How a song becomes features (:func:`musiclime.explainer.factorize`)."""
+    """How a song becomes features (:func:`musiclime.core.explainer.factorize`)."""
 
     temporal_segments: int = 10
     segment_boundaries: list | None = None
@@ -158,7 +158,7 @@ class SegmentParams:
 
 @dataclass(frozen=True)
 class MaskParams:
-    """Which masks are drawn (:func:`musiclime.explainer.make_masks`): ``max_samples`` rows
+    """Which masks are drawn (:func:`musiclime.core.explainer.make_masks`): ``max_samples`` rows
     (the prefix property: a smaller count fits on the first rows)."""
 
     modality: str = "both"
@@ -189,7 +189,7 @@ class MaskParams:
 
 @dataclass(frozen=True)
 class PredictParams:
-    """How masks are predicted (:func:`musiclime.inference.predict_masks`)."""
+    """How masks are predicted (:func:`musiclime.core.inference.predict_masks`)."""
 
     batch_size: int = 0
     deduplicate: bool = True
@@ -202,7 +202,7 @@ class PredictParams:
 
 @dataclass(frozen=True)
 class AutoParams:
-    """``num_samples=auto`` (:mod:`musiclime.adaptive`): predict in blocks of ``block`` until
+    """``num_samples=auto`` (:mod:`musiclime.core.adaptive`): predict in blocks of ``block`` until
     the bootstrap top-``top_k`` Jaccard reaches ``target``, or ``budget`` samples."""
 
     budget: int = 4096
@@ -226,7 +226,7 @@ class AutoParams:
 
 @dataclass(frozen=True)
 class FitParams:
-    """How the surrogate is fitted (:func:`musiclime.explainer.fit_explanation`).
+    """How the surrogate is fitted (:func:`musiclime.core.explainer.fit_explanation`).
 
     ``num_samples``: the prefix of the prediction run fitted (``None`` with ``auto``: every
     row predicted). ``draw``: the masks' parameters (the estimator and the held-out folds read
@@ -320,7 +320,7 @@ class ExplainerConfig:
 
     # perturbed samples per song (row 0 is the original), or "auto": predict in blocks of
     # auto_block until the bootstrap estimate of the top-k stability reaches auto_target, or
-    # auto_budget samples (musiclime.adaptive)
+    # auto_budget samples (musiclime.core.adaptive)
     num_samples: Any = 1000
     # kernel w = sqrt(exp(-(distance_scale * d)^2 / kernel_width^2)), d = cosine distance to the
     # all-ones mask (surrogate.ExponentialKernel); lime's text explainer: width 25, scale 100
@@ -336,15 +336,15 @@ class ExplainerConfig:
     feature_selection: str = "none"  # lime's feature selection before the fit; none keeps all
     num_features: int = 10  # features listed in top_features (all weights are always kept)
     ridge_alpha: float = 1.0  # ridge regularisation of the surrogate (lime's default)
-    # the surrogate fitted to the predictions (musiclime.estimators): lime_ridge (LIME),
+    # the surrogate fitted to the predictions (musiclime.core.estimators): lime_ridge (LIME),
     # kernel_shap or leverage_shap (Shapley values), or a node {_target_: mypkg.MyEstimator};
     # a fit-stage choice: a sweep over it predicts once
     estimator: Any = "lime_ridge"
     # what the surrogate fits: probability (LIME's practice) or logit (the log-odds
     # log(p / (1 - p)) of each explained class, where a saturating classifier's evidence adds
-    # up; shap's link="logit"); a fit-stage choice (musiclime.targets)
+    # up; shap's link="logit"); a fit-stage choice (musiclime.core.targets)
     target: str = "probability"
-    # which masks are predicted (musiclime.samplers): bernoulli (today's), paired, orthogonal,
+    # which masks are predicted (musiclime.core.samplers): bernoulli (today's), paired, orthogonal,
     # orthogonal_foldover, stratified, kernel, leverage, leverage_stratified, or a node
     # {_target_: mypkg.MySampler}; every built-in one keeps the prefix property
     sampler: Any = "bernoulli"

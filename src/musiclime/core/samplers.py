@@ -21,7 +21,7 @@ constraint, is always predicted (the prefix property is kept: it is row 1 of eve
 
 Every sampler here draws, *given a coalition size* ``k = |z|``, a uniform subset of that size; they
 differ in the distribution of sizes (``size_distribution(F)``, over ``k = 0..F``, for the rows past
-the fixed ones). The estimators in :mod:`musiclime.estimators` use that to reweight.
+the fixed ones). The estimators in :mod:`musiclime.core.estimators` use that to reweight.
 
 The samplers (``SAMPLERS``; formulas in each docstring):
 
@@ -29,7 +29,7 @@ The samplers (``SAMPLERS``; formulas in each docstring):
 name                 size distribution / pairing                             paper
 ==================== ======================================================= ==================
 ``bernoulli``        Binomial(F, 1/2), no pairs (today's default, bit for   Ribeiro et al. 2016
-                     bit :func:`musiclime.masks.sample_masks`)
+                     bit :func:`musiclime.core.masks.sample_masks`)
 ``paired``           Binomial(F, 1/2), each mask followed by its complement Covert & Lee 2021
 ``orthogonal``       uniform rows in randomised orthogonal-array blocks      Plackett & Burman
                      (Hadamard columns, random signs): balanced, orthogonal  1946
@@ -103,7 +103,7 @@ def _check(n_features: int, num_samples: int) -> None:
 class BernoulliSampler:
     """Today's default: every entry Bernoulli(1/2), ``P(z) = 2^-F``; row 0 all ones.
 
-    Bit for bit :func:`musiclime.masks.sample_masks` (so for ``F <= 16`` a seeded permutation of
+    Bit for bit :func:`musiclime.core.masks.sample_masks` (so for ``F <= 16`` a seeded permutation of
     all masks, without replacement). LIME's own sampler (Ribeiro, Singh & Guestrin, "Why should I
     trust you?", KDD 2016) draws uniformly from ``{0, 1}^F`` as well.
     """
@@ -376,7 +376,7 @@ class _ClassDraw:
         return code
 
 
-#: today's default sampler (bit-identical to :func:`musiclime.masks.sample_masks`)
+#: today's default sampler (bit-identical to :func:`musiclime.core.masks.sample_masks`)
 bernoulli = BernoulliSampler()
 #: antithetic Bernoulli pairs
 paired = PairedSampler()

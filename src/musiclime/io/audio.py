@@ -297,7 +297,7 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
               subtype: str = "FLOAT") -> Path:
     """Write ``audio`` ((samples,) or (channels, samples)) as a WAV, float32 by default.
 
-    Written through :func:`musiclime.fileio.atomic_path` (temp file + rename, parent folders
+    Written through :func:`musiclime.io.fileio.atomic_path` (temp file + rename, parent folders
     created), so a killed job leaves no half file; encoded by :func:`encode_audio`.
     """
     path = Path(path)

@@ -46,7 +46,7 @@ from typing import Any
 
 #: what each ``name~value`` abbreviation in a results path stands for
 ABBREVIATIONS: dict[str, str] = {
-    "data": "dataset: name-<location hash> (see musiclime.identity.dataset_identity)",
+    "data": "dataset: name-<location hash> (see musiclime.models.identity.dataset_identity)",
     "sr": "sample rate (Hz) of the audio in this folder",
     "sep": "separator: name-<hash of its weights and settings>",
     "seg": "temporal segments per stem (a count, or boundaries in seconds ending in 's')",
@@ -56,15 +56,15 @@ ABBREVIATIONS: dict[str, str] = {
     "seed": "mask seed",
     "ex": "exhaustive enumeration of all 2^F masks when 2^F <= num_samples (1/0)",
     "n": "num_samples (masks: the largest count predicted; fit: the prefix fitted, or auto)",
-    "smp": "mask sampler (present only when not bernoulli; musiclime.samplers)",
+    "smp": "mask sampler (present only when not bernoulli; musiclime.core.samplers)",
     "model": "classifier: name-<hash of its config, weights files and code>",
     "bs": "inference batch size (0 = automatic)",
     "dd": "deduplicate identical masks before predicting (1/0)",
     "amp": "mixed precision (present only when on)",
-    "auto": "num_samples=auto: hash of the stopping rule's settings (musiclime.adaptive)",
+    "auto": "num_samples=auto: hash of the stopping rule's settings (musiclime.core.adaptive)",
     "kw": "kernel width",
-    "est": "estimator (present only when not lime_ridge; musiclime.estimators)",
-    "tgt": "target of the surrogate (present only when not probability; musiclime.targets)",
+    "est": "estimator (present only when not lime_ridge; musiclime.core.estimators)",
+    "tgt": "target of the surrogate (present only when not probability; musiclime.core.targets)",
     "ds": "distance scale",
     "fs": "feature selection",
     "lab": "explained labels (pred = the predicted label)",

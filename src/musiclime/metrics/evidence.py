@@ -10,7 +10,7 @@ demo corpus's planted evidence (``*.evidence.json``) or any annotation in the sa
      "lyrics": [{"unit_index": 1, "text": "...", "start": ..., "end": ...}, ...],
      "line_spans": [{"unit_index": 0, "text": "..."}, ...]}                 # optional
 
-``unit_index`` indexes the song's *line* units (:class:`musiclime.lyrics.LineUnits`).
+``unit_index`` indexes the song's *line* units (:class:`musiclime.core.lyrics.LineUnits`).
 
 Mapping annotations to features (ground truth):
 
@@ -23,7 +23,7 @@ Mapping annotations to features (ground truth):
   only grazes a segment does not mark it. A zero-length span marks the segment holding it.
 - **lyrics, line units**: the line unit whose ``unit_index`` is listed.
 - **lyrics, word units**: the words (lower-cased ``\\w+`` tokens, as
-  :class:`musiclime.lyrics.WordUnits`) of the evidence lines that occur in no other line.
+  :class:`musiclime.core.lyrics.WordUnits`) of the evidence lines that occur in no other line.
 
 Scores: the explanation's weights for the evidence's label (``label`` in the annotation): that
 label's fit when the explanation has one; for two classes whose probabilities sum to one the

@@ -69,7 +69,7 @@ def heldout_fidelity(weights: np.ndarray, intercept: float, predict: PredictFn, 
                      target: str = "probability") -> dict[str, float]:
     """``heldout_r2`` and ``heldout_weighted_r2`` on ``n_masks`` fresh masks (one call);
     ``kernel_width=None`` (kernel unknown): ``heldout_weighted_r2`` is NaN. ``target``: the
-    scale the surrogate was fitted on (:mod:`musiclime.targets`); the classifier's output is
+    scale the surrogate was fitted on (:mod:`musiclime.core.targets`); the classifier's output is
     compared on the same scale."""
     from ..core.targets import transform
 

@@ -4,7 +4,7 @@ Every metric that re-runs the classifier takes a ``predict(masks) -> probs`` cal
 ``(rows, F)`` binary masks in the explanation's column order (``Explanation.columns``: the
 perturbed audio components first, then the perturbed lyric units). :class:`MaskPredictor` is
 that callable for a real song and classifier: it goes through
-:func:`musiclime.inference.predict_masks`, so composition is batched on the classifier's device
+:func:`musiclime.core.inference.predict_masks`, so composition is batched on the classifier's device
 and memory stays flat, and it caches every row it has predicted, so rows shared between metrics
 (the all-on and all-off masks, for a start) are predicted once. ``rows_predicted`` counts the
 mask rows actually sent to the classifier (one forward pass per row).

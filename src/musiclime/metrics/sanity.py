@@ -276,7 +276,7 @@ def explain_with(classifier, exp: Explanation, song: Song,
     """``exp`` explained again with another classifier: the same masks (regenerated from the
     explanation's seed and sample count) and surrogate settings (``config``, e.g.
     :func:`~musiclime.metrics.evaluate.config_from_explanation`), predicted through
-    :func:`~musiclime.explainer.predict_song`. Returns the explanation and the rows predicted."""
+    :func:`~musiclime.core.explainer.predict_song`. Returns the explanation and the rows predicted."""
     from ..core.explainer import fit_explanation, make_masks, predict_song
 
     masks, layout = make_masks(exp.features, config)

@@ -346,7 +346,7 @@ class DemoClassifier:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         clf = cls(net, device=device, batch_size=batch_size)
-        # what musiclime.identity hashes into the prediction cache key
+        # what musiclime.models.identity hashes into the prediction cache key
         clf.weights_files = [config_path.resolve(), ckpt_path.resolve()]
         return clf
 

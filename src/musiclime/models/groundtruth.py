@@ -1,7 +1,7 @@
 """White-box "classifiers" with exact attributions: games on masks with closed-form Shapley values.
 
 A :class:`GroundTruthGame` is a function of the binary mask ``z`` (``(rows, F)``, audio columns
-first, then lyric lines, as in :class:`musiclime.masks.MaskLayout`)::
+first, then lyric lines, as in :class:`musiclime.core.masks.MaskLayout`)::
 
     v(z) = bias + sum_j a_j z_j + sum_g gain_g [sum_{j in S_g} z_j >= t_g]
 
@@ -145,7 +145,7 @@ def exact_shapley(game, n_features: int) -> np.ndarray:
 # --- names -------------------------------------------------------------------------------------
 def feature_names(n_audio: int, n_lyrics: int, stems: Sequence[str] = STEMS) -> list[str]:
     """``vocals_T0, drums_T0, .. other_T9`` (segment-major, as
-    :meth:`musiclime.factorization.AudioFactorization.component_names`) then ``line_0 ..``;
+    :meth:`musiclime.core.factorization.AudioFactorization.component_names`) then ``line_0 ..``;
     ``n_audio`` must be a multiple of ``len(stems)``."""
     if n_audio % len(stems):
         raise ValueError(f"{n_audio} audio features do not split over {len(stems)} stems")
@@ -288,11 +288,11 @@ def make_game(family: str, seed: int, n_audio: int = 40, n_lyrics: int = 5) -> G
 
 # --- the game as a classifier on a real song ---------------------------------------------------
 class GameClassifier:
-    """A :class:`musiclime.classifier.Classifier` whose ``P(class 0)`` is ``game(z)`` for the mask
+    """A :class:`musiclime.core.classifier.Classifier` whose ``P(class 0)`` is ``game(z)`` for the mask
     ``z`` that composed its input, read back from the input itself.
 
     Audio: a composed waveform is ``base - sum_{j off} c_j`` (``c_j``: stem ``s`` in segment
-    ``t``; :meth:`musiclime.factorization.AudioFactorization.compose`), so within each segment
+    ``t``; :meth:`musiclime.core.factorization.AudioFactorization.compose`), so within each segment
     the stems that are off are the least-squares solution of ``base - audio`` against the
     segment's stem waveforms, rounded. Lyrics (line units): line ``i`` is on when it is among
     the input's lines, matched in order; identical lines cannot be told apart from the text, the

@@ -10,14 +10,14 @@
   (CLS or mean), concatenated and fed to a small MLP head that ``musiclime train-classifier``
   trains (:mod:`musiclime.models.head`). It exposes ``encode_audio``, ``encode_lyrics`` and
   ``predict_from_embeddings``, so a single-modality explanation encodes the constant modality
-  once (:func:`musiclime.inference.predict_masks`).
+  once (:func:`musiclime.core.inference.predict_masks`).
 
 **Models** are given by hub id or by a local folder (``save_pretrained``). Nothing is
 downloaded unless ``download: true``: an experiment should not silently pick up whatever a hub
 repo holds today, and the machines that run sweeps often have no internet. A hub id that is not
 in the local Hugging Face cache gives :class:`~musiclime.errors.ModelWeightsMissing` with the
 command that downloads it. The weights' files enter the prediction cache key
-(:mod:`musiclime.identity`) through ``weights_files``
+(:mod:`musiclime.models.identity`) through ``weights_files``
 (:mod:`musiclime.models.hf_loading`).
 
 **Sample rate.** The classifier's ``sample_rate`` is the feature extractor's

@@ -79,7 +79,7 @@ def snapshot_digests(path: Path) -> dict[str, str] | None:
 
 
 def set_weights(clf, paths: list[Path]) -> None:
-    """What identifies the weights in the prediction cache key (musiclime.identity)."""
+    """What identifies the weights in the prediction cache key (musiclime.models.identity)."""
     clf.weights_files, clf.weights_digests = [], {}
     for p in paths:
         digests = snapshot_digests(p)

@@ -2,7 +2,7 @@
 
 ``musiclime explain`` runs :func:`explain_file`; the workflow's ``fit_lime`` stage writes each
 explanation's files with the same :func:`write_explanation_files`, after the same
-:func:`~musiclime.explainer.load_song` steps ran as separate stages.
+:func:`~musiclime.core.explainer.load_song` steps ran as separate stages.
 """
 
 from __future__ import annotations

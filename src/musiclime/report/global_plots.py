@@ -1,4 +1,4 @@
-"""Figures of the global (per-class) importances computed by :mod:`musiclime.aggregate`.
+"""Figures of the global (per-class) importances computed by :mod:`musiclime.core.aggregate`.
 
 - ``global_heatmap_<importance>.png``: one stems (rows) x segment index (columns) heatmap per
   class, from the stem x segment table;

@@ -3,7 +3,7 @@
 What the page shows, for the explained label (the predicted one unless told otherwise):
 
 - the prediction (every class's probability) and the fit: weighted R² of the surrogate
-  in-sample and held-out (never the first alone, :mod:`musiclime.fit_quality`), intercept,
+  in-sample and held-out (never the first alone, :mod:`musiclime.core.fit_quality`), intercept,
   local prediction, ``num_samples``, modality, effective samples per feature; the kernel (its
   formula, width, distance scale, weight min/mean/max, effective samples
   ``(sum w)^2 / sum w^2``) and every explainer setting (``exp.params``), plus the
@@ -12,7 +12,7 @@ What the page shows, for the explained label (the predicted one unless told othe
   opens the page with a banner that says so;
 - the stem x segment heatmap of the audio weights, with a play button on every cell that plays
   exactly that stem during that segment, and a button that plays the sum of the top-k positive
-  audio components (audioLIME's listenable explanation, :func:`musiclime.listen.listenable_audio`)
+  audio components (audioLIME's listenable explanation, :func:`musiclime.report.listen.listenable_audio`)
   and one that plays the original mix;
 - the ranked top features;
 - the lyrics, each line (or word, for word units) highlighted by its weight: red positive, blue
@@ -67,7 +67,7 @@ def render_explanation_page(exp: Explanation, song=None, label: int | None = Non
                             codec: str = "vorbis", audio_rate: int = 16000) -> str:
     """The page as one HTML string (see the module docstring).
 
-    ``song``: the :class:`~musiclime.explainer.Song` the explanation was made on (its audio
+    ``song``: the :class:`~musiclime.core.explainer.Song` the explanation was made on (its audio
     factorization and lyrics); without it the page has no audio. ``codec``: ``vorbis`` or
     ``wav`` (falls back to ``wav`` when libsndfile cannot write Vorbis).
     """

@@ -57,7 +57,7 @@ def explained_label(exp: Explanation, label: int | None = None) -> int:
 def fit_caption(exp: Explanation, label: int | None = None) -> str:
     """``p=0.97  R²=0.91 (held-out 0.88)  kernel width=0.25  n=1000`` for the explained
     ``label`` (the held-out R² where the explanation has its fit's diagnostics, which every
-    explanation since :mod:`musiclime.fit_quality` has)."""
+    explanation since :mod:`musiclime.core.fit_quality` has)."""
     label = explained_label(exp, label)
     p = exp.prediction[label] if 0 <= label < len(exp.prediction) else float("nan")
     fit = exp.fits.get(label)

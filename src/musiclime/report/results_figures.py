@@ -8,7 +8,7 @@ Two sources, both MLflow stores:
   Jaccard over mask seeds, per method; stable = at or above 0.8 from that count on) and *error
   vs calls* (the normalised L2 distance of a method's weights to the exact Shapley values of the
   white-box games, per game family; lower is better);
-- **a sweep's child runs** (:func:`musiclime.results_table.collect_runs`, e.g. the sweep of
+- **a sweep's child runs** (:func:`musiclime.report.results_table.collect_runs`, e.g. the sweep of
   ``config/sweep/calls.yaml``): *kernel width* (held-out R² and effective samples / num_samples
   by kernel width; the kernel is ``w = sqrt(exp(-(distance_scale * d)^2 / kernel_width^2))``
   with ``d`` the mask's cosine distance to the all-ones mask) and the *sanity cascade* (Adebayo

@@ -235,7 +235,7 @@ def separator_cost(df: pd.DataFrame, metrics: tuple[str, ...] = (
 def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
                     note: str | None = None, figures: str | None = None) -> str:
     """The page: the tables of the sweep ``df`` (:func:`collect_runs`), then ``figures`` (the
-    markdown of :func:`musiclime.results_figures.write_figures`) when given."""
+    markdown of :func:`musiclime.report.results_figures.write_figures`) when given."""
     axes = swept_axes(df)
     keys = [c for c in ("separator", "modality", *axes, "kernel_width", "num_samples")
             if c in df]
@@ -306,8 +306,8 @@ def write_report(uri: str, out: str | os.PathLike, experiment: str = "musiclime"
                  note: str | None = None, figures: bool = True,
                  calls_uri: str | None = None) -> Path:
     """Write the page to ``out``: the tables of one sweep (its child runs in ``experiment`` at
-    ``uri``) and, with ``figures``, the figures of :mod:`musiclime.results_figures` as PNGs in
-    :func:`~musiclime.results_figures.figures_dir` of ``out``; the calls benchmark's runs are
+    ``uri``) and, with ``figures``, the figures of :mod:`musiclime.report.results_figures` as PNGs in
+    :func:`~musiclime.report.results_figures.figures_dir` of ``out``; the calls benchmark's runs are
     read from ``calls_uri`` (default: ``uri``)."""
     df, parent = collect_runs(uri, experiment, parent_run_id)
     out = Path(out)

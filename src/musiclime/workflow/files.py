@@ -1,6 +1,6 @@
 """The stage files: one save/load pair per file type, so every writer and reader agree.
 
-All writes are atomic (:mod:`musiclime.fileio`): a killed job never leaves a file that looks
+All writes are atomic (:mod:`musiclime.io.fileio`): a killed job never leaves a file that looks
 complete. Arrays stay float32 and are stored losslessly, so a stage that reads a file sees
 exactly what the stage before it computed (the workflow's explanations equal
 ``musiclime explain``'s).
@@ -25,7 +25,7 @@ PathLike = str | os.PathLike
 @dataclass
 class Decoded:
     """A decoded song: mono float32 at ``sample_rate``, its lyrics text, and what the audio
-    file hid (:func:`musiclime.audio.file_warnings`)."""
+    file hid (:func:`musiclime.io.audio.file_warnings`)."""
 
     mix: np.ndarray
     sample_rate: int
@@ -74,7 +74,7 @@ def load_stems(path: PathLike) -> Stems:
 
 def save_factorized(npz_path: PathLike, table_path: PathLike, song, separate_seconds: float,
                     file_warnings: list[str] | None = None) -> None:
-    """A factorized :class:`~musiclime.explainer.Song` (npz) and its feature table (json);
+    """A factorized :class:`~musiclime.core.explainer.Song` (npz) and its feature table (json);
     ``file_warnings``: the decoded file's (:class:`Decoded`), which the song's explanations
     record (warnings about the factorized audio itself are recomputed from it)."""
     fac = song.audio
@@ -117,8 +117,8 @@ def load_masks(path: PathLike) -> np.ndarray:
 
 
 def save_predictions(path: PathLike, preds, auto: dict | None = None) -> None:
-    """:class:`~musiclime.inference.Predictions` of every mask row predicted; ``auto``: the
-    ``num_samples=auto`` record of a prediction run that stopped early (:mod:`musiclime.adaptive`).
+    """:class:`~musiclime.core.inference.Predictions` of every mask row predicted; ``auto``: the
+    ``num_samples=auto`` record of a prediction run that stopped early (:mod:`musiclime.core.adaptive`).
     """
     extra = {} if auto is None else {"auto": np.array(json.dumps(auto))}
     write_npz(path, probs=preds.probs, class_names=np.array(preds.class_names),
@@ -128,7 +128,7 @@ def save_predictions(path: PathLike, preds, auto: dict | None = None) -> None:
 
 
 def load_predictions(path: PathLike, with_auto: bool = False):
-    """The :class:`~musiclime.inference.Predictions`; with ``with_auto`` also the auto record
+    """The :class:`~musiclime.core.inference.Predictions`; with ``with_auto`` also the auto record
     (``None`` for a fixed num_samples)."""
     from ..core.inference import Predictions
 

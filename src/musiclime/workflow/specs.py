@@ -124,7 +124,7 @@ class PredictSpec(_Spec):
     modality: str  # the masks' (their layout)
     params: PredictParams
     # num_samples=auto: the point's surrogate (and its auto settings) decides when to stop
-    # (musiclime.adaptive); None: predict every mask row
+    # (musiclime.core.adaptive); None: predict every mask row
     auto: FitParams | None = None
 
 

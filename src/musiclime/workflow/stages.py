@@ -11,13 +11,13 @@ explanation:
 ==========================  =============================================================
 rule                        library call
 ==========================  =============================================================
-``decode_audio``            :func:`musiclime.audio.load_audio`, :func:`musiclime.lyrics.read_lyrics`
-``separate_stems``          :func:`musiclime.explainer.separate`
-``segment_features``        :func:`musiclime.explainer.factorize`
-``generate_masks``          :func:`musiclime.explainer.make_masks`
-``predict_masks``           :func:`musiclime.explainer.predict_song`
-``fit_lime``                :func:`musiclime.explainer.fit_explanation`,
-                            :func:`musiclime.pipeline.write_explanation_files`
+``decode_audio``            :func:`musiclime.io.audio.load_audio`, :func:`musiclime.core.lyrics.read_lyrics`
+``separate_stems``          :func:`musiclime.core.explainer.separate`
+``segment_features``        :func:`musiclime.core.explainer.factorize`
+``generate_masks``          :func:`musiclime.core.explainer.make_masks`
+``predict_masks``           :func:`musiclime.core.explainer.predict_song`
+``fit_lime``                :func:`musiclime.core.explainer.fit_explanation`,
+                            :func:`musiclime.report.explanation_files.write_explanation_files`
 ``evaluate_explanations``   :func:`musiclime.metrics.evaluate_explanation`
 ``aggregate_global``        :func:`musiclime.report.global_plots.write_global`
 ``freeze_config``           (writes the point's resolved config)
