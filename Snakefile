@@ -6,10 +6,8 @@
 #   snakemake --cores 2                    # the default configuration, planned here
 #   snakemake --cores 2 --config demo_assets=1 -- demo_assets   # rebuild the demo corpus+models
 #
-# Every rule runs workflow/scripts/<rule>.py, which calls musiclime.workflow.stages.<rule>.
-# Stage outputs live under <results_root>/<stage>/<name~value path parts>/ (built by
-# src/musiclime/io/layout.py; `musiclime where PATH` decodes one), so a sweep rebuilds
-# only what its changed parameters touch.
+# Every rule runs workflow/scripts/stage.py -> musiclime.workflow.stages (docs/workflow.md).
+# Outputs live under <results_root>/<stage>/<name~value parts>/ (`musiclime where PATH`).
 from snakemake.utils import min_version
 
 min_version("8.0")

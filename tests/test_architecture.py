@@ -13,10 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 80
-#: a ratchet, not the goal: issue #22 asks for <= 1800 (the rules, scripts, Snakefile and
-#: src/musiclime/workflow/ held 3,766 lines before tracking, recovery's split and the generic
-#: look-ups; 2,289 after). Lower it as the layer thins; never raise it.
-MAX_WORKFLOW_LINES = 2300
+#: issue #22's limit on the workflow layer: the rules, the script, the Snakefile and
+#: src/musiclime/workflow/ (2,995 lines when the issue was filed, 3,766 at the most)
+MAX_WORKFLOW_LINES = 1800
 #: path (from the repo root) -> why it may be longer; keep this short
 EXCEPTIONS: dict[str, str] = {}
 

@@ -232,9 +232,10 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     """`musiclime explain` (load_song) and the workflow's stage files record them alike."""
     from dataclasses import replace
 
+    from musiclime.core.song import Song
     from musiclime.io.dataset import SongRecord
     from musiclime.workflow import stages
-    from musiclime.workflow.files import load_factorized, load_record
+    from musiclime.workflow.files import JobRecord
     from musiclime.workflow.specs import (
         DecodeSpec,
         FitMember,
@@ -260,7 +261,7 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     config = ExplainerConfig(num_samples=64)
     stages.segment_features(SegmentSpec("d", "k", "k", SR, SR, config.segment), src,
                             "decoded.npz", "stems.npz", "seg.npz", "table.json")
-    target, _ = load_factorized("seg.npz", "clipped")
+    target, _ = Song.load("seg.npz", "clipped")
     assert target.warnings == [line]
     stages.generate_masks(MasksSpec("d", "k", replace(config.masks, exhaustive=False)), src, "table.json",
                           "masks.npy")
@@ -273,7 +274,7 @@ def test_file_warnings_reach_the_explanation_through_both_doors(tmp_path, song, 
     stages.run_fit(FitSpec("d", "k", "k", "k", config.segment, config.predict,
                            [FitMember("fitkey", config.fit)]), src,
                    "seg.npz", "table.json", "masks.npy", "preds.npz", "fit.json")
-    recorded = Explanation.load(load_record("fit.json").files["fitkey"])
+    recorded = Explanation.load(JobRecord.load("fit.json").files["fitkey"])
     assert recorded.warnings[0] == line
 
 

@@ -124,7 +124,7 @@ def test_a_wrong_target_is_a_one_line_error_naming_the_key(user_dir, tmp_path):
 
 @pytest.mark.slow
 def test_user_strategies_from_a_config_dir_explain_equals_run(user_dir, tmp_path):
-    from musiclime.workflow.files import load_masks, load_predictions
+    from musiclime.core.inference import Predictions
 
     manifest = make_corpus(tmp_path / "corpus", n_songs=1)
     corpus = manifest.parent
@@ -141,10 +141,10 @@ def test_user_strategies_from_a_config_dir_explain_equals_run(user_dir, tmp_path
     [run_json] = (tmp_path / "results").glob("fit/**/song0/explanation.json")
     [masks_file] = (tmp_path / "results").glob("masks/**/song0*")
     [preds_file] = (tmp_path / "results").glob("predict/**/song0*")
-    masks = load_masks(str(masks_file))
+    masks = np.load(str(masks_file))
     assert "smp~StripeSampler-" in str(masks_file)  # the node is in the key
     assert np.array_equal(masks, stripes(120, masks.shape[1], 1))
-    p = load_predictions(str(preds_file)).probs[:, 0]
+    p = Predictions.load(str(preds_file)).probs[:, 0]
     a, b = all_weights(tmp_path / "explain" / "explanation.json"), all_weights(run_json)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)  # bit for bit
     meta = json.loads(run_json.read_text())["metadata"]["explanation_params"]

@@ -229,6 +229,36 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"working_sample_rate={rate!r}: must be null or a positive integer")
 
 
+def to_container(node) -> Any:
+    """A config node as plain, resolved data (anything else as it is)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def point_config(cfg: DictConfig, explainer: ExplainerConfig | None = None) -> dict:
+    """A point's resolved config as it is recorded (params, frozen config): one spelling per
+    path, so runs compare without false differences; where the results live is not part of a
+    configuration (a results folder can move); the auto_* settings only for num_samples=auto."""
+    from .core.explainer import AUTO_KEYS
+
+    explainer = explainer or explainer_config(cfg)
+    resolved = to_container(cfg)
+    resolved.pop("results_root", None)
+    if not explainer.is_auto:
+        for key in AUTO_KEYS:
+            resolved["explainer"].pop(key, None)
+    resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
+                                          .expanduser().resolve())
+    return resolved
+
+
+def point_id_of(resolved: dict) -> str:
+    """A point's id: the hash of what its results depend on (not tracking or workflow knobs)."""
+    from .models.identity import short_hash
+
+    return "p-" + short_hash({k: v for k, v in resolved.items()
+                              if k not in ("tracking", "workflow", "hydra")})
+
+
 def _build(node: DictConfig, what: str) -> Any:
     from hydra.utils import instantiate
     from omegaconf.errors import MissingMandatoryValue

@@ -195,8 +195,7 @@ def _inputs_changed(rec: _Recorded, songs: list[dict], expl: dict) -> bool:
 def _rerun_overrides(rec: _Recorded, out_root: Path) -> tuple[list[str], bool]:
     """Today's overrides for the recorded point (a default that changed since is pinned back
     to the recorded value); whether they compose to the recorded point id."""
-    from .config import compose_config
-    from .workflow.plan import point_config, point_id_of
+    from .config import compose_config, point_config, point_id_of
 
     base = [o for o in rec.json("config/overrides.json")["overrides"]
             if not o.lstrip("+~").startswith(("results_root=", "tracking."))]

@@ -28,11 +28,15 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import ERROR_PREFIX, one_line
 
 #: exit status of a child whose work raised something nobody handled (as Python exits)
 UNHANDLED_EXIT = 1
@@ -175,6 +179,58 @@ def watch(stream, path: str | os.PathLike | None = None):
                 faulthandler.enable(file=sys.__stderr__, all_threads=True)
 
 
+@contextlib.contextmanager
+def logged_job(log_path: str | os.PathLike | None, what: str,
+               setup: Callable[[], None] | None = None):
+    """Run a workflow job's body with its logging in ``log_path`` (stderr without one), after
+    ``setup()``; an exception is logged with its traceback as ``what`` and ends with one
+    ``musiclime: error:`` line.
+
+    The body runs in a forked child and this process only waits for it: when the child dies
+    by a signal (a native crash, the out-of-memory killer) this process appends the one line
+    that says so (``killed by SIGSEGV in ...``, ``out of memory ...``) to the log and exits
+    with the child's status, without running the body itself. So a run's summary names the
+    signal instead of an empty log's "failed"."""
+    child = False
+    if can_supervise():
+        pid = fork()
+        if pid:
+            outcome = wait(pid, log_path)
+            if outcome.death:
+                line = f"{ERROR_PREFIX} {outcome.death}"
+                if log_path:
+                    with open(log_path, "a") as fh:
+                        fh.write(f"\n{line}\n")
+                print(line, file=sys.stderr, flush=True)
+            raise SystemExit(outcome.exit_code)  # the body ran in the child
+        child = True
+    stream = open(log_path, "w") if log_path else sys.stderr  # noqa: SIM115
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    code = 0
+    try:
+        with watch(stream, log_path):
+            if setup:
+                setup()
+            with contextlib.redirect_stderr(stream):
+                yield
+    except Exception as exc:
+        code = 1
+        logging.getLogger("musiclime.workflow").exception("%s", what)
+        print(f"{ERROR_PREFIX} {one_line(exc)}", file=stream, flush=True)
+        if not child:
+            raise
+    finally:
+        root.removeHandler(handler)
+        if stream is not sys.stderr:
+            stream.close()
+    if child:
+        exit_child(code)
+
+
 def describe_death(signum: int, log_file: Path | None, oom_before: int | None) -> str:
     """One line: what killed the process (and, for a crash, where it was)."""
     if signum == signal.SIGKILL:
@@ -293,3 +349,51 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(128 + signal.SIGKILL)
+
+
+def run_logged(cmd: list[str], env: dict, log_file: Path, on_line: Callable[[str], None],
+               started: Callable[[int], None] | None = None) -> int:
+    """Run ``cmd`` with its output appended to ``log_file`` line by line (the log is how a
+    user follows a long run), each line also handed to ``on_line``; ``started`` gets the PID
+    as soon as it runs. When this process is interrupted (Ctrl-C) or the log cannot be
+    written (a full disk), the command is stopped (:func:`stop_logged`) before the exception
+    goes on. Returns its exit status."""
+    with open(log_file, "a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+        if started:
+            started(proc.pid)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                fh.write(line)
+                fh.flush()
+                on_line(line)
+        except BaseException as exc:
+            stop_logged(proc, fh, "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+                        else f"stopped: {type(exc).__name__}: {exc}")
+            if isinstance(exc, OSError) and exc.filename is None:  # name the log
+                raise OSError(exc.errno, exc.strerror, str(log_file)) from exc
+            raise
+        return proc.wait()
+
+
+def stop_logged(proc: subprocess.Popen, log_fh, why: str, grace_s: float = 60.0) -> None:
+    """Let a logged command stop its own children (after Ctrl-C it got the terminal's SIGINT
+    too; otherwise it is sent one), keep its last words in the log where that can still be
+    written, and return when it has ended (so a rerun finds no live driver)."""
+    deadline = time.time() + 5.0
+    while proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    with contextlib.suppress(OSError):  # a full disk takes the log's last words
+        log_fh.write((out or "") + f"musiclime: {why}\n")
+        log_fh.flush()

@@ -1,5 +1,5 @@
 # Audio and lyrics: decode, separate (once per song and separator), segment into features.
-# Each rule runs workflow/scripts/<rule>.py -> musiclime.workflow.stages.<rule>.
+# Each rule runs workflow/scripts/stage.py -> musiclime.workflow.stages.<rule>.
 
 
 rule decode_audio:
@@ -15,7 +15,7 @@ rule decode_audio:
     log:
         layout.LOG_PATTERNS["decode"],
     script:
-        "../scripts/decode_audio.py"
+        "../scripts/stage.py"
 
 
 rule separate_stems:
@@ -31,7 +31,7 @@ rule separate_stems:
     log:
         layout.LOG_PATTERNS["separate"],
     script:
-        "../scripts/separate_stems.py"
+        "../scripts/stage.py"
 
 
 rule segment_features:
@@ -48,4 +48,4 @@ rule segment_features:
     log:
         layout.LOG_PATTERNS["segment"],
     script:
-        "../scripts/segment_features.py"
+        "../scripts/stage.py"

@@ -1,5 +1,5 @@
 # Perturbation masks, batched inference (the costly stage; GPU when present), LIME fit and the
-# quality metrics. Each rule runs workflow/scripts/<rule>.py -> musiclime.workflow.stages.<rule>.
+# quality metrics. Each rule runs workflow/scripts/stage.py -> musiclime.workflow.stages.<rule>.
 # A fit (evaluate) job serves one song and every configuration fitted on one prediction run
 # (workflow.batch; one configuration per job when it is false); its output is a record listing
 # the explanation (metrics) files it wrote, at their per-configuration paths.
@@ -18,7 +18,7 @@ rule generate_masks:
     log:
         layout.LOG_PATTERNS["masks"],
     script:
-        "../scripts/generate_masks.py"
+        "../scripts/stage.py"
 
 
 rule predict_masks:
@@ -36,7 +36,7 @@ rule predict_masks:
     log:
         layout.LOG_PATTERNS["predict"],
     script:
-        "../scripts/predict_masks.py"
+        "../scripts/stage.py"
 
 
 rule fit_lime:
@@ -52,7 +52,7 @@ rule fit_lime:
     log:
         layout.LOG_PATTERNS["fit"],
     script:
-        "../scripts/fit_lime.py"
+        "../scripts/stage.py"
 
 
 rule evaluate_explanations:
@@ -70,4 +70,4 @@ rule evaluate_explanations:
     log:
         layout.LOG_PATTERNS["evaluate"],
     script:
-        "../scripts/evaluate_explanations.py"
+        "../scripts/stage.py"

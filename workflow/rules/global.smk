@@ -1,5 +1,5 @@
 # Global per-class aggregation, the frozen config of each point, and MLflow tracking.
-# Each rule runs workflow/scripts/<rule>.py -> musiclime.workflow.stages.<rule>.
+# Each rule runs workflow/scripts/stage.py -> musiclime.workflow.stages.<rule>.
 
 
 rule aggregate_global:
@@ -27,7 +27,7 @@ rule aggregate_global:
     log:
         layout.LOG_PATTERNS["aggregate"],
     script:
-        "../scripts/aggregate_global.py"
+        "../scripts/stage.py"
 
 
 rule freeze_config:
@@ -40,7 +40,7 @@ rule freeze_config:
     log:
         layout.LOG_PATTERNS["point_config"],
     script:
-        "../scripts/freeze_config.py"
+        "../scripts/stage.py"
 
 
 rule track_mlflow:
@@ -57,4 +57,4 @@ rule track_mlflow:
     log:
         layout.LOG_PATTERNS["track"],
     script:
-        "../scripts/track_mlflow.py"
+        "../scripts/stage.py"

@@ -9,6 +9,7 @@ so peak memory is set by the batch size, not by num_samples.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import SampleRateError
+from ..io.fileio import write_npz
 from .classifier import validate_probabilities
 from .composition import WaveformComposer
 from .lyrics import LyricsUnits
@@ -39,6 +41,25 @@ class Predictions:
     device: str
     timings: dict[str, float] = field(default_factory=dict)
     unique_rows: int = 0
+
+    def save(self, path, auto: dict | None = None) -> None:
+        """Losslessly, atomically (the predict stage's file); ``auto``: the ``num_samples=auto``
+        record of a run that stopped early (:mod:`musiclime.core.adaptive`)."""
+        extra = {} if auto is None else {"auto": np.array(json.dumps(auto))}
+        write_npz(path, probs=self.probs, class_names=np.array(self.class_names),
+                  timings=np.array(json.dumps(self.timings)), device=np.array(self.device),
+                  batch_size=np.int64(self.batch_size), unique_rows=np.int64(self.unique_rows),
+                  **extra)
+
+    @classmethod
+    def load(cls, path, with_auto: bool = False):
+        """What :meth:`save` wrote; with ``with_auto`` ``(predictions, auto record or None)``."""
+        with np.load(path) as z:
+            preds = cls(probs=z["probs"], class_names=[str(c) for c in z["class_names"]],
+                        batch_size=int(z["batch_size"]), device=str(z["device"]),
+                        timings=json.loads(str(z["timings"])), unique_rows=int(z["unique_rows"]))
+            auto = json.loads(str(z["auto"])) if "auto" in z.files else None
+        return (preds, auto) if with_auto else preds
 
 
 def auto_batch_size(n_samples: int, device: torch.device, max_batch: int = 64,

@@ -7,6 +7,7 @@ The same path serves ``musiclime explain`` (:func:`load_song`) and the workflow'
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io.audio import load_audio
+from ..io.fileio import write_json, write_npz
 from .factorization import AudioFactorization
 from .features import FeatureTable
 from .lyrics import LyricsUnits, make_lyrics_units, read_lyrics
@@ -43,6 +45,34 @@ class Song:
     @property
     def feature_table(self) -> FeatureTable:
         return FeatureTable.build(self.audio, self.lyrics)
+
+    def save(self, npz_path, table_path, separate_seconds: float) -> None:
+        """The factorization (npz, lossless and atomic: the segment stage's file) and its
+        feature table (json); ``warnings`` are the decoded file's (warnings about the audio
+        itself are recomputed from it)."""
+        fac = self.audio
+        write_npz(npz_path, mix=fac.mix, stems=fac.stems, stem_names=np.array(fac.stem_names),
+                  sample_rate=np.int64(fac.sample_rate),
+                  bounds=np.array(fac.bounds, dtype=np.int64),
+                  residual=np.array(fac.residual_mode), lyrics=np.array(self.lyrics.text),
+                  lyrics_unit=np.array(self.lyrics.kind),
+                  separate_seconds=np.float64(separate_seconds),
+                  warnings=np.array(json.dumps(list(self.warnings))))
+        write_json(table_path, self.feature_table.to_dict())
+
+    @classmethod
+    def load(cls, path, song_id: str, info: dict | None = None) -> tuple[Song, float]:
+        """``(song, separate_seconds)`` from what :meth:`save` wrote."""
+        with np.load(path) as z:
+            fac = AudioFactorization(mix=z["mix"], stems=z["stems"],
+                                     stem_names=tuple(str(n) for n in z["stem_names"]),
+                                     sample_rate=int(z["sample_rate"]),
+                                     bounds=[tuple(b) for b in z["bounds"]],
+                                     residual_mode=str(z["residual"]))
+            lyrics = make_lyrics_units(str(z["lyrics"]), str(z["lyrics_unit"]))
+            seconds = float(z["separate_seconds"])
+            warnings = list(json.loads(str(z["warnings"])))
+        return cls(song_id, fac, lyrics, info=dict(info or {}), warnings=warnings), seconds
 
 
 def factorize(mix: np.ndarray, stems: dict[str, np.ndarray], sample_rate: int, lyrics: str,

@@ -182,3 +182,16 @@ def load_dataset(manifest: str | os.PathLike, split: str | None = None,
     if p.is_dir():
         return read_folder(p, limit)
     return read_manifest(p, split, limit)
+
+
+def checked_songs(manifest: str | os.PathLike, split: str | None = None,
+                  limit: int | None = None, needs_stems: bool = False, what: str = "dataset"
+                  ) -> tuple[list[SongRecord], dict[str, str]]:
+    """The songs of a dataset whose inputs are in order (absolute paths), and the others with
+    the reason, one line each (missing files, an id that cannot name a file): those fail
+    alone. No songs at all is a :class:`~musiclime.errors.ConfigError`."""
+    entries = load_dataset(manifest, split, limit)
+    if not entries:
+        raise ConfigError(f"{what}: no songs in {manifest} (split={split})")
+    rejected = {r.song_id: "; ".join(p) for r in entries if (p := record_problems(r, needs_stems))}
+    return [r.resolved() for r in entries if r.song_id not in rejected], rejected

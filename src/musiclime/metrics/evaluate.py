@@ -217,6 +217,33 @@ def evaluate_explanation(exp: Explanation, song: Song, classifier,
     return {k: float(v) for k, v in out.items()}
 
 
+def evaluate_together(explanations: list[tuple[Explanation, ExplainerConfig]], song: Song,
+                      classifier, settings: MetricSettings, evidence=None) -> list[dict]:
+    """The metrics of several explanations of one song (``(explanation, the config that made
+    it)`` each: a sweep's configurations): one classifier and one
+    :class:`~musiclime.metrics.predictor.MaskPredictor` serve them all, so a mask several
+    explanations need is predicted once. ``metrics_classifier_rows`` of one counts the rows it
+    added; ``metrics_batch_rows`` is the total, ``metrics_batch_s`` the total time."""
+    t0 = time.perf_counter()
+    predictor = None
+    results = []
+    for exp, cfg in explanations:
+        t1 = time.perf_counter()
+        if predictor is None:
+            check_song(exp, song)
+            predictor = MaskPredictor(song, classifier, exp.modality, batch_size=cfg.batch_size,
+                                      deduplicate=cfg.deduplicate, class_names=exp.class_names)
+        metrics = evaluate_explanation(exp, song, classifier, cfg, evidence=evidence,
+                                       settings=settings, predictor=predictor)
+        metrics["time_evaluate_s"] = time.perf_counter() - t1
+        results.append(metrics)
+    for metrics in results:
+        metrics["metrics_batch_rows"] = float(predictor.rows_predicted)
+        metrics["metrics_batch_members"] = float(len(results))
+        metrics["metrics_batch_s"] = time.perf_counter() - t0
+    return results
+
+
 def _perturbation_curves(weights, predictor, label: int,
                          settings: MetricSettings) -> dict[str, float]:
     """Deletion and insertion curves and sufficiency of the top features, against random ones."""

@@ -343,7 +343,7 @@ class OracleSeparator:
     def read_stem_files(self, stems_dir: str | os.PathLike, sample_rate: int,
                         length: int | None = None) -> dict[str, np.ndarray]:
         """The ground-truth ``<stem>.wav`` files of ``stems_dir``, decoded at ``sample_rate``
-        (and trimmed or padded to ``length``). Not :func:`musiclime.workflow.files.load_stems`,
+        (and trimmed or padded to ``length``). Not :meth:`musiclime.workflow.files.Stems.load`,
         which reads a separate stage's output."""
         stems_dir = Path(stems_dir)
         out = {}

@@ -52,6 +52,22 @@ def write_explanation_files(exp: Explanation, song: Song, out_dir: str | os.Path
     return files
 
 
+def write_song_explanations(fitted: list[tuple[object, Explanation, str | os.PathLike]],
+                            song: Song, shared_scale: bool = True
+                            ) -> list[tuple[object, ExplanationFiles]]:
+    """The files of several explanations of one song, ``(member, explanation, folder)`` each
+    (a kernel-width or num_samples sweep's configurations), in one colour scale when
+    ``shared_scale``, so their heatmaps compare by eye. Each member's settings choose its
+    ``listen_top_k`` and ``num_features`` (``member.params``)."""
+    vmax = None
+    if shared_scale and len(fitted) > 1:
+        vmax = max((abs(w) for _, exp, _ in fitted for w in exp.weights().values()),
+                   default=0.0) or None
+    return [(member, write_explanation_files(exp, song, out, member.params.listen_top_k,
+                                             member.params.num_features, vmax=vmax))
+            for member, exp, out in fitted]
+
+
 def explain_file(audio_path, lyrics_path, classifier, separator, config, out_dir,
                  song_id: str | None = None, stems_dir=None, working_rate: int | None = None,
                  progress: bool = True) -> tuple[Explanation, ExplanationFiles]:

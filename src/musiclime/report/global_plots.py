@@ -17,6 +17,8 @@ empty, so a workflow can declare them as outputs) and returns their paths.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import textwrap
 from collections.abc import Iterable
@@ -27,7 +29,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..core.aggregate import aggregate_songs, load_explanations, write_tables
-from ..io.fileio import write_json
+from ..core.explanation import Explanation
+from ..io.fileio import atomic_path, write_json
 from .fonts import FigureText
 from .plots import new_figure, save_figure
 
@@ -211,3 +214,23 @@ def write_global(explanation_paths: Iterable[str | os.PathLike], out_dir: str | 
                    files=[str(p) for p in files] + [str(summary_path)])
     write_json(summary_path, summary)
     return summary
+
+
+def write_songs_table(explanation_paths: list[str | os.PathLike], out: str | os.PathLike
+                      ) -> None:
+    """A configuration's table of its songs (CSV): the predicted class, the fit's quality and
+    warnings, and the top three features of each explanation."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["song", "predicted", "p", "surrogate R2", "held-out R2",
+                     "effective samples", "fit warnings", "top features"])
+    for path in explanation_paths:
+        exp = Explanation.load(path)
+        label = exp.predicted_label
+        top = "; ".join(name for name, _ in exp.top_features(label, k=3))
+        writer.writerow([exp.song_id, exp.label_name(label), f"{exp.prediction[label]:.3f}",
+                         f"{exp.fits[label].score:.3f}", exp.heldout_text(label),
+                         f"{exp.kernel['effective_samples']:.0f}",
+                         " ".join(dict.fromkeys(w.code for w in exp.fit_warnings)), top])
+    with atomic_path(out, ".csv") as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8")

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..metrics.sanity import SanityResult, cascade_curves
+from ..metrics.sanity import SanityResult, cascade_curves, randomisable_layers, sanity_plot_path
 from .plots import fit_tick_labels, new_figure, save_figure
 
 
@@ -66,3 +66,11 @@ def plot_sanity_cascade(results, path: str | os.PathLike | None = None,
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+def write_sanity_figure(metrics: Mapping, metrics_path: str | os.PathLike, classifier,
+                        song_id: str) -> None:
+    """The cascade's figure of one song's metrics, next to its metrics JSON."""
+    names = [layer.name for layer in randomisable_layers(classifier)]
+    plot_sanity_cascade(metrics, sanity_plot_path(metrics_path), layers=names,
+                        title=f"{song_id}: sanity cascade")

@@ -18,8 +18,25 @@ from statistics import mean, pstdev
 from ..core.explanation import Explanation
 from ..io import layout
 from ..io.fileio import read_json
-from .provenance import environment_record, log_dataset, log_environment, song_table
-from .store import code_version, ensure_experiment, root_tag, source_tags, store_lock, tracking_uri
+from ..models.identity import file_digest
+from .provenance import (
+    environment_record,
+    lock_path,
+    log_dataset,
+    log_environment,
+    song_table,
+)
+from .store import (
+    code_version,
+    end_run,
+    ensure_experiment,
+    kill_stale_runs,
+    open_parent_run,
+    root_tag,
+    source_tags,
+    store_lock,
+    tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +48,36 @@ ROLLUP = ("evidence_precision_at_5_combined", "heldout_r2", "stability_jaccard_t
 #: the kernel in terms of the run's params (the explanation records it with the numbers)
 KERNEL_FORMULA = ("w = sqrt(exp(-(explainer.distance_scale * d)^2 / explainer.kernel_width^2)),"
                   " d = the mask's distance to the all-ones mask")
+
+
+def open_sweep(uri: str, experiment: str, root: Path, sweep_id: str, name: str,
+               tags: dict[str, str]) -> tuple[str, str]:
+    """Create the store (atomically), mark the runs of dead invocations KILLED and open (or
+    reopen) the sweep's parent run, tagged with the code, its source and the lock's hash (the
+    lock itself is logged once per sweep; each child run carries its hash). Returns
+    ``(parent run id, experiment id)``."""
+    exp_id = ensure_experiment(uri, experiment, root)
+    kill_stale_runs(uri, exp_id, root)
+    lock = lock_path()
+    tags = {"musiclime.code_version": code_version(), **tags, **source_tags(),
+            "musiclime.lock_hash": file_digest(lock) if lock else
+            "none (not installed from a lock)"}
+    parent = open_parent_run(uri, exp_id, root, sweep_id, name, tags)
+    if lock:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=uri).log_artifact(parent, str(lock), "environment")
+    return parent, exp_id
+
+
+def finish_sweep(uri: str, parent_run_id: str, ok: bool, axes: dict[str, list]) -> None:
+    """Roll the children's numbers up onto the sweep's parent run (:func:`roll_up`) and end
+    it; a recorder's hiccup in the roll-up must not fail the computation."""
+    try:
+        roll_up(uri, parent_run_id, axes)
+    except Exception as exc:
+        log.warning("could not roll up the sweep's metrics on its parent run: %s", exc)
+    end_run(uri, parent_run_id, ok=ok)
 
 
 def roll_up(uri: str, parent_run_id: str, axes: dict[str, list]) -> dict[str, float]:

@@ -61,6 +61,15 @@ def ui_command(uri: str, results_root: str | Path) -> str:
     return f"open {uri} in a browser"
 
 
+def where_runs(uri: str, results_root: str | Path, parent_run_id: str,
+               experiment_id: str) -> list[str]:
+    """Where a sweep's runs are: the command that opens the UI, and the runs table's URL."""
+    # MLflow 3's UI opens an experiment in its GenAI view unless told otherwise
+    base = "http://127.0.0.1:5000" if is_local_store(uri) else uri.rstrip("/")
+    return [f"MLflow: {ui_command(uri, results_root)}  (parent run {parent_run_id})",
+            f"  runs: {base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"]
+
+
 def probe(uri: str, timeout: float = 5.0) -> str | None:
     """None when the tracking store answers; else why not (one line). Servers are asked for
     ``/health`` with a short timeout; a local store always answers."""

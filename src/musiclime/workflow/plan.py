@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..config import (  # noqa: F401 (normalize_overrides: importable here too)
     build_classifier,
@@ -27,13 +27,16 @@ from ..config import (  # noqa: F401 (normalize_overrides: importable here too)
     is_sweep,
     metric_settings,
     normalize_overrides,
+    point_config,
+    point_id_of,
+    to_container,
 )
-from ..core.explainer import AUTO_KEYS
 from ..core.params import strategy_name
 from ..errors import ConfigError
 from ..io import layout
-from ..io.dataset import SongRecord, load_dataset, record_problems
+from ..io.dataset import SongRecord, checked_songs
 from ..models.identity import classifier_identity, dataset_identity, short_hash
+from ..tracking.names import run_names
 from .specs import (
     AggregateSpec,
     DecodeSpec,
@@ -53,25 +56,6 @@ from .specs import (
 log = logging.getLogger(__name__)
 
 
-def _container(node) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-def point_config(cfg: DictConfig, explainer=None) -> dict:
-    """A point's resolved config as it is recorded (params, frozen config): one spelling per
-    path, so runs compare without false differences; where the results live is not part of a
-    configuration (a results folder can move); the auto_* settings only for num_samples=auto."""
-    explainer = explainer or explainer_config(cfg)
-    resolved = _container(cfg)
-    resolved.pop("results_root", None)
-    if not explainer.is_auto:
-        for key in AUTO_KEYS:
-            resolved["explainer"].pop(key, None)
-    resolved["dataset"]["manifest"] = str(Path(resolved["dataset"]["manifest"])
-                                          .expanduser().resolve())
-    return resolved
-
-
 def strategy_key(spec) -> str:
     """A strategy in a key: its name, or for a ``_target_`` node the class name and the hash of
     the whole node (its arguments too), so a sweep over a user's strategy caches correctly."""
@@ -79,12 +63,6 @@ def strategy_key(spec) -> str:
     if isinstance(name, str):
         return name
     return f"{str(name['_target_']).rpartition('.')[2]}-{short_hash(name, 8)}"
-
-
-def point_id_of(resolved: dict) -> str:
-    """A point's id: the hash of what its results depend on (not tracking or workflow knobs)."""
-    return "p-" + short_hash({k: v for k, v in resolved.items()
-                              if k not in ("tracking", "workflow", "hydra")})
 
 
 @dataclass
@@ -119,7 +97,7 @@ class Planner:
 
     # --- identities ---------------------------------------------------------------------------
     def _model(self, cfg: DictConfig) -> _Model:
-        node = _container(cfg.model)
+        node = to_container(cfg.model)
         memo = short_hash(node, 16)
         if memo not in self._models:
             clf = build_classifier(cfg)
@@ -132,7 +110,7 @@ class Planner:
     def _separator(self, cfg: DictConfig, working_rate: int) -> tuple[str, int, bool]:
         from ..core.explainer import separation_rate
 
-        node = _container(cfg.separator)
+        node = to_container(cfg.separator)
         memo = short_hash([node, working_rate], 16)
         if memo not in self._separators:
             sep = build_separator(cfg)
@@ -147,20 +125,11 @@ class Planner:
                  ) -> tuple[str, list[SongRecord], dict[str, str]]:
         """The dataset's key, its songs whose inputs are in order, and the others with the
         reason (missing files, an id that cannot name a file): those fail alone."""
-        dcfg = _container(cfg.dataset)
+        dcfg = to_container(cfg.dataset)
         manifest = str(Path(dcfg["manifest"]).expanduser().resolve())
         key = layout.dataset_key(dcfg["name"], dataset_identity(manifest))
-        entries = load_dataset(dcfg["manifest"], dcfg.get("split"), dcfg.get("limit"))
-        if not entries:
-            raise ConfigError(f"dataset {dcfg['name']}: no songs in {dcfg['manifest']} "
-                              f"(split={dcfg.get('split')})")
-
-        rejected = {}
-        for record in entries:
-            problems = record_problems(record, needs_stems)
-            if problems:
-                rejected[record.song_id] = "; ".join(problems)
-        records = [r.resolved() for r in entries if r.song_id not in rejected]
+        records, rejected = checked_songs(dcfg["manifest"], dcfg.get("split"), dcfg.get("limit"),
+                                          needs_stems, f"dataset {dcfg['name']}")
         songs = self.plan.songs.setdefault(key, {})
         for s in records:
             if s.song_id in songs and songs[s.song_id] != s:
@@ -194,7 +163,7 @@ class Planner:
         p.decode.setdefault(dec_work, DecodeSpec(dataset, rate))
         p.decode.setdefault(dec_sep, DecodeSpec(dataset, sep_rate))
         sep_key = layout.separate_key(dataset, sep_ident, sep_rate)
-        p.separate.setdefault(sep_key, SeparateSpec(dataset, dec_sep, _container(cfg.separator),
+        p.separate.setdefault(sep_key, SeparateSpec(dataset, dec_sep, to_container(cfg.separator),
                                                     sep_ident, sep_rate))
         segments = (f"{layout.fmt(explainer.segment_boundaries)}s" if explainer.segment_boundaries
                     else str(explainer.temporal_segments))
@@ -313,7 +282,7 @@ def plan_from_overrides(overrides: list[str], multirun: bool = False
     ways is the same point."""
     overrides = normalize_overrides(list(overrides))
     base = compose_config([o for o in overrides if not is_sweep(o)] if multirun else overrides)
-    workflow = _container(base.get("workflow", {}) or {}) if "workflow" in base else {}
+    workflow = to_container(base.get("workflow", {}) or {}) if "workflow" in base else {}
     preset = workflow.get("sweep")
     if multirun or preset:
         point_overrides = [normalize_overrides(ov) for ov in expand_overrides(overrides, preset)]
@@ -322,73 +291,16 @@ def plan_from_overrides(overrides: list[str], multirun: bool = False
     planner = Planner(base.results_root)
     for ov in point_overrides:
         planner.add_point(ov, compose_config(ov))
-    tracking = TrackingSettings.from_dict(_container(base.tracking))
+    tracking = TrackingSettings.from_dict(to_container(base.tracking))
     plan = planner.finalize(tracking, batch=bool(workflow.get("batch", True)),
                             shared_scale=bool(workflow.get("shared_scale", True)))
     name_points(plan)
     return plan, point_overrides
 
 
-#: short names of config keys in run names; a key not listed is named by its last part
-SHORT_NAMES = {"explainer.kernel_width": "kw", "explainer.num_samples": "n",
-               "explainer.modality": "", "explainer.distance_scale": "ds",
-               "explainer.seed": "seed", "explainer.lyrics_unit": "unit",
-               "explainer.temporal_segments": "seg", "separator": "sep", "model": "model",
-               "dataset": "data", "explainer.residual": "res", "explainer.labels": "lab",
-               "explainer.sampler": "", "explainer.estimator": "", "explainer.target": "",
-               "explainer.auto_target": "J", "explainer.auto_budget": "budget"}
-#: settings every run name shows, swept or not (the MusicLIME paper's axes)
-HEADLINE = ("explainer.kernel_width", "explainer.num_samples", "explainer.modality")
-
-
-def _lookup(config: dict, key: str):
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node.get("name") if isinstance(node, dict) else node
-
-
 def name_points(plan: Plan, limit: int = 40) -> None:
-    """Give every point a short run name from its sweep's axes (the settings whose values
-    differ between points, plus the headline settings): ``kw=0.1 n=1000 both``. Names are at
-    most ``limit`` characters and distinct; the full overrides stay in the point's spec."""
-    from dataclasses import replace
-
-    points = list(plan.points.values())
-    keys = sorted({k for p in points for k in flatten_keys(p.config)})
-    swept = [k for k in keys if len({str(_lookup(p.config, k)) for p in points}) > 1
-             and not k.startswith(("results_root", "hydra", "workflow", "tracking"))]
-    shown = list(HEADLINE) + [k for k in swept if k not in HEADLINE]
-    names = {}
-    for p in points:
-        parts = []
-        for k in shown:
-            value = _lookup(p.config, k)
-            short = SHORT_NAMES.get(k, k.rpartition(".")[2])
-            text = layout.fmt(value)
-            parts.append(f"{short}={text}" if short else text)
-        name = " ".join(parts)
-        if len(name) > limit:
-            name = name[: limit - 9].rstrip() + " " + p.point_id[2:10]
-        names[p.point_id] = name
-    if len(set(names.values())) < len(names):  # distinct, whatever the truncation did
-        names = {pid: f"{n[: limit - 9].rstrip()} {pid[2:10]}" for pid, n in names.items()}
-    for p in points:
-        plan.points[p.point_id] = replace(p, name=names[p.point_id],
-                                          axes={k: _lookup(p.config, k) for k in swept})
-
-
-def flatten_keys(d: dict, prefix: str = "") -> list[str]:
-    """Dotted keys of a nested config; a group with a ``name`` also counts as one key."""
-    out = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            if "name" in v:
-                out.append(key)
-            out += flatten_keys(v, key + ".")
-        else:
-            out.append(key)
-    return out
+    """Give every point its short run name and its swept axes (:func:`~musiclime.tracking.
+    names.run_names`); the full overrides stay in the point's spec."""
+    named = run_names({pid: p.config for pid, p in plan.points.items()}, limit)
+    for pid, (name, axes) in named.items():
+        plan.points[pid] = replace(plan.points[pid], name=name, axes=axes)

@@ -14,72 +14,41 @@ like the specs. It is the Snakemake config file that ``musiclime run`` writes to
 
 from __future__ import annotations
 
-import types
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.params import FitParams, MaskParams, PredictParams, SegmentParams
 from ..io.dataset import SongRecord
+from ..io.plain import from_plain, to_plain
 
 if TYPE_CHECKING:  # the heavy modules are imported only by the stages that need them
     from ..core.params import ExplainerConfig
     from ..metrics import MetricSettings
 
 
-def to_plain(obj) -> Any:
-    """A spec (or any value) as JSON-able data: dataclasses by their fields, recursively."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    return obj
-
-
-def _hints(cls) -> dict:
+def _names(cls, d: dict) -> dict:
+    """The names the specs' annotations use that this module does not import (see
+    :func:`~musiclime.io.plain.from_plain`); the metrics package only for an evaluate spec."""
     from ..core.params import ExplainerConfig
 
     names: dict[str, Any] = {"ExplainerConfig": ExplainerConfig}
-    try:
-        return typing.get_type_hints(cls, localns=names)
-    except NameError:  # an evaluate spec: the metrics package is imported only for it
+    if cls is EvaluateSpec or (cls is Plan and d.get("evaluate")):
         from ..metrics import MetricSettings
 
-        return typing.get_type_hints(cls, localns={**names, "MetricSettings": MetricSettings})
-
-
-def from_plain(tp, value) -> Any:
-    """``value`` (from :func:`to_plain`) as the type annotation ``tp`` says: nested
-    dataclasses, ``X | None``, ``list[X]`` and ``dict[str, X]``; anything else as it is."""
-    if value is None:
-        return None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return from_plain(inner[0], value) if len(inner) == 1 else value
-    if origin is list and args:
-        return [from_plain(args[0], v) for v in value]
-    if origin is dict and len(args) == 2:
-        return {k: from_plain(args[1], v) for k, v in value.items()}
-    if isinstance(tp, type) and is_dataclass(tp):
-        hints = _hints(tp)
-        return tp(**{f.name: from_plain(hints[f.name], value[f.name])
-                     for f in fields(tp) if f.init and f.name in value})
-    return value
+        names["MetricSettings"] = MetricSettings
+    return names
 
 
 class _Spec:
-    """``to_dict``/``from_dict`` from the dataclass fields (:func:`to_plain`,
-    :func:`from_plain`): a new field needs no serialiser code."""
+    """``to_dict``/``from_dict`` from the dataclass fields (:mod:`musiclime.io.plain`): a new
+    field needs no serialiser code."""
 
     def to_dict(self) -> dict:
         return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict):
-        return from_plain(cls, d)
+        return from_plain(cls, d, _names(cls, d))
 
 
 @dataclass(frozen=True)
@@ -243,14 +212,8 @@ class Plan:
         tables = ("songs", "decode", "separate", "segment", "masks", "predict", "fit",
                   "evaluate", "aggregate", "points")
         d = {**{name: {} for name in tables}, "tracking": {"enabled": False}, **d}
-        return from_plain(cls, d)
+        return from_plain(cls, d, _names(cls, d))
 
     # --- lookups the rules need --------------------------------------------------------------
     def song(self, dataset: str, song_id: str) -> SongRecord:
         return self.songs[dataset][song_id]
-
-    def fit_batch_of(self, fit_key: str) -> str:
-        for batch, spec in self.fit.items():
-            if any(m.key == fit_key for m in spec.members):
-                return batch
-        raise KeyError(fit_key)

@@ -2,9 +2,9 @@
 ``predict_masks`` -> :func:`run_predict` and ``fit_lime`` -> :func:`run_fit`, whose rule names
 the library's :func:`~musiclime.core.inference.predict_masks` and ridge fit also had).
 
-Each rule runs ``workflow/scripts/<rule>.py``, which parses the rule's typed spec and calls its
-function here. These functions only read and write the stage files
-(:mod:`.files`); the work is done by the same library functions that ``musiclime explain``
+Each rule runs ``workflow/scripts/stage.py``, which calls :func:`run_rule`: it parses the rule's
+typed spec (and song) and calls the rule's function here (:data:`RULES`). These functions only
+read and write the stage files (:mod:`.files`); the work is done by the same library functions that ``musiclime explain``
 (:class:`musiclime.MusicLIME`, :func:`musiclime.load_song`) calls, so both give the same
 explanation:
 
@@ -29,43 +29,28 @@ Each records its own wall time in its output so timings reach MLflow.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from .. import supervise
+from ..core.features import FeatureTable
 from ..core.lyrics import read_lyrics
-from ..errors import ERROR_PREFIX, one_line
 from ..io import layout
 from ..io.audio import load_audio
 from ..io.dataset import SongRecord
-from ..io.fileio import atomic_path, write_json
-from .files import (
-    Decoded,
-    JobRecord,
-    Stems,
-    load_decoded,
-    load_factorized,
-    load_feature_table,
-    load_masks,
-    load_predictions,
-    load_record,
-    load_stems,
-    save_decoded,
-    save_factorized,
-    save_masks,
-    save_predictions,
-    save_record,
-    save_stems,
-)
+from ..io.fileio import atomic_path, read_json, write_json, write_npy
+from .files import Decoded, JobRecord, Stems
 from .specs import (
     AggregateSpec,
     DecodeSpec,
     EvaluateSpec,
     FitSpec,
     MasksSpec,
+    Plan,
     PointSpec,
     PredictSpec,
     SegmentSpec,
@@ -92,7 +77,7 @@ def decode_audio(spec: DecodeSpec, song: SongRecord, out: str) -> None:
     for line in found:
         log.warning("%s", line)
     text = read_lyrics(song.lyrics) if song.lyrics else ""
-    save_decoded(out, Decoded(mix, rate, text, time.perf_counter() - t0, found))
+    Decoded(mix, rate, text, time.perf_counter() - t0, found).save(out)
     log.info("%s: decoded %.1fs at %d Hz", song.song_id, len(mix) / rate, rate)
 
 
@@ -100,9 +85,9 @@ def separate_stems(spec: SeparateSpec, song: SongRecord, decoded: str, out: str)
     from ..core.explainer import separate
 
     t0 = time.perf_counter()
-    d = load_decoded(decoded)
+    d = Decoded.load(decoded)
     stems = separate(instantiate(spec.separator), d.mix, d.sample_rate, song.stems_dir)
-    save_stems(out, Stems(stems, d.sample_rate, time.perf_counter() - t0))
+    Stems(stems, d.sample_rate, time.perf_counter() - t0).save(out)
     log.info("%s: separated into %s in %.1fs", song.song_id, list(stems),
              time.perf_counter() - t0)
 
@@ -111,39 +96,40 @@ def segment_features(spec: SegmentSpec, song: SongRecord, decoded: str, stems: s
                      out_npz: str, out_table: str) -> None:
     from ..core.explainer import factorize
 
-    d = load_decoded(decoded)
-    s = load_stems(stems)
+    d = Decoded.load(decoded)
+    s = Stems.load(stems)
     factorized = factorize(d.mix, s.stems, d.sample_rate, d.lyrics, spec.params,
                            song_id=song.song_id, stems_rate=s.sample_rate)
-    save_factorized(out_npz, out_table, factorized, s.seconds, d.warnings)
+    replace(factorized, warnings=d.warnings).save(out_npz, out_table, s.seconds)
 
 
 def generate_masks(spec: MasksSpec, song: SongRecord, table: str, out: str) -> None:
     from ..core.explainer import make_masks
 
     where = f"song {song.song_id}" + (f" (lyrics {song.lyrics})" if song.lyrics else "")
-    masks, _ = make_masks(load_feature_table(table), spec.params, where=where)
-    save_masks(out, masks)
+    masks, _ = make_masks(FeatureTable.from_dict(read_json(table)), spec.params, where=where)
+    write_npy(out, masks)
 
 
 def run_predict(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
                 out: str) -> None:
     from ..core.explainer import predict_adaptive, predict_song
     from ..core.masks import MaskLayout
+    from ..core.song import Song
 
-    factorized, _ = load_factorized(segment, song.song_id)
+    factorized, _ = Song.load(segment, song.song_id)
     table = factorized.feature_table
     layout_ = MaskLayout(table.n_audio, table.n_lyrics, spec.modality)
     classifier = instantiate(spec.model)
-    rows = load_masks(masks)
+    rows = np.load(masks)
     if spec.auto is not None:
         # num_samples=auto: block by block until the point's surrogate is stable
         preds, auto = predict_adaptive(classifier, factorized, rows[: spec.auto.draw.max_samples],
                                        layout_, spec.params, spec.auto)
-        save_predictions(out, preds, auto)
+        preds.save(out, auto)
         return
     preds = predict_song(classifier, factorized, rows, layout_, spec.params, progress=False)
-    save_predictions(out, preds)
+    preds.save(out)
 
 
 def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: str,
@@ -151,14 +137,16 @@ def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: st
     """Fit every member configuration on its num_samples prefix of one prediction run and
     write its explanation files; the record lists them."""
     from ..core.explainer import audio_warnings, fit_explanation
+    from ..core.inference import Predictions
     from ..core.masks import MaskLayout
     from ..core.params import settings_record
-    from ..report.explanation_files import write_explanation_files
+    from ..core.song import Song
+    from ..report.explanation_files import write_song_explanations
 
-    features = load_feature_table(table)
-    m = load_masks(masks)
-    preds, auto = load_predictions(predict, with_auto=True)
-    factorized, sep_s = load_factorized(segment, song.song_id, song.info())
+    features = FeatureTable.from_dict(read_json(table))
+    m = np.load(masks)
+    preds, auto = Predictions.load(predict, with_auto=True)
+    factorized, sep_s = Song.load(segment, song.song_id, song.info())
     # what looked suspicious in the file and the audio, worded as `musiclime explain` words it
     warnings = [*factorized.warnings,
                 *audio_warnings(factorized.audio, f"song {song.song_id} ({song.audio})")]
@@ -175,96 +163,45 @@ def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: st
                               song_info=song.info(), warnings=warnings,
                               auto=auto if fit.is_auto else None)
         exp.params["device"] = preds.device
-        fitted.append((member, exp))
-    # one colour scale for every configuration of this song (a kernel-width or num_samples
-    # sweep), so their heatmaps compare by eye
-    vmax = None
-    if spec.shared_scale and len(fitted) > 1:
-        vmax = max((abs(w) for _, exp in fitted for w in exp.weights().values()), default=0.0)
-        vmax = vmax or None
-    record = JobRecord(song=song.song_id)
-    for member, exp in fitted:
-        files = write_explanation_files(exp, factorized, layout.explanation_dir(member.key,
-                                                                            song.song_id),
-                                        member.params.listen_top_k,
-                                        member.params.num_features, vmax=vmax)
-        record.files[member.key] = str(files.json)
-    save_record(out, record)
+        fitted.append((member, exp, layout.explanation_dir(member.key, song.song_id)))
+    files = write_song_explanations(fitted, factorized, spec.shared_scale)
+    record = JobRecord(song=song.song_id, files={mb.key: str(f.json) for mb, f in files})
+    record.save(out)
 
 
 def evaluate_explanations(spec: EvaluateSpec, song: SongRecord, segment: str, fit_record: str,
                           out: str) -> None:
-    """Quality metrics of every member explanation; one classifier and one
-    :class:`~musiclime.metrics.predictor.MaskPredictor` serve them all, so a mask several
-    members need is predicted once. ``metrics_classifier_rows`` of a member counts the rows it
-    added; ``metrics_batch_rows`` is the job's total."""
+    """Quality metrics of every member explanation, evaluated together (one classifier, one
+    prediction cache: :func:`~musiclime.metrics.evaluate.evaluate_together`)."""
     from ..core.explanation import Explanation
-    from ..metrics import MaskPredictor, evaluate_explanation
-    from ..metrics.evaluate import check_song
+    from ..core.song import Song
+    from ..metrics.evaluate import evaluate_together
 
-    t0 = time.perf_counter()
-    factorized, _ = load_factorized(segment, song.song_id)
-    explanations = load_record(fit_record).files
+    factorized, _ = Song.load(segment, song.song_id)
+    explanations = JobRecord.load(fit_record).files
     clf = instantiate(spec.model)
-    predictor = None
-    results = []
-    for member in spec.members:
-        t1 = time.perf_counter()
-        exp = Explanation.load(explanations[member.fit])
-        if predictor is None:
-            check_song(exp, factorized)
-            predictor = MaskPredictor(factorized, clf, exp.modality,
-                                      batch_size=member.explainer.batch_size,
-                                      deduplicate=member.explainer.deduplicate,
-                                      class_names=exp.class_names)
-        metrics = evaluate_explanation(exp, factorized, clf, member.explainer,
-                                       evidence=song.evidence, settings=spec.metrics,
-                                       predictor=predictor)
-        metrics["time_evaluate_s"] = time.perf_counter() - t1
-        results.append(metrics)
+    exps = [(Explanation.load(explanations[m.fit]), m.explainer) for m in spec.members]
+    results = evaluate_together(exps, factorized, clf, spec.metrics, evidence=song.evidence)
     record = JobRecord(song=song.song_id)
     for member, metrics in zip(spec.members, results, strict=True):
-        metrics["metrics_batch_rows"] = float(predictor.rows_predicted)
-        metrics["metrics_batch_members"] = float(len(spec.members))
-        metrics["metrics_batch_s"] = time.perf_counter() - t0
         path = layout.metrics(member.key, song.song_id)
         write_json(path, metrics)
         if spec.metrics.sanity:  # the cascade's figure, next to the metrics JSON
-            from ..metrics.sanity import randomisable_layers, sanity_plot_path
-            from ..report.sanity_figure import plot_sanity_cascade
+            from ..report.sanity_figure import write_sanity_figure
 
-            names = [layer.name for layer in randomisable_layers(clf)]
-            plot_sanity_cascade(metrics, sanity_plot_path(path), layers=names,
-                                title=f"{song.song_id}: sanity cascade")
+            write_sanity_figure(metrics, path, clf, song.song_id)
         record.files[member.key] = path
-    save_record(out, record)
+    record.save(out)
 
 
 def aggregate_global(spec: AggregateSpec, fit_key: str, fit_records: list[str], summary: str,
                      plots: str, songs_table: str) -> None:
     """Global per-class importances of one configuration, and a table of its songs."""
-    import csv
-    import io
+    from ..report.global_plots import write_global, write_songs_table
 
-    from ..core.explanation import Explanation
-    from ..report.global_plots import write_global
-
-    paths = [load_record(r).files[fit_key] for r in fit_records]
+    paths = [JobRecord.load(r).files[fit_key] for r in fit_records]
     write_json(summary, write_global(paths, Path(summary).parent, plots_dir=plots))
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["song", "predicted", "p", "surrogate R2", "held-out R2",
-                     "effective samples", "fit warnings", "top features"])
-    for path in paths:
-        exp = Explanation.load(path)
-        label = exp.predicted_label
-        top = "; ".join(name for name, _ in exp.top_features(label, k=3))
-        writer.writerow([exp.song_id, exp.label_name(label), f"{exp.prediction[label]:.3f}",
-                         f"{exp.fits[label].score:.3f}", exp.heldout_text(label),
-                         f"{exp.kernel['effective_samples']:.0f}",
-                         " ".join(dict.fromkeys(w.code for w in exp.fit_warnings)), top])
-    with atomic_path(songs_table, ".csv") as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    write_songs_table(paths, songs_table)
 
 
 def freeze_config(point: PointSpec, out: str) -> None:
@@ -283,58 +220,61 @@ def track_mlflow(point: PointSpec, plan, config_path: str, out: str) -> None:
                      "parent_run_id": plan.invocation.parent_run_id})
 
 
+def _song(smk) -> SongRecord:
+    return SongRecord.from_dict(smk.params.song)
+
+
+#: rule -> how its job calls its function: the spec, the song and the files, from Snakemake's
+#: ``snakemake`` object (``smk``)
+RULES = {
+    "decode_audio": lambda smk: decode_audio(
+        DecodeSpec.from_dict(smk.params.spec), _song(smk), smk.output.npz),
+    "separate_stems": lambda smk: separate_stems(
+        SeparateSpec.from_dict(smk.params.spec), _song(smk), smk.input.decoded, smk.output.npz),
+    "segment_features": lambda smk: segment_features(
+        SegmentSpec.from_dict(smk.params.spec), _song(smk), smk.input.decoded, smk.input.stems,
+        smk.output.npz, smk.output.table),
+    "generate_masks": lambda smk: generate_masks(
+        MasksSpec.from_dict(smk.params.spec), _song(smk), smk.input.table, smk.output.npy),
+    "predict_masks": lambda smk: run_predict(
+        PredictSpec.from_dict(smk.params.spec), _song(smk), smk.input.segment, smk.input.masks,
+        smk.output.npz),
+    "fit_lime": lambda smk: run_fit(
+        FitSpec.from_dict(smk.params.spec), _song(smk), smk.input.segment, smk.input.table,
+        smk.input.masks, smk.input.predict, smk.output.record),
+    "evaluate_explanations": lambda smk: evaluate_explanations(
+        EvaluateSpec.from_dict(smk.params.spec), _song(smk), smk.input.segment,
+        smk.input.fit_record, smk.output.record),
+    "aggregate_global": lambda smk: aggregate_global(
+        AggregateSpec.from_dict(smk.params.spec), smk.wildcards.key, list(smk.input),
+        smk.output.summary, smk.output.plots, smk.output.songs),
+    "freeze_config": lambda smk: freeze_config(
+        PointSpec.from_dict(smk.params.point), smk.output.yaml),
+    "track_mlflow": lambda smk: track_mlflow(
+        PointSpec.from_dict(smk.params.point), Plan.from_dict(smk.config), smk.input.config,
+        smk.output.json),
+}
+
+
+def run_rule(smk) -> None:
+    """Run the job ``smk`` (Snakemake's ``snakemake`` object) of one rule."""
+    RULES[smk.rule](smk)
+
+
 #: rules whose jobs run torch: one thread per job, so parallel jobs do not oversubscribe
 TORCH_RULES = ("separate_stems", "predict_masks", "evaluate_explanations")
 
 
-@contextlib.contextmanager
 def job(smk):
-    """Run one Snakemake job: log to the rule's log file (stderr too), limit torch's threads,
-    and log the traceback of a failure there, ending with one ``musiclime: error:`` line.
+    """Run one Snakemake job (:func:`musiclime.supervise.logged_job`): log to the rule's log
+    file, in a forked child whose death by a signal the parent reports in one line; torch on
+    the job's threads, so parallel jobs do not oversubscribe."""
 
-    The job's body runs in a forked child (:mod:`musiclime.supervise`) and this process only
-    waits for it: when the child dies by a signal (a native crash, the out-of-memory killer)
-    this process appends the one line that says so (``killed by SIGSEGV in ...``, ``out of
-    memory ...``) to the log and exits with the child's status, without running the body
-    itself. So the run's summary names the signal instead of an empty log's "failed"."""
-    log_path = smk.log[0] if smk.log else None
-    child = False
-    if supervise.can_supervise():
-        pid = supervise.fork()
-        if pid:
-            outcome = supervise.wait(pid, log_path)
-            if outcome.death:
-                line = f"{ERROR_PREFIX} {outcome.death}"
-                if log_path:
-                    with open(log_path, "a") as fh:
-                        fh.write(f"\n{line}\n")
-                print(line, file=sys.stderr, flush=True)
-            raise SystemExit(outcome.exit_code)  # the body ran in the child
-        child = True
-    stream = open(log_path, "w") if log_path else sys.stderr  # noqa: SIM115
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    code = 0
-    try:
-        with supervise.watch(stream, log_path):
-            if smk.rule in TORCH_RULES:
-                import torch
+    def torch_threads() -> None:
+        import torch
 
-                torch.set_num_threads(max(1, int(smk.threads)))
-            with contextlib.redirect_stderr(stream):
-                yield smk
-    except Exception as exc:
-        code = 1
-        log.exception("%s failed for %s", smk.rule, dict(smk.wildcards))
-        print(f"{ERROR_PREFIX} {one_line(exc)}", file=stream, flush=True)
-        if not child:
-            raise
-    finally:
-        root.removeHandler(handler)
-        if stream is not sys.stderr:
-            stream.close()
-    if child:
-        supervise.exit_child(code)
+        torch.set_num_threads(max(1, int(smk.threads)))
+
+    return supervise.logged_job(smk.log[0] if smk.log else None,
+                                f"{smk.rule} failed for {dict(smk.wildcards)}",
+                                torch_threads if smk.rule in TORCH_RULES else None)
