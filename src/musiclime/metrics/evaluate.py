@@ -76,6 +76,7 @@ from .complexity import complexity
 from .deletion import deletion_insertion
 from .evidence import explanation_evidence, load_evidence
 from .fidelity import explanation_fidelity
+from .localisation import localisation
 from .predictor import MaskPredictor
 from .rerun import check_song, config_from_explanation
 from .sanity import sanity_cascade, torch_module
@@ -271,7 +272,8 @@ def _evidence_metrics(exp: Explanation, song: Song, evidence: dict | str | os.Pa
     found = explanation_evidence(exp, evidence, k=settings.precision_k,
                                  min_overlap=settings.min_overlap, lyrics=song.lyrics,
                                  label=label)
-    return {f"evidence_{k}": v for k, v in found.items()}
+    return {**{f"evidence_{k}": v for k, v in found.items()},
+            **localisation(exp, evidence, label)}
 
 
 def _stability_metrics(exp: Explanation, explain: Callable[[int], Explanation], first_seed: int,

@@ -95,6 +95,7 @@ _SUF = "musiclime.metrics.sufficiency"
 _FID = "musiclime.metrics.fidelity"
 _STAB = "musiclime.metrics.stability"
 _EVAL = "musiclime.metrics.evaluate"
+_LOC = "musiclime.metrics.localisation"
 _SAN = "musiclime.metrics.sanity"
 
 METRICS: tuple[MetricInfo, ...] = (
@@ -133,6 +134,14 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("evidence_positives", ("evidence_positives_{kind}",), "none",
                "evidence features ({kind})", "planted-evidence features among the perturbed ones",
                _EV),
+    MetricInfo("localisation_auc", ("localisation_auc",), "higher", "localisation AUC",
+               "ROC AUC of the weights over every stem x 100 ms frame against the annotated "
+               "evidence spans (Bolanos et al. 2025; 0.5 = chance)", _LOC),
+    MetricInfo("localisation_auc_time", ("localisation_auc_time",), "higher",
+               "time localisation AUC", "the same over 100 ms frames, any stem (a frame's "
+               "relevance is its largest stem weight)", _LOC),
+    MetricInfo("localisation_pointing", ("localisation_pointing",), "higher", "pointing game",
+               "1 if the top audio feature overlaps an evidence span of its stem, else 0", _LOC),
     MetricInfo("insample_r2", ("insample_r2",), "higher", "R^2 in-sample",
                "the surrogate's kernel-weighted R^2 on its own samples (optimistic)", _FID),
     MetricInfo("heldout_r2", ("heldout_r2",), "higher", "R^2 held-out",

@@ -41,7 +41,7 @@ from .store import (
 log = logging.getLogger(__name__)
 
 #: the headline metrics a sweep's parent run rolls up from its children
-ROLLUP = ("evidence_precision_at_5_combined", "heldout_r2", "stability_jaccard_top5",
+ROLLUP = ("evidence_precision_at_5_combined", "localisation_auc", "heldout_r2", "stability_jaccard_top5",
           "samples_per_s", "surrogate_r2", "surrogate_heldout_r2", "kernel_effective_samples",
           "auto_calls", "sanity_spearman_final", "songs_with_fit_warnings")
 
