@@ -220,7 +220,7 @@ def test_json_round_trip(tmp_path, settings):
     data = json.loads(path.read_text())  # strict JSON: no NaN or Infinity
     json.dumps(data, allow_nan=False)
     entry = data["explanations"]["label_0"]
-    assert {"se", "interval90"} <= set(entry["weights"][0])
+    assert {"weight_se", "interval90"} <= set(entry["weights"][0])
     assert [t["rank"] for t in entry["topk_stability"]] == [1, 2, 3, 4, 5]
     assert entry["uncertainty"]["level"] == 0.9
     back = Explanation.load(path)
@@ -244,7 +244,7 @@ def test_records_without_uncertainty_still_load(tmp_path):
         for key in ("topk_stability", "uncertainty"):
             entry.pop(key)
         for w in entry["weights"]:
-            w.pop("se")
+            w.pop("weight_se")
             w.pop("interval90")
     old = Explanation.from_dict(json.loads(json.dumps(data)))
     assert old.uncertainty == {}

@@ -12,7 +12,7 @@ effective samples, per label the in-sample and held-out R^2) and ``metadata.fit_
 Records written before these keys existed load with ``fit_quality=None``.
 
 Uncertainty (:mod:`musiclime.core.uncertainty`), per explained label: every entry of ``weights``
-has ``se`` (standard error) and ``interval90`` (``[lower, upper]``, nominal 90%; ``null`` where
+has ``weight_se`` (standard error) and ``interval90`` (``[lower, upper]``, nominal 90%; ``null`` where
 the sample does not determine the weight); ``topk_stability`` lists the top-``k`` features
 (signed weight, descending) with the probability that each stays in the top-``k`` under
 resampling; ``uncertainty`` says how (``method``, ``level``, ``k``, ``draws``). Records written
@@ -102,13 +102,13 @@ class Explanation:
         return {int(f): float(w) for f, w in zip(self.columns, fit.weights, strict=True)}
 
     def weight_uncertainty(self, label: int | None = None) -> dict[int, dict]:
-        """``{feature index: {"se", "interval90": (lower, upper)}}`` of ``label``'s weights;
+        """``{feature index: {"weight_se", "interval90": (lower, upper)}}`` of ``label``'s weights;
         empty for a record without uncertainty."""
         label = self.predicted_label if label is None else label
         u = self.uncertainty.get(label)
         if u is None:
             return {}
-        return {int(f): {"se": float(u.se[c]),
+        return {int(f): {"weight_se": float(u.se[c]),
                          "interval90": (float(u.lower[c]), float(u.upper[c]))}
                 for c, f in enumerate(self.columns)}
 
@@ -219,7 +219,7 @@ class Explanation:
         ``null`` for a non-finite number."""
         u = self.uncertainty[label]
         for c, entry in enumerate(weights):
-            entry["se"] = _num(u.se[c])
+            entry["weight_se"] = _num(u.se[c])
             entry["interval90"] = [_num(u.lower[c]), _num(u.upper[c])]
         return {"topk_stability": [
             {"rank": r + 1, "index": int(self.columns[c]),
@@ -277,7 +277,7 @@ def _load_uncertainty(entry: dict, columns: list[int]) -> WeightUncertainty:
     weights = entry["weights"]
     column_of = {f: c for c, f in enumerate(columns)}
     return WeightUncertainty(
-        se=floats([w["se"] for w in weights], np.inf),
+        se=floats([w["weight_se"] for w in weights], np.inf),
         lower=floats([w["interval90"][0] for w in weights], -np.inf),
         upper=floats([w["interval90"][1] for w in weights], np.inf),
         topk={column_of[int(t["index"])]: (np.nan if t["probability"] is None

@@ -20,18 +20,21 @@ population weighted least-squares solution over the sampler's distribution of ma
   interval of the sample can see.
 
 **Method: design-based linearisation (the sandwich).** With ``B = sum_i w_i x_i x_i^T`` (the
-bread) and the residuals ``e_i = y_i - x_i . theta_hat`` of the unpenalised fit::
+bread), the residuals ``e_i = y_i - x_i . theta_hat`` of the unpenalised fit and the leverages
+``h_i = w_i x_i^T B^+ x_i``::
 
     Cov(theta_hat) ~= B^+ V B^+,
     V = sum_h (1 - n_h / N_h) n_h / (n_h - 1) sum_{u in h} (s_u - mean_h s)(s_u - mean_h s)^T,
-    s_u = sum_{i in u} w_i e_i x_i
+    s_u = sum_{i in u} w_i x_i e_i / (1 - h_i)
 
 (Huber 1967; White, Econometrica 1980: heteroscedasticity-robust, right for a misspecified
-linear fit with random rows; Binder, Int. Statistical Review 1983: the same for stratified,
-clustered samples without replacement). The sampler says what is random
-(:func:`sampling_design`): rows every draw starts with (row 0, the all-zeros row) are not;
-a complement pair is one unit (Covert & Lee, AISTATS 2021, whose KernelSHAP standard errors
-treat pairs the same way); scheduled sizes, and Leverage SHAP's reweighting by the counts drawn
+linear fit with random rows; the ``1 / (1 - h_i)`` is HC3, MacKinnon & White, J. Econometrics
+1985, which keeps the intervals honest down to a few rows per feature, Long & Ervin, American
+Statistician 2000; Binder, Int. Statistical Review 1983: the same for stratified, clustered
+samples without replacement). The sampler says what is random (:func:`sampling_design`): rows
+every draw starts with (row 0, the all-zeros row) are not; a complement pair is one unit (the
+paired sampling of Covert & Lee, AISTATS 2021, whose KernelSHAP variance estimate also works on
+the per-pair terms); scheduled sizes, and Leverage SHAP's reweighting by the counts drawn
 (post-stratification), make size classes strata ``h``; a class drawn without replacement has
 ``N_h`` coalitions and the finite-population factor ``1 - n_h / N_h`` (0 once it is complete,
 so an exhaustive enumeration has standard error 0). A stratum with one unit is centred on the
@@ -55,6 +58,14 @@ for the Shapley estimators ``w == tilde``. Where the rows do not determine the c
 the top-``k`` of an explanation from another draw, estimated from ``DRAWS`` draws of
 ``N(w, Cov)`` (a parametric bootstrap), seeded by ``explainer.seed``: the same seed gives the
 same numbers bit for bit.
+
+**Measured** (``bench/uncertainty.py``, docs/method.md; white-box games of
+:mod:`musiclime.models.groundtruth` against their exact answers, 45 features): coverage of the
+nominal 90% intervals 89.0-93.4% at 1,000 and 4,000 samples for LIME's ridge (bernoulli, paired,
+orthogonal) and Leverage SHAP (leverage, leverage_stratified, kernel, stratified samplers),
+83-95% at 256 (the kernel sampler lowest). Far below nominal only where the estimator misses its
+own target: Kernel SHAP over uniform masks (58-77%)
+and over the kernel sampler once a size class is used up (84-86% at 4,000).
 
 Not covered: the variability of lime's feature selection (the sandwich is that of the fit on all
 features) and user estimators (no uncertainty is recorded for them).
