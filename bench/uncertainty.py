@@ -8,10 +8,11 @@ lyric lines), for every ``sampler+estimator``, family and sample count: explain 
 ``--seeds`` seeds and count how often the interval of every feature holds the exact answer:
 the infinite-sample LIME coefficient (:func:`~musiclime.models.groundtruth.lime_coefficients`)
 for ``lime_ridge``, the Shapley values for the Shapley estimators. Also: the median over games of
-``rmse / mean se`` (1 when the standard errors are the right size) and the milliseconds per label
-of the uncertainty alone (the surrogate fit itself not counted). Families whose every estimate is
-free of sampling noise (standard errors below 1e-9: additive for all; interaction under paired
-Shapley sampling) are marked ``exact``: their intervals hold the truth without any width. Writes ``bench/results/uncertainty[-quick].json``.
+``rmse / mean weight_se`` (the weights' error against the truth over their standard error: about
+1 when the standard errors are the right size and the bias small) and the milliseconds per label
+of the uncertainty alone (the surrogate fit itself not counted). Families free of sampling noise
+(additive for all; interaction under paired Shapley sampling) are marked ``exact``: their
+intervals hold the truth and span nothing but the weight and the truth (LIME's shrinkage). Writes ``bench/results/uncertainty[-quick].json``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def cell(method: str, family: str, n: int, games: int, seeds: int) -> dict:
             truth = lime_coefficients(game, fit.make_kernel(), cosine_distance, sizes)[1]
         else:
             truth = game.shapley()
-        errors, ses = [], []
+        errors, ses, spans = [], [], []
         for seed in range(seeds):
             f = replace(fit, draw=replace(fit.draw, seed=seed))
             masks = draw_masks(f.draw, game.n_features)
@@ -69,8 +70,10 @@ def cell(method: str, family: str, n: int, games: int, seeds: int) -> dict:
             hits.append((u.lower - 1e-12 <= truth) & (truth <= u.upper + 1e-12))
             errors.append(fits[0].weights - truth)
             ses.append(u.se)
+            # no sampling noise: the interval spans the weight and the truth, nothing more
+            spans.append(np.all(u.upper - u.lower <= np.abs(fits[0].weights - truth) + 1e-9))
         rmse, se = np.sqrt(np.mean(np.square(errors))), np.mean(ses)
-        exact &= bool(se < 1e-9)  # no sampling noise (LIME's ridge may still shrink)
+        exact &= bool(all(spans))
         ratios.append(rmse / se if se > 0 else float("nan"))
     return {"coverage": float(np.mean(np.concatenate(hits))), "exact": exact,
             "rmse_over_se": float(np.nanmedian(ratios)) if not exact else None,
