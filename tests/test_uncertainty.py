@@ -280,3 +280,22 @@ def test_records_without_uncertainty_still_load(tmp_path):
     top = exp.topk_stability(0)
     assert len(top) == 5 and all(0 <= p <= 1 for p in top.values())
     assert set(exp.weight_uncertainty(0)) == set(exp.weights(0))
+
+
+def test_mlflow_song_metrics_carry_the_uncertainty():
+    from musiclime.metrics.registry import metric_for_key
+    from musiclime.tracking.log import song_metrics
+
+    game = make_game("saturating_or", 4, n_lyrics=5)
+    exp = explain(game, num_samples=300)
+    m = song_metrics(exp)
+    top, intervals = exp.topk_stability(), exp.weight_uncertainty()
+    assert m["topk_stability_mean"] == pytest.approx(np.mean(list(top.values())))
+    assert m["top5_intervals_crossing_zero"] == sum(
+        intervals[f]["interval90"][0] <= 0 <= intervals[f]["interval90"][1] for f in top)
+    for key in ("topk_stability_mean", "top5_intervals_crossing_zero", "time_uncertainty_s"):
+        assert key in m
+    for key in ("topk_stability_mean", "top5_intervals_crossing_zero"):
+        assert metric_for_key(key).stage == "fit"
+    exp.uncertainty = {}
+    assert "topk_stability_mean" not in song_metrics(exp)
