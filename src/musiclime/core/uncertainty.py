@@ -44,8 +44,8 @@ on the wide side.
 
 Why not a bootstrap over the rows: for these least-squares fits the bootstrap variance converges
 to the same sandwich, but costs one refit per resample, must reproduce pairs, strata and draws
-without replacement to be right, and adds Monte Carlo noise; the sandwich is one extra solve
-(about a millisecond) and needs no random numbers.
+without replacement to be right, and adds Monte Carlo noise; the sandwich is two extra solves
+(a few milliseconds) and needs no random numbers.
 
 **Intervals.** ``theta_tilde +- z_0.95 se_tilde`` with ``theta_tilde`` the unpenalised fit on the
 same rows and ``se_tilde`` its sandwich standard error, widened to contain the reported weight
