@@ -151,6 +151,28 @@ def test_page_from_the_json_alone_has_no_audio(files):
                                                   if f.kind == "lyrics"]
 
 
+def test_top_features_show_their_intervals_and_top_k_stability(explained):
+    """Every top feature has its 90% interval (a line over the bar and the numbers); the two
+    features the classifier reads are not faded, features whose interval crosses 0 are; the
+    top-5 carry their probability of staying there. A record without uncertainty has none."""
+    exp, s = explained
+    page = render_explanation_page(exp, s)
+    table = page[page.index('id="top-features"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr( class=\"crosses-zero\"[^>]*)?><td class=\"num\">(\d+)</td>"
+                      r".*?</tr>", table)
+    assert len(rows) == 10 and table.count('class="ci"') == 10
+    interval = exp.weight_uncertainty()
+    for (faded, _), (idx, _) in zip(rows, exp.ranked()[:10], strict=True):
+        lo, hi = interval[idx]["interval90"]
+        assert bool(faded) == (lo <= 0 <= hi)
+    assert not rows[0][0] and not rows[1][0] and rows[-1][0]  # tone and keyword stand out
+    assert "P(top-5)" in table and table.count("</td><td>") >= 2
+    old = Explanation.from_dict({**exp.to_dict()})
+    old.uncertainty = {}
+    assert 'class="ci"' not in render_explanation_page(old)
+
+
 # --- in a real headless Chromium --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
@@ -241,3 +263,21 @@ def test_page_in_headless_chromium(files, explained, browser, tmp_path):
         keep.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, keep / shot.name)
         print(f"kept a copy: {keep / shot.name}")
+
+
+@needs_chromium
+def test_error_bars_render_in_chromium(files, explained, browser):
+    """The interval lines over the weight bars are drawn (visible, with a width), and rows whose
+    interval crosses 0 are faded."""
+    from selenium.webdriver.common.by import By
+
+    exp, _ = explained
+    browser.get(files.page.as_uri())
+    bars = browser.find_elements(By.CSS_SELECTOR, "#top-features td.wbar span.ci")
+    assert len(bars) == 10
+    assert all(b.is_displayed() and b.size["width"] >= 1 and b.size["height"] >= 8 for b in bars)
+    assert bars[0].value_of_css_property("border-left-color") == "rgba(34, 34, 34, 1)"
+    faded = browser.find_elements(By.CSS_SELECTOR, "#top-features tr.crosses-zero td")
+    assert faded and all(td.value_of_css_property("opacity") == "0.45" for td in faded)
+    first = browser.find_element(By.CSS_SELECTOR, "#top-features tbody tr td")
+    assert first.value_of_css_property("opacity") == "1"

@@ -47,6 +47,7 @@ from .song import (  # noqa: F401
     separate,
     separation_rate,
 )
+from .uncertainty import explanation_uncertainty
 
 if TYPE_CHECKING:
     from .inference import Predictions
@@ -190,6 +191,9 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     timings = dict(timings or {})
     timings["fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    uncertainty = explanation_uncertainty(fit, masks, probs, labels, fits, chosen)
+    timings["uncertainty_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     quality = assess_fit(song_id, fit, masks, probs, labels, fits, stats.effective_samples,
                          chosen, class_names)
     timings["fit_checks_s"] = time.perf_counter() - t0
@@ -219,7 +223,7 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
                        kernel=stats.as_dict(), params=record, timings=timings,
                        song_info=dict(song_info or {}), warnings=[*(warnings or []), *found],
-                       fit_quality=quality)
+                       fit_quality=quality, uncertainty=uncertainty)
 
 
 def song_composer(classifier, song: Song):

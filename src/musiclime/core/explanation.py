@@ -10,6 +10,13 @@ diagnostics (:mod:`musiclime.core.fit_quality`): ``metadata.fit_quality`` (sampl
 effective samples, per label the in-sample and held-out R^2) and ``metadata.fit_warnings``
 (``{"code", "message", "label"}`` for each condition that makes the fit's numbers meaningless).
 Records written before these keys existed load with ``fit_quality=None``.
+
+Uncertainty (:mod:`musiclime.core.uncertainty`), per explained label: every entry of ``weights``
+has ``weight_se`` (standard error) and ``interval90`` (``[lower, upper]``, nominal 90%; ``null`` where
+the sample does not determine the weight); ``topk_stability`` lists the top-``k`` features
+(signed weight, descending) with the probability that each stays in the top-``k`` under
+resampling; ``uncertainty`` says how (``method``, ``level``, ``k``, ``draws``). Records written
+before these keys existed load with ``uncertainty={}``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ..io.fileio import read_json, write_json
 from .features import FeatureTable
 from .fit_quality import FitQuality, FitWarning
 from .surrogate import LabelFit
+from .uncertainty import WeightUncertainty
 
 
 @dataclass
@@ -52,6 +60,10 @@ class Explanation:
     #: the fit's diagnostics and warnings (:mod:`musiclime.core.fit_quality`); None for a record
     #: written before musiclime computed them
     fit_quality: FitQuality | None = None
+    #: per label, the standard errors, intervals and top-k stability of the weights
+    #: (:mod:`musiclime.core.uncertainty`); empty for a record written before musiclime
+    #: computed them
+    uncertainty: dict[int, WeightUncertainty] = field(default_factory=dict)
 
     # --- queries ------------------------------------------------------------------------------
     @property
@@ -88,6 +100,23 @@ class Explanation:
         label = self.predicted_label if label is None else label
         fit = self.fits[label]
         return {int(f): float(w) for f, w in zip(self.columns, fit.weights, strict=True)}
+
+    def weight_uncertainty(self, label: int | None = None) -> dict[int, dict]:
+        """``{feature index: {"weight_se", "interval90": (lower, upper)}}`` of ``label``'s weights;
+        empty for a record without uncertainty."""
+        label = self.predicted_label if label is None else label
+        u = self.uncertainty.get(label)
+        if u is None:
+            return {}
+        return {int(f): {"weight_se": float(u.se[c]),
+                         "interval90": (float(u.lower[c]), float(u.upper[c]))}
+                for c, f in enumerate(self.columns)}
+
+    def topk_stability(self, label: int | None = None) -> dict[int, float]:
+        """``{feature index: P(stays in the top-k)}`` for ``label``'s top-``k`` (rank order)."""
+        label = self.predicted_label if label is None else label
+        u = self.uncertainty.get(label)
+        return {} if u is None else {int(self.columns[c]): p for c, p in u.topk.items()}
 
     def ranked(self, label: int | None = None) -> list[tuple[int, float]]:
         """``(feature index, weight)`` sorted by |weight|, largest first (lime's order)."""
@@ -146,6 +175,9 @@ class Explanation:
                              "type": "audio" if self.features[idx].kind == "audio" else "lyrics",
                              "weight": w} for idx, w in self.weights(label).items()],
             }
+            if label in self.uncertainty:
+                explanations[f"label_{label}"].update(
+                    self._uncertainty_dict(label, explanations[f"label_{label}"]["weights"]))
         return {
             "metadata": {
                 "timestamp": self.timestamp,
@@ -181,6 +213,19 @@ class Explanation:
             "columns": [int(c) for c in self.columns],
         }
 
+    def _uncertainty_dict(self, label: int, weights: list[dict]) -> dict:
+        """``label``'s uncertainty for the JSON: ``se`` and ``interval90`` into its ``weights``
+        entries (one per mask column, in column order), and the keys to add beside them;
+        ``null`` for a non-finite number."""
+        u = self.uncertainty[label]
+        for c, entry in enumerate(weights):
+            entry["weight_se"] = _num(u.se[c])
+            entry["interval90"] = [_num(u.lower[c]), _num(u.upper[c])]
+        return {"topk_stability": [
+            {"rank": r + 1, "index": int(self.columns[c]),
+             "feature": self.features[int(self.columns[c])].name, "probability": _num(p)}
+            for r, (c, p) in enumerate(u.topk.items())], "uncertainty": u.info()}
+
     def save_json(self, path: str | os.PathLike, num_features: int = 10) -> Path:
         """Write the JSON (atomically) to exactly ``path``."""
         return write_json(path, self.to_dict(num_features))
@@ -188,12 +233,14 @@ class Explanation:
     @classmethod
     def from_dict(cls, d: dict) -> Explanation:
         meta = d["metadata"]
-        fits = {}
+        fits, uncertainty = {}, {}
         for entry in d["explanations"].values():
             label = int(entry["label"])
             weights = np.array([w["weight"] for w in entry["weights"]], dtype=np.float64)
             fits[label] = LabelFit(label=label, intercept=entry["intercept"], weights=weights,
                                    score=entry["score"], local_pred=entry["local_prediction"])
+            if "uncertainty" in entry:
+                uncertainty[label] = _load_uncertainty(entry, [int(c) for c in d["columns"]])
         params = dict(meta["explanation_params"])
         for key in ("num_samples", "num_features_shown", "modality"):
             params.pop(key, None)
@@ -207,8 +254,34 @@ class Explanation:
                    warnings=list(meta.get("warnings", [])),
                    fit_quality=(FitQuality.from_dict(meta["fit_quality"],
                                                      meta.get("fit_warnings", []))
-                                if meta.get("fit_quality") else None))
+                                if meta.get("fit_quality") else None),
+                   uncertainty=uncertainty)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Explanation:
         return cls.from_dict(read_json(path))
+
+
+def _num(value) -> float | None:
+    """A float for the JSON, ``None`` (``null``) for inf and NaN."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _load_uncertainty(entry: dict, columns: list[int]) -> WeightUncertainty:
+    """One label's :class:`WeightUncertainty` from its JSON entry (see the module docstring)."""
+    def floats(values, missing):
+        return np.array([missing if v is None else v for v in values], dtype=np.float64)
+
+    info = entry["uncertainty"]
+    weights = entry["weights"]
+    column_of = {f: c for c, f in enumerate(columns)}
+    return WeightUncertainty(
+        se=floats([w["weight_se"] for w in weights], np.inf),
+        lower=floats([w["interval90"][0] for w in weights], -np.inf),
+        upper=floats([w["interval90"][1] for w in weights], np.inf),
+        topk={column_of[int(t["index"])]: (np.nan if t["probability"] is None
+                                           else float(t["probability"]))
+              for t in entry.get("topk_stability", [])},
+        method=info["method"], k=int(info["k"]), level=float(info["level"]),
+        draws=int(info["draws"]))

@@ -39,13 +39,9 @@ def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
     ``sampler`` (the one that drew ``masks``): Kernel SHAP weighs rows by the Shapley kernel
     over the sampler's size distribution (``pi / q``) when the sampler does not draw uniform
     masks; Leverage SHAP's stratified reweighting is right for every sampler."""
-    from .estimators import KernelSHAP, estimate
+    from .estimators import estimate
 
-    estimator = strategy("estimator", spec)
-    if spec == "kernel_shap" and sampler is not None and hasattr(sampler, "size_distribution"):
-        f = masks.shape[1]
-        if not np.allclose(sampler.size_distribution(f), binomial_sizes(f)):
-            estimator = KernelSHAP(weighting="importance", sampler=sampler)
+    estimator = configured_estimator(spec, masks, sampler)
     out = {}
     for label, att in estimate(estimator, masks, probs, labels).items():
         out[label] = LabelFit(label=label, intercept=float(att.base_value),
@@ -53,6 +49,19 @@ def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
                               score=float(att.score),
                               local_pred=float(att.base_value + np.sum(att.weights)))
     return out
+
+
+def configured_estimator(spec, masks: np.ndarray, sampler=None):
+    """The estimator object :func:`estimator_fits` fits with: ``spec``'s, except that
+    ``kernel_shap`` over a sampler whose sizes are not binomial weighs rows by ``pi / q``."""
+    from .estimators import KernelSHAP
+
+    estimator = strategy("estimator", spec)
+    if spec == "kernel_shap" and sampler is not None and hasattr(sampler, "size_distribution"):
+        f = masks.shape[1]
+        if not np.allclose(sampler.size_distribution(f), binomial_sizes(f)):
+            estimator = KernelSHAP(weighting="importance", sampler=sampler)
+    return estimator
 
 
 def surrogate_fits(fit: FitParams, masks: np.ndarray, probs: np.ndarray,

@@ -229,6 +229,16 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("auto_reached", ("auto_reached",), "higher", "auto reached",
                "num_samples=auto: 1 when the stability target was reached within the budget",
                "musiclime.core.adaptive", stage="fit"),
+    MetricInfo("topk_stability_mean", ("topk_stability_mean",), "higher", "P(stays in top-5)",
+               "mean over the predicted label's top-5 features of the probability that each "
+               "stays in the top-5 under resampling (parametric bootstrap of the fit; no "
+               "classifier call; optimistic for features tied with many others)",
+               "musiclime.core.uncertainty", stage="fit"),
+    MetricInfo("top5_intervals_crossing_zero", ("top5_intervals_crossing_zero",), "lower",
+               "top-5 intervals crossing 0",
+               "how many of the predicted label's top-5 features have a nominal 90% interval "
+               "that holds 0: weights not told apart from no effect",
+               "musiclime.core.uncertainty", stage="fit"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

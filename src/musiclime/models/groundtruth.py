@@ -123,6 +123,52 @@ class GroundTruthGame:
         return float(s[k - 1] / s[k] - 1.0) if s[k] > 0 else float("inf")
 
 
+def lime_coefficients(game: GroundTruthGame, kernel, distance,
+                      size_distribution: np.ndarray) -> tuple[float, np.ndarray]:
+    """The exact infinite-sample LIME surrogate of ``game``: ``(intercept, weights)`` of
+
+        min_{b, beta}  E_z[ w(z) (v(z) - b - z . beta)^2 ],   w = kernel(distance(z)),
+
+    for masks ``z`` of size ``k ~ size_distribution`` (``q_k``, ``k = 0..F``; e.g.
+    :func:`musiclime.core.coalition_sizes.binomial_sizes` for Bernoulli(1/2) masks) and, given
+    the size, a uniform subset: what :func:`musiclime.core.surrogate.fit_ridge` converges to as
+    the samples grow (its penalty ``alpha ||beta||^2`` stays fixed while the data term grows).
+    ``distance`` must depend on the size only (cosine distance to the all-ones row does).
+
+    Exact for every ``F``: the normal equations need ``E[w z_i z_j]``, ``E[w z_j v]``, which
+    given the size are binomial coefficient ratios and, for a threshold group ``S`` with
+    threshold ``t``, hypergeometric tails, ``P(|z & S| >= t | |z| = k)``."""
+    from scipy.stats import hypergeom
+
+    m = game.n_features
+    q = np.asarray(size_distribution, dtype=np.float64)
+    k = np.arange(m + 1)
+    # one mask per size, all ones first: the distance is to the first row (the original)
+    by_size = (np.arange(m)[None, :] < k[::-1, None]).astype(np.float64)
+    w = np.asarray(kernel(distance(by_size)), dtype=np.float64)[::-1]
+    om = q * w  # the mass of size k in the weighted normal equations
+    on = k / m  # P(z_j = 1 | k)
+    both = k * (k - 1) / (m * (m - 1)) if m > 1 else np.zeros(m + 1)  # P(z_i = z_j = 1 | k)
+    gram = np.empty((m + 1, m + 1))
+    gram[0, 0] = om.sum()
+    gram[0, 1:] = gram[1:, 0] = om @ on
+    gram[1:, 1:] = om @ both
+    gram[np.arange(1, m + 1), np.arange(1, m + 1)] = om @ on
+    rhs = game.bias * gram[0].copy()
+    rhs += gram[:, 1:] @ game.coef  # the linear part: E[w x z] . a
+    for g in game.groups:
+        size = len(g.members)
+        member = np.zeros(m, dtype=bool)
+        member[list(g.members)] = True
+        rhs[0] += g.gain * (om @ hypergeom(m, size, k).sf(g.threshold - 1))
+        if m > 1:  # given z_j = 1, the other k - 1 are a uniform subset of the other F - 1
+            inside = hypergeom(m - 1, size - 1, np.maximum(k - 1, 0)).sf(g.threshold - 2)
+            outside = hypergeom(m - 1, size, np.maximum(k - 1, 0)).sf(g.threshold - 1)
+            rhs[1:] += g.gain * np.where(member, om @ (on * inside), om @ (on * outside))
+    theta = np.linalg.solve(gram, rhs)
+    return float(theta[0]), theta[1:]
+
+
 def exact_shapley(game, n_features: int) -> np.ndarray:
     """Shapley values of any ``game(masks) -> values`` by enumerating all ``2^F`` coalitions
     (``F <= 16``): ``phi_j = sum_{S not ∋ j} |S|! (F-|S|-1)! / F! (v(S ∪ j) - v(S))``."""

@@ -32,6 +32,9 @@ button.play{border:1px solid #999;border-radius:3px;background:#fff;color:#111;
 .controls button{font-size:1em;padding:4px 10px;margin:0 .5em .4em 0;cursor:pointer}
 table.top td.wbar{width:200px;position:relative}td.wbar span{position:absolute;top:30%;
  height:40%}
+td.wbar span.ci{top:calc(50% - 5px);height:10px;box-sizing:border-box;border-left:2px solid #222;
+ border-right:2px solid #222;background:linear-gradient(#222,#222) center/100% 2px no-repeat}
+tr.crosses-zero td{opacity:.45}td.interval{font-size:.85em;color:#444}
 .lyrics .line{padding:1px 6px;margin:1px 0;border-radius:2px;white-space:pre-wrap}
 .lyrics span.unit{border-radius:2px;padding:0 1px}.lyrics .lw{display:inline-block;
  width:5.5em;font-family:ui-monospace,monospace;font-size:.8em}

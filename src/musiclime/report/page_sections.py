@@ -6,6 +6,7 @@ Weights are coloured by :func:`weight_colour`, one scale (``vmax``) for both mod
 from __future__ import annotations
 
 import html
+import math
 import re
 
 from ..core.explanation import Explanation
@@ -177,8 +178,23 @@ def legend(vmax: float) -> str:
             f'the label; one scale for audio and lyrics</small></div>')
 
 
+def _interval_bar(lo: float, hi: float, vmax: float) -> str:
+    """The 90% interval as a line over the weight bar (same scale: 50% = 0)."""
+    def at(v: float) -> float:
+        return min(100.0, max(0.0, 50 + 50 * v / vmax))
+
+    left, right = at(lo), at(hi)
+    return (f'<span class="ci" style="left:{left:.1f}%;width:{max(right - left, 0.3):.1f}%">'
+            "</span>")
+
+
 def top_features(exp: Explanation, label: int, num_features: int, vmax: float,
                  with_audio: bool, stem_index: dict[str, int]) -> str:
+    """The top features by |weight|, each with its bar, its nominal 90% interval (a line over
+    the bar; a faded row when the interval crosses 0) and, for the top-k, the probability that
+    it stays in the top-k (:mod:`musiclime.core.uncertainty`)."""
+    uncertainty, stability = exp.weight_uncertainty(label), exp.topk_stability(label)
+    k = exp.uncertainty[label].k if label in exp.uncertainty else 0
     rows = []
     for rank, (idx, w) in enumerate(exp.ranked(label)[:num_features], start=1):
         f = exp.features[idx]
@@ -189,15 +205,30 @@ def top_features(exp: Explanation, label: int, num_features: int, vmax: float,
                     f'aria-label="play {esc(f.name)}">&#9654;</button>')
         width = 50 * min(1.0, abs(w) / vmax) if vmax > 0 else 0.0
         side = "left:50%" if w >= 0 else f"left:{50 - width:.1f}%"
+        lo, hi = uncertainty.get(idx, {}).get("interval90", (float("nan"),) * 2)
+        known = math.isfinite(lo) and math.isfinite(hi)
+        crosses = known and lo <= 0 <= hi
+        bar = _interval_bar(lo, hi, vmax) if known and vmax > 0 else ""
+        interval = (f"[{_num(lo)}, {_num(hi)}]" if known
+                    else "unbounded" if idx in uncertainty else "")
+        p = stability.get(idx)
+        faded = ' class="crosses-zero" title="its 90% interval crosses 0"' if crosses else ""
         rows.append(
-            f'<tr><td class="num">{rank}</td><td>{f.kind}</td>'
+            f'<tr{faded}>'
+            f'<td class="num">{rank}</td><td>{f.kind}</td>'
             f'<td class="feature">{esc(f.name)}</td><td class="num">{_num(w)}</td>'
             f'<td class="wbar"><span style="{side};width:{width:.1f}%;'
-            f'background:{weight_colour(w, vmax) if w else "transparent"}"></span></td>'
+            f'background:{weight_colour(w, vmax) if w else "transparent"}"></span>{bar}</td>'
+            f'<td class="num interval">{interval}</td>'
+            f'<td class="num">{"" if p is None or p != p else f"{p:.2f}"}</td>'
             f"<td>{play}</td></tr>")
+    note = (f'<p class="note">line over a bar: nominal 90% interval of the weight; faded: the '
+            f"interval crosses 0; P(top-{k}): probability of staying in the top-{k} with "
+            "other masks</p>" if uncertainty else "")
     return ('<table class="top" id="top-features"><thead><tr><th>#</th><th>type</th>'
-            '<th>feature</th><th>weight</th><th></th><th></th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            f'<th>feature</th><th>weight</th><th></th><th>{"90% interval" if uncertainty else ""}</th>'
+            f'<th>{f"P(top-{k})" if uncertainty else ""}</th><th></th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>{note}')
 
 
 def lyrics(exp: Explanation, label: int, vmax: float, song) -> str:

@@ -328,6 +328,12 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
         held = quality.labels[label].heldout_r2 if label in quality.labels else None
         m["surrogate_heldout_r2"] = float("nan") if held is None else float(held)
         m["fit_warning_count"] = float(len(quality.warnings))
+    top = exp.topk_stability(label)
+    if top:  # the weights' uncertainty (musiclime.core.uncertainty), when recorded
+        intervals = exp.weight_uncertainty(label)
+        m["topk_stability_mean"] = float(mean(top.values()))
+        m["top5_intervals_crossing_zero"] = float(sum(
+            intervals[f]["interval90"][0] <= 0 <= intervals[f]["interval90"][1] for f in top))
     auto = exp.params.get("auto")
     if isinstance(auto, dict):  # num_samples=auto: the calls it chose and how stable they were
         m["auto_calls"] = float(auto["calls"])
