@@ -273,3 +273,24 @@ def test_global_modality_table_and_figure_per_class(wb_song, tmp_path):
     names = {p.rsplit("/", 1)[-1] for p in summary["files"]}
     assert {"global_modality.csv", "global_modality.png"} <= names
     assert (tmp_path / "global" / "global_modality.png").stat().st_size > 0
+
+
+class SilenceIntolerant(GameClassifier):
+    """NaN for an input with no lyrics and the audio all off (the game's ``none`` row; the masks
+    below never draw it)."""
+
+    def predict_proba(self, lyrics, audio):
+        probs = super().predict_proba(lyrics, audio)
+        silent = self.audio_masks(audio.numpy()).sum(axis=1) == 0
+        probs[silent & (np.array([t.strip() for t in lyrics]) == "")] = np.nan
+        return probs
+
+
+def test_a_classifier_that_rejects_the_games_inputs_loses_only_the_game(wb_song, caplog):
+    game, _ = WHITE_BOXES["mixed"]
+    config = ExplainerConfig(temporal_segments=1, num_samples=40, seed=1)
+    exp = MusicLIME(SilenceIntolerant(wb_song, game), config, progress=False).explain(wb_song)
+    masks, _ = make_masks(wb_song.feature_table, config)
+    assert masks.sum(axis=1).min() > 0
+    assert exp.modality_game is None and exp.fits[0].weights.any()
+    assert "no modality game" in caplog.text

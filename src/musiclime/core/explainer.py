@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ClassifierOutputError, ConfigError, InputError
 from .explanation import Explanation
 from .features import FeatureTable
 from .fit_quality import assess_fit
@@ -261,7 +261,9 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
     ``Predictions.modality``: the coalitions ``masks`` holds are read from its predictions, the
     others (at most 4 classifier rows) are predicted after the masks with the same composer,
     batch size, precision and de-duplication, as masks over every feature. They never join the
-    mask rows, so ``probs`` (and every fit on it) is the same with or without the game."""
+    mask rows, so ``probs`` (and every fit on it) is the same with or without the game. A
+    classifier whose output for those inputs is not a probability (NaN on the residual alone,
+    say) gets a warning and no game, not a failed song."""
     from .inference import predict_masks
     from .modality import game_layout, play_game
 
@@ -273,9 +275,13 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                           **options)
     if modality_game:
         t0 = time.perf_counter()
-        preds.modality = play_game(masks, preds.probs, layout, lambda rows: predict_masks(
-            classifier, composer, song.lyrics, rows, game_layout(layout), progress=False,
-            **options).probs)
+        try:
+            preds.modality = play_game(masks, preds.probs, layout, lambda rows: predict_masks(
+                classifier, composer, song.lyrics, rows, game_layout(layout), progress=False,
+                **options).probs)
+        except ClassifierOutputError as exc:  # e.g. NaN for the residual alone (near silence)
+            log.warning("%s: no modality game: the classifier's output for a modality switched "
+                        "off is not a probability (%s)", song.song_id, exc)
         preds.timings["modality_game_s"] = time.perf_counter() - t0
     return preds
 
