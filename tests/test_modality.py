@@ -185,6 +185,17 @@ def test_rows_the_sampler_drew_are_reused(wb_song, sampler, num_samples, extra):
     assert exp.modality_values(0).interaction == pytest.approx(0.7, abs=1e-12)
 
 
+def test_num_samples_auto_plays_the_game_once(wb_song):
+    game, expected = WHITE_BOXES["mixed"]
+    exp, clf = _explain(wb_song, game, num_samples="auto", auto_block=16, auto_budget=64,
+                        auto_top_k=3, auto_target=1.0)
+    assert len(exp.params["auto"]["trace"]) > 1  # several blocks, one game
+    assert clf.rows == exp.params["auto"]["calls"] + exp.modality_game.predicted_rows
+    v = exp.modality_values(0)
+    assert (v.shapley_audio, v.shapley_lyrics, v.interaction) == pytest.approx(expected,
+                                                                                abs=1e-12)
+
+
 # --- both doors: the predict stage's file carries the game to the fit stage -------------------
 def test_the_predictions_file_carries_the_game_to_the_fit(wb_song, tmp_path):
     song = wb_song
