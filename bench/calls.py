@@ -127,7 +127,8 @@ def predictions(song, layout, sampler: str, seed: int, n: int, clf, cache: Path 
             if z["masks"].shape[0] < n and np.array_equal(z["masks"], masks[:z["masks"].shape[0]]):
                 done = z["probs"]
                 break
-    rest = predict_song(clf, song, masks[done.shape[0]:], layout, cfg, progress=False).probs
+    rest = predict_song(clf, song, masks[done.shape[0]:], layout, cfg, progress=False,
+                        modality_game=False).probs
     probs = np.concatenate([done, rest], axis=0)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -262,7 +262,8 @@ def run_demo(settings: Settings, progress: bool = True) -> dict:
             label = None
             for seed in range(settings.seeds):
                 masks = sampler(layout.n_columns, max(settings.demo_calls), seed)
-                probs = predict_song(clf, song, masks, layout, cfg, progress=False).probs
+                probs = predict_song(clf, song, masks, layout, cfg, progress=False,
+                                     modality_game=False).probs
                 label = int(np.argmax(probs[0])) if label is None else label
                 w.append([estimator(masks[:n], probs[:n, label]).weights
                           for n in settings.demo_calls])

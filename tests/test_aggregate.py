@@ -306,7 +306,7 @@ def test_aggregate_dir(tmp_path):
     assert summary["n_songs_per_class"] == {"pop": 2, "rock": 1, "jazz": 0}
     for f in summary["files"]:
         assert (tmp_path / "global" / f.split("/")[-1]).stat().st_size > 0
-    assert len(summary["files"]) == len(ROLLUPS) + 3 + 1
+    assert len(summary["files"]) == len(ROLLUPS) + 1 + 3 + 1 + 1  # + modality csv, png
     saved = json.loads((tmp_path / "global" / "global_summary.json").read_text())
     assert saved["n_songs_per_class"] == summary["n_songs_per_class"]
     # the tables from JSON round-tripped explanations equal those from the objects

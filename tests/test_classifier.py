@@ -123,6 +123,8 @@ def test_musiclime_with_plain_predict_fn_streams_batches():
     exp = MusicLIME(rec, cfg, sample_rate=SR, class_names=["ai", "human"],
                     progress=False).explain(song)
     sizes = [len(texts) for texts, _ in rec.calls]
+    # the masks in batches, then the modality game's rows in one (musiclime.core.modality)
+    assert sizes.pop() == exp.modality_game.predicted_rows == 3
     assert len(sizes) == 4 and max(sizes) <= 50 and sum(sizes) == 200
     assert exp.top_features(k=1)[0][0] == "second line"
 

@@ -281,3 +281,22 @@ def test_error_bars_render_in_chromium(files, explained, browser):
     assert faded and all(td.value_of_css_property("opacity") == "0.45" for td in faded)
     first = browser.find_element(By.CSS_SELECTOR, "#top-features tbody tr td")
     assert first.value_of_css_property("opacity") == "1"
+
+
+@needs_chromium
+def test_modality_bar_renders_in_chromium(files, explained, browser):
+    """The modality bar is drawn above the prediction, each part as wide as its share: the tone
+    and the keyword add up on the logit, so audio alone and lyrics alone each fill half."""
+    from selenium.webdriver.common.by import By
+
+    exp, _ = explained
+    browser.get(files.page.as_uri())
+    bar = browser.find_element(By.CSS_SELECTOR, "#modality .mbar")
+    parts = {p.get_attribute("data-part"): p.size["width"]
+             for p in bar.find_elements(By.CSS_SELECTOR, "span[data-part]")}
+    expected = exp.modality_values().parts()
+    assert expected["audio"] == pytest.approx(0.5, abs=0.02)
+    for part, share in expected.items():
+        assert parts[part] == pytest.approx(share * bar.size["width"], abs=2), part
+    table = browser.find_element(By.ID, "prediction")
+    assert bar.location["y"] < table.location["y"]

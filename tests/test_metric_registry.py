@@ -74,8 +74,9 @@ def test_keys_the_workflow_and_tracker_add_are_registered(evaluated):
     from musiclime.tracking.log import song_metrics
 
     for key in song_metrics(exp):
-        if key.startswith(("kernel_", "surrogate_")):
+        if key.startswith(("kernel_", "surrogate_", "modality_")):
             assert metric_for_key(key).stage == "fit", key
+    assert {"modality_share_audio", "modality_interaction"} <= set(song_metrics(exp))
 
 
 def test_directions_and_labels_of_known_metrics():

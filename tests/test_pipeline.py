@@ -69,6 +69,11 @@ def test_explain_and_run_give_the_same_explanation(tmp_path):
     assert qa["fit_quality"] == qb["fit_quality"]
     assert qa["fit_warnings"] == qb["fit_warnings"]
     assert [w["code"] for w in qa["fit_warnings"]] == ["few_effective_samples"]  # 64 for 44
+    # the modality game: predicted by the predict stage beside the masks, recorded by the fit
+    assert qa["modality_game"] == qb["modality_game"]
+    ea, eb = (json.loads(p.read_text())["explanations"]
+              for p in (tmp_path / "explain" / "explanation.json", run_json))
+    assert [e["modality"] for e in ea.values()] == [e["modality"] for e in eb.values()]
 
 
 CLASSIFIER = '''

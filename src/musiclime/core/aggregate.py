@@ -53,6 +53,15 @@ Per class ``c`` and key ``j`` over the songs ``k`` contributing to ``c``:
 
 One row per (class, key) with ``count > 0``; rows are sorted by class index, then
 ``lime_importance`` descending, then key name.
+
+Modality (:func:`modality_table`, ``global_modality.csv``): per predicted class, over every song
+whose explanation holds a modality game (:mod:`musiclime.core.modality`; the game does not need
+the predicted label to be explained, so no song is skipped), the means of the predicted label's
+game on the probability scale: ``share_audio`` (MM-SHAP, with its ``share_audio_std``), the bar's
+parts ``part_audio``/``part_lyrics``/``part_interaction`` (audio alone, lyrics alone, together;
+they add up to 1), ``shapley_audio``, ``shapley_lyrics`` and ``interaction``. Shares and parts
+average the songs where they are defined (``n_measured``; a song whose output no modality
+moves has none); the values average all ``n_songs``.
 """
 
 from __future__ import annotations
@@ -234,6 +243,37 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike) ->
             df.to_csv(tmp, index=False, float_format="%.10g")
         paths.append(path)
     return paths
+
+
+MODALITY_COLUMNS = ["class", "n_songs", "n_measured", "share_audio", "share_audio_std",
+                    "part_audio", "part_lyrics", "part_interaction", "shapley_audio",
+                    "shapley_lyrics", "interaction"]
+
+
+def modality_table(explanations: list[Explanation]) -> pd.DataFrame:
+    """The per-class means of the modality game (see the module docstring); one row per class
+    with at least one song that has a game, in class order."""
+    class_names = _check_classes(explanations)
+    songs: dict[int, list] = defaultdict(list)
+    for exp in explanations:
+        game = exp.modality_values(exp.predicted_label)
+        if game is not None:
+            songs[exp.predicted_label].append(game)
+    rows = []
+    for c in sorted(songs):
+        games = songs[c]
+        parts = pd.DataFrame([g.parts() for g in games])
+        share = pd.Series([g.share_audio for g in games], dtype="float64").dropna()
+        rows.append({
+            "class": class_names[c] if c < len(class_names) else str(c),
+            "n_songs": len(games), "n_measured": int(share.size),
+            "share_audio": share.mean() if share.size else math.nan,
+            "share_audio_std": share.std(ddof=0) if share.size else math.nan,
+            **{f"part_{k}": parts[k].mean() for k in ("audio", "lyrics", "interaction")},
+            "shapley_audio": sum(g.shapley_audio for g in games) / len(games),
+            "shapley_lyrics": sum(g.shapley_lyrics for g in games) / len(games),
+            "interaction": sum(g.interaction for g in games) / len(games)})
+    return pd.DataFrame(rows, columns=MODALITY_COLUMNS)
 
 
 def load_explanations(paths: Iterable[str | os.PathLike]) -> list[Explanation]:

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ClassifierOutputError, ConfigError, InputError
 from .explanation import Explanation
 from .features import FeatureTable
 from .fit_quality import assess_fit
 from .fitting import surrogate_fits, surrogate_weights
 from .masks import MaskLayout, is_exhaustive, sample_masks
+from .modality import ModalityGame
 from .params import (  # noqa: F401 (AUTO, AUTO_KEYS: importable from here as before)
     AUTO,
     AUTO_KEYS,
@@ -166,9 +167,13 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                     probs: np.ndarray, class_names: list[str],
                     params: FitParams | ExplainerConfig, *, settings: dict | None = None,
                     timings: dict | None = None, song_info: dict | None = None,
-                    warnings: list[str] | None = None, auto: dict | None = None) -> Explanation:
+                    warnings: list[str] | None = None, auto: dict | None = None,
+                    modality_game: ModalityGame | None = None) -> Explanation:
     """Fit the surrogate on the first ``params.num_samples`` rows (prefix property; all rows
     with ``num_samples=auto``) and build the record.
+
+    ``modality_game``: the song's modality game (``Predictions.modality``,
+    :mod:`musiclime.core.modality`), recorded as it is; the fit never sees its rows.
 
     ``settings``: the configuration the explanation records (:func:`settings_record`; from
     an :class:`ExplainerConfig`, its own). ``warnings`` (e.g. a :class:`Song`'s, from
@@ -223,7 +228,16 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
                        kernel=stats.as_dict(), params=record, timings=timings,
                        song_info=dict(song_info or {}), warnings=[*(warnings or []), *found],
-                       fit_quality=quality, uncertainty=uncertainty)
+                       fit_quality=quality, uncertainty=uncertainty,
+                       modality_game=_checked_game(modality_game, class_names))
+
+
+def _checked_game(game: ModalityGame | None, class_names: list[str]) -> ModalityGame | None:
+    """``game`` when its rows hold one probability per class (else a ``ValueError``)."""
+    if game is not None and game.probs.shape[1] != len(class_names):
+        raise ValueError(f"the modality game has {game.probs.shape[1]} probabilities per row, "
+                         f"the predictions {len(class_names)} classes")
+    return game
 
 
 def song_composer(classifier, song: Song):
@@ -237,19 +251,39 @@ def song_composer(classifier, song: Song):
 
 def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                  params: PredictParams | ExplainerConfig, progress: bool = True,
-                 composer=None) -> Predictions:
+                 composer=None, modality_game: bool = True) -> Predictions:
     """Class probabilities of every mask row of ``song`` (streaming, batched on the
     classifier's device) with ``params`` (an :class:`ExplainerConfig` stands for its
     ``predict``). ``composer``: one from :func:`song_composer` to reuse across calls
-    (default: a new one)."""
+    (default: a new one).
+
+    ``modality_game``: also play the song's modality game (:mod:`musiclime.core.modality`) into
+    ``Predictions.modality``: the coalitions ``masks`` holds are read from its predictions, the
+    others (at most 4 classifier rows) are predicted after the masks with the same composer,
+    batch size, precision and de-duplication, as masks over every feature. They never join the
+    mask rows, so ``probs`` (and every fit on it) is the same with or without the game. A
+    classifier whose output for those inputs is not a probability (NaN on the residual alone,
+    say) gets a warning and no game, not a failed song."""
     from .inference import predict_masks
+    from .modality import game_layout, play_game
 
     params = stage(params, PredictParams, "predict")
     composer = composer or song_composer(classifier, song)
-    return predict_masks(classifier, composer, song.lyrics, masks, layout,
-                         batch_size=params.batch_size, progress=progress,
-                         deduplicate=params.deduplicate,
-                         mixed_precision=params.mixed_precision)
+    options = {"batch_size": params.batch_size, "deduplicate": params.deduplicate,
+               "mixed_precision": params.mixed_precision}
+    preds = predict_masks(classifier, composer, song.lyrics, masks, layout, progress=progress,
+                          **options)
+    if modality_game:
+        t0 = time.perf_counter()
+        try:
+            preds.modality = play_game(masks, preds.probs, layout, lambda rows: predict_masks(
+                classifier, composer, song.lyrics, rows, game_layout(layout), progress=False,
+                **options).probs)
+        except ClassifierOutputError as exc:  # e.g. NaN for the residual alone (near silence)
+            log.warning("%s: no modality game: the classifier's output for a modality switched "
+                        "off is not a probability (%s)", song.song_id, exc)
+        preds.timings["modality_game_s"] = time.perf_counter() - t0
+    return preds
 
 
 def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
@@ -269,7 +303,9 @@ def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayo
     composer = song_composer(classifier, song)
 
     def predict_rows(rows):
-        preds = predict_song(classifier, song, rows, layout, predict, progress, composer)
+        # the modality game once, with the first block (it holds row 0, the original)
+        preds = predict_song(classifier, song, rows, layout, predict, progress, composer,
+                             modality_game=not runs)
         runs.append(preds)
         if not label:
             label.extend(resolve_labels(fit.labels, preds.probs[0], preds.class_names)[:1])
@@ -360,6 +396,6 @@ class MusicLIME:
                               preds.class_names, fit,
                               settings=settings_record(self.segment, self.predict_params, fit),
                               timings=timings, song_info=song.info, warnings=song.warnings,
-                              auto=auto)
+                              auto=auto, modality_game=preds.modality)
         exp.timings["total_s"] = time.perf_counter() - t0
         return exp

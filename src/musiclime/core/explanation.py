@@ -17,6 +17,14 @@ the sample does not determine the weight); ``topk_stability`` lists the top-``k`
 (signed weight, descending) with the probability that each stays in the top-``k`` under
 resampling; ``uncertainty`` says how (``method``, ``level``, ``k``, ``draws``). Records written
 before these keys existed load with ``uncertainty={}``.
+
+Modality (:mod:`musiclime.core.modality`): ``metadata.modality_game`` holds the song's four
+coalition rows (``coalitions``, ``probabilities`` per class, ``mask_rows``: the mask row each was
+read from, ``null`` where the game predicted it); every explained label has ``modality``: the
+coalition values, the exact Shapley values ``shapley_audio`` and ``shapley_lyrics``, the
+``interaction``, ``share_audio``/``share_lyrics`` (MM-SHAP) and ``share_interaction``, on the
+probability scale, plus a ``logit`` record of the same where the label's surrogate was fitted on
+the logit. Records written before the game existed load with ``modality_game=None``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from .. import __version__
 from ..io.fileio import read_json, write_json
 from .features import FeatureTable
 from .fit_quality import FitQuality, FitWarning
+from .modality import ModalityGame, ModalityValues
 from .surrogate import LabelFit
 from .uncertainty import WeightUncertainty
 
@@ -64,6 +73,9 @@ class Explanation:
     #: (:mod:`musiclime.core.uncertainty`); empty for a record written before musiclime
     #: computed them
     uncertainty: dict[int, WeightUncertainty] = field(default_factory=dict)
+    #: the song's modality game (:mod:`musiclime.core.modality`); None for a record written
+    #: before musiclime played it
+    modality_game: ModalityGame | None = None
 
     # --- queries ------------------------------------------------------------------------------
     @property
@@ -91,6 +103,25 @@ class Explanation:
         R^2 wherever one is shown."""
         text = self.heldout_text(label, digits)
         return f"held-out {text}" if text.startswith("n/a") else f"{text} held-out"
+
+    def modality_values(self, label: int | None = None,
+                        scale: str = "probability") -> ModalityValues | None:
+        """``label``'s modality game on ``scale`` (:mod:`musiclime.core.modality`); None for a
+        record without one."""
+        label = self.predicted_label if label is None else int(label)
+        return None if self.modality_game is None else self.modality_game.values(label, scale)
+
+    def modality_record(self, label: int) -> dict | None:
+        """``label``'s ``modality`` entry of the JSON (see the module docstring)."""
+        from .targets import fitted_target
+
+        values = self.modality_values(label)
+        if values is None:
+            return None
+        record = values.as_dict()
+        if fitted_target(self.params, label) == "logit":
+            record["logit"] = self.modality_values(label, "logit").as_dict()
+        return record
 
     def label_name(self, label: int) -> str:
         return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
@@ -175,6 +206,8 @@ class Explanation:
                              "type": "audio" if self.features[idx].kind == "audio" else "lyrics",
                              "weight": w} for idx, w in self.weights(label).items()],
             }
+            if self.modality_game is not None:
+                explanations[f"label_{label}"]["modality"] = self.modality_record(label)
             if label in self.uncertainty:
                 explanations[f"label_{label}"].update(
                     self._uncertainty_dict(label, explanations[f"label_{label}"]["weights"]))
@@ -207,6 +240,8 @@ class Explanation:
                 **({"fit_quality": self.fit_quality.as_dict(),
                     "fit_warnings": [w.as_dict() for w in self.fit_quality.warnings]}
                    if self.fit_quality is not None else {}),
+                **({"modality_game": self.modality_game.as_dict()}
+                   if self.modality_game is not None else {}),
             },
             "explanations": explanations,
             "features": self.features.to_dict(),
@@ -255,7 +290,9 @@ class Explanation:
                    fit_quality=(FitQuality.from_dict(meta["fit_quality"],
                                                      meta.get("fit_warnings", []))
                                 if meta.get("fit_quality") else None),
-                   uncertainty=uncertainty)
+                   uncertainty=uncertainty,
+                   modality_game=(ModalityGame.from_dict(meta["modality_game"])
+                                  if meta.get("modality_game") else None))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Explanation:

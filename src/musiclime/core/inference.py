@@ -24,6 +24,7 @@ from .classifier import validate_probabilities
 from .composition import WaveformComposer
 from .lyrics import LyricsUnits
 from .masks import MaskLayout
+from .modality import ModalityGame
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,22 @@ class Predictions:
     batch_size: int
     device: str
     timings: dict[str, float] = field(default_factory=dict)
-    unique_rows: int = 0
+    unique_rows: int = 0  # distinct mask rows predicted (the modality game's rows not counted)
+    #: the song's modality game (:mod:`musiclime.core.modality`): four coalition rows predicted
+    #: beside the masks, never among them; None where it was not played (or an older file)
+    modality: ModalityGame | None = None
 
     def save(self, path, auto: dict | None = None) -> None:
         """Losslessly, atomically (the predict stage's file); ``auto``: the ``num_samples=auto``
-        record of a run that stopped early (:mod:`musiclime.core.adaptive`)."""
+        record of a run that stopped early (:mod:`musiclime.core.adaptive`). The modality game
+        is stored as its own arrays (``modality_probs``, ``modality_rows``: -1 where the game
+        predicted the row), apart from ``probs``, so nothing that reads the masks' rows sees
+        it."""
         extra = {} if auto is None else {"auto": np.array(json.dumps(auto))}
+        if self.modality is not None:
+            extra["modality_probs"] = self.modality.probs
+            extra["modality_rows"] = np.array([-1 if r is None else r
+                                               for r in self.modality.rows], dtype=np.int64)
         write_npz(path, probs=self.probs, class_names=np.array(self.class_names),
                   timings=np.array(json.dumps(self.timings)), device=np.array(self.device),
                   batch_size=np.int64(self.batch_size), unique_rows=np.int64(self.unique_rows),
@@ -59,6 +70,9 @@ class Predictions:
                         batch_size=int(z["batch_size"]), device=str(z["device"]),
                         timings=json.loads(str(z["timings"])), unique_rows=int(z["unique_rows"]))
             auto = json.loads(str(z["auto"])) if "auto" in z.files else None
+            if "modality_probs" in z.files:
+                preds.modality = ModalityGame(z["modality_probs"],
+                                              tuple(int(r) for r in z["modality_rows"]))
         return (preds, auto) if with_auto else preds
 
 

@@ -239,6 +239,26 @@ METRICS: tuple[MetricInfo, ...] = (
                "how many of the predicted label's top-5 features have a nominal 90% interval "
                "that holds 0: weights not told apart from no effect",
                "musiclime.core.uncertainty", stage="fit"),
+    MetricInfo("modality_share_audio", ("modality_share_audio",), "none", "audio share",
+               "MM-SHAP share of the audio, |phi_audio| / (|phi_audio| + |phi_lyrics|), of the "
+               "exact 2-player game audio x lyrics for the predicted label's probability (4 "
+               "classifier rows; NaN when neither modality moves it); lyrics share = 1 - this",
+               "musiclime.core.modality", stage="fit"),
+    MetricInfo("modality_shapley", ("modality_shapley_audio", "modality_shapley_lyrics"),
+               "none", "modality Shapley value",
+               "exact Shapley value of the audio (lyrics) in the 2-player game audio x lyrics "
+               "for the predicted label's probability; the two add up to v(all) - v(none)",
+               "musiclime.core.modality", stage="fit"),
+    MetricInfo("modality_interaction", ("modality_interaction",), "none",
+               "audio x lyrics interaction",
+               "v(audio+lyrics) - v(audio) - v(lyrics) + v(none) for the predicted label's "
+               "probability: what only the two modalities together do (> 0: synergy)",
+               "musiclime.core.modality", stage="fit"),
+    MetricInfo("modality_share_interaction", ("modality_share_interaction",), "none",
+               "interaction share",
+               "|interaction| / (|audio alone| + |lyrics alone| + |interaction|): the part of "
+               "the modality game only both modalities together carry (NaN when nothing moves)",
+               "musiclime.core.modality", stage="fit"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

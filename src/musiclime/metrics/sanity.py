@@ -280,7 +280,8 @@ def explain_with(classifier, exp: Explanation, song: Song,
     from ..core.explainer import fit_explanation, make_masks, predict_song
 
     masks, layout = make_masks(exp.features, config)
-    preds = predict_song(classifier, song, masks, layout, config, progress=False)
+    preds = predict_song(classifier, song, masks, layout, config, progress=False,
+                         modality_game=False)
     with _quiet_fit_warnings():
         refit = fit_explanation(exp.song_id, exp.features, layout, masks, preds.probs,
                                 exp.class_names, config)

@@ -3,7 +3,10 @@
 - ``global_heatmap_<importance>.png``: one stems (rows) x segment index (columns) heatmap per
   class, from the stem x segment table;
 - ``global_top_audio.png`` / ``global_top_lyrics.png``: one bar chart per class of the
-  ``top_k`` audio features (stem x segment) / lyric units, ranked by the importance.
+  ``top_k`` audio features (stem x segment) / lyric units, ranked by the importance;
+- ``global_modality.png``: per class, the mean modality bar (audio alone, lyrics alone, the two
+  together) and the mean MM-SHAP audio share and interaction, from
+  :func:`musiclime.core.aggregate.modality_table` (``global_modality.csv``).
 
 Each figure says in words which importance it shows and, in a subtitle, what that measure is
 (:data:`IMPORTANCE_LABELS`, :data:`IMPORTANCE_DESCRIPTIONS`). Every class panel has its own
@@ -28,11 +31,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..core.aggregate import aggregate_songs, load_explanations, write_tables
+from ..core.aggregate import aggregate_songs, load_explanations, modality_table, write_tables
 from ..core.explanation import Explanation
 from ..io.fileio import atomic_path, write_json
 from .fonts import FigureText
-from .plots import new_figure, save_figure
+from .plots import MODALITY_COLOURS, new_figure, save_figure
 
 IMPORTANCES = ("lime_importance", "avg_importance", "hw_importance")
 #: plain-language names of the importance columns (axis labels, titles)
@@ -177,6 +180,35 @@ def plot_top_bars(df: pd.DataFrame | None, path: str | os.PathLike | None = None
     return _finish(fig, path)
 
 
+def plot_modality(df: pd.DataFrame | None, path: str | os.PathLike | None = None) -> Figure:
+    """One stacked bar per class: the mean parts of the modality game (audio alone, lyrics
+    alone, together), labelled with the mean MM-SHAP audio share and interaction."""
+    title = ("modality per class: what the audio does alone, the lyrics alone and the two "
+             "together\n(exact audio x lyrics game of the predicted label, mean over the songs "
+             "predicted as the class)")
+    if df is None or df.empty:
+        return _placeholder(path, title.split("\n")[0], "no modality game recorded")
+    fig = new_figure(layout="constrained", figsize=(8.0, 1.4 + 0.45 * len(df)))
+    ax = fig.subplots()
+    y = np.arange(len(df))[::-1]
+    left = np.zeros(len(df))
+    names = {"audio": "audio alone", "lyrics": "lyrics alone", "interaction": "together"}
+    for part, name in names.items():
+        width = np.nan_to_num(df[f"part_{part}"].to_numpy(dtype=float))
+        ax.barh(y, width, left=left, color=MODALITY_COLOURS[part], label=name, height=0.6)
+        left += width
+    for yi, row in zip(y, df.to_dict("records"), strict=True):
+        ax.text(1.02, yi, f"MM-SHAP audio share {row['share_audio']:.2f}, interaction "
+                f"{row['interaction']:+.3f} (n = {row['n_songs']})", va="center", fontsize=7)
+    ax.set_yticks(y, [str(c) for c in df["class"]], fontsize=8)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("share of |audio alone| + |lyrics alone| + |together|", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=7,
+              frameon=False)
+    ax.set_title(title, fontsize=9)
+    return _finish(fig, path)
+
+
 def plot_global(tables: dict[str, pd.DataFrame], out_dir: str | os.PathLike,
                 importance: str = "hw_importance", top_k: int = 10) -> list[Path]:
     """Write the global heatmap and the top-k bar charts; return the paths."""
@@ -199,16 +231,21 @@ def write_global(explanation_paths: Iterable[str | os.PathLike], out_dir: str | 
                  avg_count: str = "positive", importance: str = "hw_importance",
                  top_k: int = 10, plots_dir: str | os.PathLike | None = None) -> dict:
     """Load explanations, write every table (:func:`musiclime.core.aggregate.aggregate_songs`),
-    the plots and ``global_summary.json``. Plots go to ``plots_dir`` (default: ``out_dir``).
+    the plots, the modality table and figure (:func:`plot_modality`) and
+    ``global_summary.json``. Plots go to ``plots_dir`` (default: ``out_dir``).
 
     Returns the summary: ``n_songs`` (loaded), ``n_songs_used``, ``skipped`` (song ids whose
     predicted label was not explained), ``n_songs_per_class`` (contributing songs, every class
     listed) and ``files`` (everything written, the summary last).
     """
     out_dir = Path(out_dir)
-    tables, summary = aggregate_songs(load_explanations(explanation_paths), avg_count)
-    files = write_tables(tables, out_dir)
+    explanations = load_explanations(explanation_paths)
+    tables, summary = aggregate_songs(explanations, avg_count)
+    modality = modality_table(explanations)
+    files = write_tables({**tables, "modality": modality}, out_dir)
     files += plot_global(tables, plots_dir or out_dir, importance=importance, top_k=top_k)
+    files.append(Path(plots_dir or out_dir) / "global_modality.png")
+    plot_modality(modality, files[-1])
     summary_path = out_dir / "global_summary.json"
     summary.update(importance=importance, top_k=top_k,
                    files=[str(p) for p in files] + [str(summary_path)])

@@ -2,6 +2,9 @@
 
 What the page shows, for the explained label (the predicted one unless told otherwise):
 
+- the modality bar (:func:`~musiclime.report.page_sections.modality_bar`): what the audio does
+  alone, the lyrics alone and the two together in the exact audio x lyrics game of the explained
+  label, with each modality's Shapley value and share (:mod:`musiclime.core.modality`);
 - the prediction (every class's probability) and the fit: weighted R² of the surrogate
   in-sample and held-out (never the first alone, :mod:`musiclime.core.fit_quality`), intercept,
   local prediction, ``num_samples``, modality, effective samples per feature; the kernel (its
@@ -87,7 +90,7 @@ def render_explanation_page(exp: Explanation, song=None, label: int | None = Non
     return PAGE_TEMPLATE.format(
         css=PAGE_CSS, js=PAGE_JS, song_id=esc(exp.song_id),
         label_name=esc(exp.label_name(label)), summary=sections.summary(exp, label),
-        warnings=sections.warnings_section(exp),
+        warnings=sections.warnings_section(exp), modality=sections.modality_bar(exp, label),
         prediction=sections.prediction_table(exp, label), fit=sections.fit_tables(exp, label),
         audio_note="" if with_audio else
         '<p class="note">no audio on this page (rendered without the song)</p>',

@@ -42,6 +42,10 @@ tr.crosses-zero td{opacity:.45}td.interval{font-size:.85em;color:#444}
 .warnings{background:#fff4e5;border-left:4px solid #f5a623;padding:.4em 1em}
 .fit-warnings{background:#fdecea;border-left:6px solid #b2182b;padding:.4em 1em;margin:.5em 0}
 details{margin:.6em 0}summary{cursor:pointer;font-weight:500}
+.modality{margin:.6em 0}.mbar{display:flex;width:100%;max-width:640px;height:16px;
+ margin:.3em 0;background:#f2f2f2;border:1px solid #ddd}.mbar span{display:block;height:100%}
+.mlegend .sw{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px;
+ vertical-align:middle}
 """
 
 # One <audio> per clip. A cell's button seeks its stem's clip to the segment's start and a
@@ -102,6 +106,7 @@ PAGE_TEMPLATE = """<!DOCTYPE html>
 <h1>{song_id}: why '{label_name}'?</h1>
 <p class="summary">{summary}</p>
 {warnings}
+{modality}
 <div class="cols"><div><h2>Prediction</h2>{prediction}</div>
 {fit}</div>
 <h2>Audio: stem x segment</h2>

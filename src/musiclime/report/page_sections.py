@@ -11,7 +11,7 @@ import re
 
 from ..core.explanation import Explanation
 from ..core.lyrics import is_metadata_line
-from .plots import format_time, segment_spans
+from .plots import MODALITY_COLOURS, format_time, segment_spans
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 POSITIVE_RGB = (178, 24, 43)  # matplotlib RdBu's red end, as in the PNG figures
@@ -280,6 +280,45 @@ def lyrics(exp: Explanation, label: int, vmax: float, song) -> str:
                       f'{esc(exp.modality)})</p>')
     return f'<div class="lyrics" id="lyrics">{"".join(out)}</div>'
 
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.0f}%"
+
+
+def modality_bar(exp: Explanation, label: int) -> str:
+    """The modality game of ``label`` (:mod:`musiclime.core.modality`): a bar of what the audio
+    does alone, the lyrics alone and the two together, with the exact Shapley values and
+    shares in words; a note for a record without a game."""
+    game = exp.modality_values(label)
+    if game is None:
+        return ('<div class="modality" id="modality"><p class="note">no modality game in this '
+                'record (explained before musiclime played it)</p></div>')
+    parts = game.parts()
+    values = {"audio": game.audio_alone, "lyrics": game.lyrics_alone,
+              "interaction": game.interaction}
+    names = {"audio": "audio alone", "lyrics": "lyrics alone", "interaction": "together"}
+    spans = "".join(
+        f'<span class="m-{k}" data-part="{k}" style="width:{100 * parts[k]:.2f}%;'
+        f'background:{MODALITY_COLOURS[k]}" title="{esc(names[k])}: {_num(values[k])} '
+        f'({_pct(parts[k])})"></span>' for k in parts if parts[k] == parts[k])
+    legend = " ".join(
+        f'<span class="sw" style="background:{MODALITY_COLOURS[k]}"></span>{esc(names[k])} '
+        f'{_num(values[k])} ({_pct(parts[k])})' for k in parts)
+    rows = exp.modality_game.rows
+    predicted = sum(r is None for r in rows)
+    empty = "" if spans else '<span class="muted">no modality changes the probability</span>'
+    return (
+        f'<div class="modality" id="modality"><b>Modality</b> (P({esc(exp.label_name(label))}),'
+        ' exact 2-player game audio x lyrics)'
+        f'<div class="mbar">{spans}{empty}</div><div class="mlegend">{legend}</div>'
+        f'<small>Shapley values: audio {_num(game.shapley_audio)} (share '
+        f'{_pct(game.share_audio)}), lyrics {_num(game.shapley_lyrics)} '
+        f'({_pct(game.share_lyrics)}); interaction {_num(game.interaction)} '
+        f'({_pct(game.share_interaction)} of the effects). v(audio+lyrics) = {game.full:.4f}, '
+        f'v(audio) = {game.audio:.4f}, v(lyrics) = {game.lyrics:.4f}, v(none) = '
+        f'{game.none:.4f}; {len(rows) - predicted} of the 4 rows reused from the masks, '
+        f'{predicted} predicted for the game.</small></div>')
 
 
 def warnings_section(exp: Explanation) -> str:

@@ -25,6 +25,11 @@ from .fonts import FigureText
 # that run in threads of one Snakemake process can plot at the same time.
 
 
+#: the modality game's colours (the page's bar, the global figure): audio alone, lyrics alone,
+#: the two together (:mod:`musiclime.core.modality`)
+MODALITY_COLOURS = {"audio": "#1b7837", "lyrics": "#762a83", "interaction": "#e08214"}
+
+
 def new_figure(**kwargs) -> Figure:
     """A Figure with its own Agg canvas (so it can measure text and save without pyplot)."""
     fig = Figure(**kwargs)

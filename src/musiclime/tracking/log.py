@@ -334,6 +334,12 @@ def song_metrics(exp: Explanation) -> dict[str, float]:
         m["topk_stability_mean"] = float(mean(top.values()))
         m["top5_intervals_crossing_zero"] = float(sum(
             intervals[f]["interval90"][0] <= 0 <= intervals[f]["interval90"][1] for f in top))
+    game = exp.modality_values(label)
+    if game is not None:  # the modality game (musiclime.core.modality), when recorded
+        m.update(modality_shapley_audio=game.shapley_audio,
+                 modality_shapley_lyrics=game.shapley_lyrics,
+                 modality_interaction=game.interaction, modality_share_audio=game.share_audio,
+                 modality_share_interaction=game.share_interaction)
     auto = exp.params.get("auto")
     if isinstance(auto, dict):  # num_samples=auto: the calls it chose and how stable they were
         m["auto_calls"] = float(auto["calls"])

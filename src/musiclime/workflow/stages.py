@@ -157,7 +157,7 @@ def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: st
         # num_samples=auto: every row the prediction run predicted
         rows = m[: preds.probs.shape[0]] if fit.is_auto else m
         exp = fit_explanation(song.song_id, features, layout_, rows, preds.probs,
-                              preds.class_names, fit,
+                              preds.class_names, fit, modality_game=preds.modality,
                               settings=settings_record(spec.segmentation, spec.prediction, fit),
                               timings=dict(preds.timings, separate_s=sep_s),
                               song_info=song.info(), warnings=warnings,
