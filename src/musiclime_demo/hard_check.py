@@ -90,7 +90,7 @@ def problems_of(events: list[Event], check: dict) -> list[str]:
         e = ev.effect
         if ev.kind == "decoy":
             if abs(e["logit"]) > DECOY_TOL:
-                out.append(f"decoy {where} moves the logit by {e['logit']:+.4f}")
+                out.append(f"{where} moves the logit by {e['logit']:+.4f}")
             continue
         if abs(e["logit"] - ev.planned) > REL_TOL * ev.planned + ABS_TOL:
             out.append(f"{where} moves the logit by {e['logit']:+.4f}, planned "
@@ -99,7 +99,7 @@ def problems_of(events: list[Event], check: dict) -> list[str]:
         if "alone_logit" in e and abs(e["alone_logit"]) > REL_TOL * ev.planned + ABS_TOL:
             out.append(f"{where} counts without its partner ({e['alone_logit']:+.4f})")
         if ev.kind == "weak" and not WEAK_PROB[0] <= e["prob"] <= WEAK_PROB[1]:
-            out.append(f"weak {where} moves P(ai) by {e['prob']:+.4f}, outside {WEAK_PROB}")
+            out.append(f"{where} moves P(ai) by {e['prob']:+.4f}, outside {WEAK_PROB}")
     if abs(check["background_logit"]) > BACKGROUND_TOL:
         out.append(f"the music and decoys move the logit by {check['background_logit']:+.4f}")
     return out
@@ -185,9 +185,10 @@ def summary_rows(song, events: list[Event]) -> list[dict]:
 
 
 def _span(values: list[float]) -> str:
-    if not values:
-        return ""
-    return f"{mean(values):+.3f} [{min(values):+.3f}, {max(values):+.3f}]"
+    def f(x: float) -> str:
+        return f"{x:+.3f}".replace("-0.000", "+0.000")
+
+    return f"{f(mean(values))} [{f(min(values))}, {f(max(values))}]" if values else ""
 
 
 def summary_markdown(rows: list[dict], songs: list[dict], seconds: list[float]) -> str:
@@ -196,17 +197,17 @@ def summary_markdown(rows: list[dict], songs: list[dict], seconds: list[float]) 
            "Effects are the change of the cue detector's `ai` logit and of P(ai) when one "
            "event is removed from the full song (`musiclime_demo.hard`); *alone*: the change "
            "when a pair's member is removed after its partner.", "",
-           "| kind | cue | n | planned logit | measured logit | max miss | ΔP(ai) | "
-           "alone ΔP(ai), max abs |", "|---|---|---|---|---|---|---|---|"]
-    groups: dict[tuple[str, str], list[dict]] = {}
+           "| kind | cue | split | n | planned logit | measured logit | max miss | ΔP(ai) | "
+           "alone ΔP(ai), max abs |", "|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["kind"], r["cue"]), []).append(r)
-    for (kind, cue), rs in sorted(groups.items()):
+        groups.setdefault((r["kind"], r["cue"], r["split"]), []).append(r)
+    for (kind, cue, split), rs in sorted(groups.items()):
         planned = [float(r["planned_logit"]) for r in rs]
         logit = [float(r["logit"]) for r in rs]
         miss = max(abs(a - b) for a, b in zip(logit, planned, strict=True))
         alone = [abs(float(r["alone_prob"])) for r in rs if r["alone_prob"] != ""]
-        out.append(f"| {kind} | {cue} | {len(rs)} | {_span(planned)} | {_span(logit)} | "
+        out.append(f"| {kind} | {cue} | {split} | {len(rs)} | {_span(planned)} | {_span(logit)} | "
                    f"{miss:.4f} | {_span([float(r['prob']) for r in rs])} | "
                    f"{f'{max(alone):.4f}' if alone else ''} |")
     out += ["", "| song | split | seconds | P(ai) | P(ai), no cues | cues | decoys | "
