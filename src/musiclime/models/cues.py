@@ -6,13 +6,14 @@ what it responds to is known by construction and every planted cue's effect can 
 ``logit = bias + sum_tone w_tone * D(tone) + sum_pair w_pair * G(a, b)
 + sum_word w_word * [word in lyrics] + sum_gate w_gate * [word in lyrics] * D(tone)``
 
-- **tone energy** ``D(f)``: the audio is cut into Hann frames of ``frame_seconds`` (two
-  hops of half a frame each); in each frame the power at ``f`` Hz is the squared magnitude of the frame's
-  projection on ``exp(2 pi i f t)`` (one DFT bin, 10 Hz wide for 0.1 s frames), divided by the
-  power a sine of ``reference_amplitude`` gives. ``D`` is the sum over frames times the hop in
-  seconds: a sine of amplitude ``A`` lasting ``L`` seconds gives ``D ~ (A / reference_amplitude)^2
-  * L`` ("reference tone-seconds"). ``D`` is additive over time (a frame's power, not its
-  maximum), so a cue split by a segment boundary lends each segment its share;
+- **tone energy** ``D(f)``: the audio is cut into Hann frames of ``frame_seconds`` (two hops
+  of half a frame each); in each frame the power at ``f`` Hz is the squared magnitude of the
+  frame's projection on ``exp(2 pi i f t)`` (one DFT bin, 10 Hz wide for 0.1 s frames),
+  divided by the power a sine of ``reference_amplitude`` gives. ``D`` is the sum over frames
+  times the hop in seconds: a sine of amplitude ``A`` lasting ``L`` seconds gives
+  ``D ~ (A / reference_amplitude)^2 * L`` ("reference tone-seconds"). ``D`` is additive over
+  time (a frame's power, not its maximum), so a cue split by a segment boundary lends each
+  segment its share;
 - **pair** ``G(a, b)``: the same sum over frames of ``sqrt(power_a * power_b)``: it is zero
   unless tones ``a`` and ``b`` sound *in the same frames* (an AND: interacting evidence);
 - **keyword**: ``word`` occurs in the lyrics as a whole word (case-insensitive);
@@ -20,10 +21,11 @@ what it responds to is known by construction and every planted cue's effect can 
   word (interacting evidence across modalities).
 
 The tones sit at 7.6-9.3 kHz, where the demo corpus's General MIDI music has little energy
-(a 20 s song adds well under 0.02 tone-seconds to any detector); anything outside the
-detectors' 10 Hz bins -- loud noise bursts, tones a few hundred Hz away, lyric lines without
-the keywords -- is ignored by construction. ``musiclime_demo.hard`` plants cues of known
-effect and checks each by ablation against this class.
+(turned down to half as in the hard corpus, a 20 s song adds at most ~0.01 tone-seconds to a
+detector); anything outside the detectors' 10 Hz bins -- loud noise bursts, tones a few
+hundred Hz away, lyric lines without the keywords -- is ignored by construction.
+``musiclime_demo.hard`` plants cues of known effect and checks each by ablation against this
+class.
 
 Output: ``[P(ai), P(human)] = [sigmoid(logit), 1 - sigmoid(logit)]``, like the demo classifier.
 """
