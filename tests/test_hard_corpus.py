@@ -56,7 +56,7 @@ def test_same_seed_same_files_other_seed_other_song(corpus, tmp_path):
     assert len(first) == 7 and [p.name for p in first] == [p.name for p in again]
     for a, b in zip(first, again, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
-    other, _ = render_hard_song(0, seed=1, n_short=1)
+    other, _ = render_hard_song(0, seed=1)
     mix, _ = sf.read(corpus / "songs" / "hard_0000.wav", dtype="float32")
     assert not np.array_equal(other.mix, mix)
 
@@ -208,7 +208,7 @@ def test_a_cue_that_misses_its_effect_or_a_decoy_that_counts_fails_loudly():
     hears_noise = CueDetectorClassifier(tones={**TONES, "trap": 1000.0},
                                         tone_weights={**TONE_WEIGHTS, "trap": 1.0})
     with pytest.raises(HardCorpusError, match="decoy|music"):
-        render_hard_song(0, seed=0, n_short=1, classifier=hears_noise)
+        render_hard_song(0, seed=0, classifier=hears_noise)
 
 
 def test_explain_on_a_hard_song_localises_the_cues_and_skips_the_decoys(corpus, tmp_path):

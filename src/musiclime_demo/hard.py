@@ -123,21 +123,22 @@ def _stems(music: dict[str, np.ndarray], events: list[plan.Event]) -> dict[str, 
     return {s: _stem(music, events, s) for s in STEMS}
 
 
-def render_hard_song(index: int, seed: int = 0, n_short: int = 1 << 30,
-                     duration: float | None = None, split: str | None = None,
+def render_hard_song(index: int, seed: int = 0, duration: float = SHORT_SECONDS,
                      classifier=None) -> tuple[CorpusSong, list[dict]]:
-    """Render and check hard song ``index``; a pure function of its arguments.
+    """Render and check hard song ``index`` of ``duration`` seconds; a pure function of its
+    arguments (:func:`song_duration` gives the corpus's durations).
 
     Returns the song (its ``evidence`` carries the measured effects) and one summary row per
-    cue and decoy. ``duration`` overrides :func:`song_duration`. Raises
-    :class:`HardCorpusError` when a cue misses its planned effect (module docstring).
+    cue and decoy. ``classifier``: the cue detector to calibrate and check against (default:
+    ``CueDetectorClassifier()``, what ``model=cues`` builds). Raises :class:`HardCorpusError`
+    when a cue misses its planned effect (module docstring).
     """
     from musiclime.models.cues import CueDetectorClassifier
 
     t0 = time.perf_counter()
     clf = classifier or CueDetectorClassifier()
-    duration = song_duration(index, n_short, seed) if duration is None else float(duration)
-    split = split or ("short" if duration <= 60 else "long")
+    duration = float(duration)
+    split = "short" if duration <= 60 else "long"
     base = render_song(HARD_INDEX_OFFSET + index, seed=seed, split=split, duration=duration,
                        label="human")
     sr, n = base.sample_rate, len(base.mix)
@@ -156,6 +157,8 @@ def render_hard_song(index: int, seed: int = 0, n_short: int = 1 << 30,
             if ev.kind == "decoy" and ev.wave is not None:
                 ev.wave = ev.wave * scale
         stems = _stems(music, events)
+        if np.abs(sum(stems.values())).max() >= 1.0:
+            raise HardCorpusError(f"{hard_song_id(index)}: the mix clips")
     lines = plan.apply_lyrics(base.lyrics, events)
     line_units = [plan.replaced_text(units, events, i) for i in range(len(units))]
     check = check_song(clf, events, stems, line_units, sr,
@@ -174,7 +177,8 @@ def render_hard_song(index: int, seed: int = 0, n_short: int = 1 << 30,
 def _render_and_write(job: tuple) -> tuple[dict[str, str], list[dict], float]:
     index, seed, n_short, out_dir = job
     t0 = time.perf_counter()
-    song, rows = render_hard_song(index, seed=seed, n_short=n_short)
+    song, rows = render_hard_song(index, seed=seed,
+                                  duration=song_duration(index, n_short, seed))
     row = write_song(song, Path(out_dir))
     dt = time.perf_counter() - t0
     for r in rows:

@@ -172,9 +172,10 @@ class CueDetectorClassifier:
         return out
 
     def logit(self, lyrics: Sequence[str], audio: torch.Tensor) -> np.ndarray:
-        terms = self.terms(lyrics, audio)
-        return self.bias + np.sum(list(terms.values()), axis=0) if terms else \
-            np.full(audio.shape[0], self.bias)
+        out = np.full(audio.shape[0], self.bias)
+        for value in self.terms(lyrics, audio).values():
+            out = out + value
+        return out
 
     def predict_proba(self, lyrics: list[str], audio: torch.Tensor) -> np.ndarray:
         p_ai = 1.0 / (1.0 + np.exp(-self.logit(lyrics, audio)))
