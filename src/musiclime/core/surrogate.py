@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import sklearn.metrics
-from lime.lime_base import LimeBase
-from sklearn.linear_model import Ridge
+
+# scikit-learn and lime are imported where a fit or a distance needs them: importing them costs
+# ~3 s of CPU, which every process that only reads these settings (each Snakemake job, the
+# command line) would pay
 
 FEATURE_SELECTIONS = ("none", "auto", "forward_selection", "highest_weights", "lasso_path")
 
@@ -70,6 +71,8 @@ class CosineDistance:
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
         data = np.asarray(masks, dtype=np.float64)
+        import sklearn.metrics
+
         return sklearn.metrics.pairwise_distances(data, data[:1], metric="cosine").ravel()
 
     def __repr__(self) -> str:
@@ -182,6 +185,9 @@ def fit_ridge(masks: np.ndarray, probs: np.ndarray, labels: list[int],
     the ``distance`` of each mask to row 0 (default :data:`cosine_distance`) to its sample
     weight. ``kernel_width`` / ``distance_scale`` are shorthands for the default kernel.
     """
+    from lime.lime_base import LimeBase
+    from sklearn.linear_model import Ridge
+
     if kernel is None:
         kernel = ExponentialKernel(0.25 if kernel_width is None else kernel_width,
                                    1.0 if distance_scale is None else distance_scale)
