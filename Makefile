@@ -5,8 +5,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.musiclime-installed
 CORES  ?= 2
-# pytest-xdist workers for `make test`: whole test files go to a worker (--dist loadfile), so a
-# module's shared fixtures (one pipeline run that several tests read) still run once.
+# pytest-xdist workers for `make test`. tests/conftest.py groups the tests: most files go to a
+# worker whole (their module fixtures run once), a few long ones test by test, longest first.
 TEST_WORKERS ?= 2
 # uv installs the lock; it lives in its own small venv so that syncing .venv never removes it.
 UVENV  := .tools
@@ -69,7 +69,7 @@ demo: setup  ## generate the demo test songs (once) and explain them
 test: setup lock-check  ## lint and the layer contracts, then the whole test suite (slow end-to-end tests included)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
