@@ -102,6 +102,15 @@ def queued_in(results: Path, env: dict) -> dict[str, str]:
             if Path(workdir) == results}
 
 
+def keep_queued(jobs, env: dict) -> None:
+    """Hold the pending ``jobs`` and suspend the running ones (as root): they stay in the
+    queue, listed by squeue, until someone cancels them."""
+    for job in jobs:
+        for action in ("hold", "suspend"):  # one of the two applies; the other is refused
+            subprocess.run(["scontrol", action, job], capture_output=True, text=True,
+                           env={**os.environ, **env})
+
+
 def show_job(job: str, env: dict) -> str:
     return subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
                           env={**os.environ, **env}).stdout
@@ -162,6 +171,10 @@ def test_sweep_on_slurm_survives_a_kill_9_and_matches_the_local_executor(slurm_e
             os.killpg(killed.pid, signal.SIGKILL)
             killed.wait(timeout=60)
         wall_killed = time.time() - t0
+        # on a busy cluster a dead driver's jobs wait in the queue for a while; on this one they
+        # would end within seconds, racing the rerun below (a CI run under load saw one of two
+        # end first): keep them queued, as a busy cluster would, until the rerun cancels them
+        keep_queued(queued_in(results, env), env)
         # ... the real profile's requests were accepted as they are: GPU partition, a GPU,
         # 4 CPUs, 16 GB (the test node declares a real cluster's node size)
         for job in predict:
