@@ -37,8 +37,10 @@ def evaluated(song):
     clf = ToneKeywordClassifier(sample_rate=song.sample_rate, tone_hz=TONE_HZ, start=start,
                                 end=end, keyword=KEYWORD, reference_energy=TONE_REFERENCE_ENERGY)
     exp = MusicLIME(clf, config, progress=False).explain(s)
-    evidence = {"label": "ai", "audio": [{"stem": song.tone_stem, "start": start, "end": end}],
-                "lyrics": [{"unit_index": 1, "text": KEYWORD_LINE}]}
+    evidence = {"label": "ai", "audio": [{"stem": song.tone_stem, "start": start, "end": end,
+                                          "pair": "p0"}],
+                "lyrics": [{"unit_index": 1, "text": KEYWORD_LINE, "pair": "p0"}],
+                "decoys": [{"stem": "drums", "start": 0.0, "end": 0.8}], "pairs": [{"pair": "p0"}]}
     settings = MetricSettings(precision_k=2, stability_seeds=2, heldout_masks=20,
                               random_orderings=2, curve_points=5, sufficiency_ks=(1, 3))
     return exp, evaluate_explanation(exp, s, clf, config, evidence=evidence, settings=settings)

@@ -73,6 +73,7 @@ from typing import Any
 from ..core.explainer import ExplainerConfig, Song, fit_explanation, make_masks
 from ..core.explanation import Explanation
 from .complexity import complexity
+from .cues import cue_metrics
 from .deletion import deletion_insertion
 from .evidence import explanation_evidence, load_evidence
 from .fidelity import explanation_fidelity
@@ -273,7 +274,8 @@ def _evidence_metrics(exp: Explanation, song: Song, evidence: dict | str | os.Pa
                                  min_overlap=settings.min_overlap, lyrics=song.lyrics,
                                  label=label)
     return {**{f"evidence_{k}": v for k, v in found.items()},
-            **localisation(exp, evidence, label)}
+            **localisation(exp, evidence, label),
+            **cue_metrics(exp, evidence, settings.precision_k, settings.min_overlap, label)}
 
 
 def _stability_metrics(exp: Explanation, explain: Callable[[int], Explanation], first_seed: int,

@@ -142,6 +142,12 @@ METRICS: tuple[MetricInfo, ...] = (
                "relevance is its largest stem weight)", _LOC),
     MetricInfo("localisation_pointing", ("localisation_pointing",), "higher", "pointing game",
                "1 if the top audio feature overlaps an evidence span of its stem, else 0", _LOC),
+    MetricInfo("decoy_in_top", ("decoy_in_top{k}",), "lower", "decoy in top-{k}",
+               "1 if a decoy (an annotated event the classifier ignores) is among the top k, "
+               "else 0; over songs, the rate", "musiclime.metrics.cues"),
+    MetricInfo("pair_in_top", ("pair_in_top{k}",), "higher", "pair in top-{k}",
+               "share of the annotated interacting pairs with both halves among the top k",
+               "musiclime.metrics.cues"),
     MetricInfo("insample_r2", ("insample_r2",), "higher", "R^2 in-sample",
                "the surrogate's kernel-weighted R^2 on its own samples (optimistic)", _FID),
     MetricInfo("heldout_r2", ("heldout_r2",), "higher", "R^2 held-out",

@@ -38,8 +38,8 @@ PAGE_METRICS = (
     "evidence_precision_at_5_combined", "evidence_precision_at_5_audio",
     "evidence_precision_at_5_lyrics", "evidence_normalized_precision_at_5_combined",
     "evidence_normalized_precision_at_5_audio", "evidence_normalized_precision_at_5_lyrics",
-    "evidence_auroc_combined", "localisation_auc", "localisation_pointing", "deletion_ratio",
-    "insertion_ratio", "surrogate_r2", "heldout_r2",
+    "evidence_auroc_combined", "localisation_auc", "localisation_pointing", "decoy_in_top5",
+    "pair_in_top5", "deletion_ratio", "insertion_ratio", "surrogate_r2", "heldout_r2",
     "kernel_weight_min", "kernel_weight_max", "kernel_effective_samples",
     "stability_jaccard_top5", "stability_uk_top5", "stability_spearman",
 )
