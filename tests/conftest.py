@@ -131,6 +131,23 @@ def write_song(root: Path, seconds: float = 8.0, sr: int = 22050, segments: int 
                          tone_segment=tone_segment, stems=stems, mix=mix)
 
 
+def explain_whitebox(song: SyntheticSong, **settings):
+    """``(explanation, factorized song, classifier)``: ``song`` explained (oracle stems, no
+    progress bar) for the white-box classifier that hears only its tone and reads only
+    :data:`KEYWORD`; ``settings`` are ``ExplainerConfig`` fields."""
+    from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
+    from musiclime.models.separation import OracleSeparator
+    from musiclime.models.whitebox import ToneKeywordClassifier
+
+    config = ExplainerConfig(**settings)
+    factorized = load_song(song.audio_path, song.lyrics_path, OracleSeparator(),
+                           song.sample_rate, config, stems_dir=song.stems_dir)
+    start, end = song.tone_window
+    clf = ToneKeywordClassifier(sample_rate=song.sample_rate, tone_hz=TONE_HZ, start=start,
+                                end=end, keyword=KEYWORD, reference_energy=TONE_REFERENCE_ENERGY)
+    return MusicLIME(clf, config, progress=False).explain(factorized), factorized, clf
+
+
 @pytest.fixture(scope="session")
 def song(tmp_path_factory) -> SyntheticSong:
     """8 s at 22050 Hz; the 880 Hz tone is in ``other`` during segment 3 of 10 (2.4-3.2 s)."""

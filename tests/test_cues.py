@@ -6,24 +6,15 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import KEYWORD, KEYWORD_LINE, TONE_HZ, TONE_REFERENCE_ENERGY
+from conftest import KEYWORD_LINE, explain_whitebox
 
-from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
 from musiclime.metrics import MetricSettings, evaluate_explanation
 from musiclime.metrics.cues import cue_metrics, top_k
-from musiclime.models.separation import OracleSeparator
-from musiclime.models.whitebox import ToneKeywordClassifier
 
 
 @pytest.fixture(scope="module")
 def explained(song):
-    config = ExplainerConfig(num_samples=300, seed=0)
-    s = load_song(song.audio_path, song.lyrics_path, OracleSeparator(), song.sample_rate, config,
-                  stems_dir=song.stems_dir)
-    start, end = song.tone_window
-    clf = ToneKeywordClassifier(sample_rate=song.sample_rate, tone_hz=TONE_HZ, start=start,
-                                end=end, keyword=KEYWORD, reference_energy=TONE_REFERENCE_ENERGY)
-    return MusicLIME(clf, config, progress=False).explain(s), s, clf
+    return explain_whitebox(song, num_samples=300, seed=0)
 
 
 def test_the_top_two_are_the_tone_and_the_keyword_line(explained, song):

@@ -7,23 +7,14 @@ import math
 
 import numpy as np
 import pytest
-from conftest import KEYWORD, TONE_HZ, TONE_REFERENCE_ENERGY
+from conftest import explain_whitebox
 
-from musiclime.core.explainer import ExplainerConfig, MusicLIME, load_song
 from musiclime.metrics.localisation import audio_grid, evidence_grid, localisation, pointing
-from musiclime.models.separation import OracleSeparator
-from musiclime.models.whitebox import ToneKeywordClassifier
 
 
 @pytest.fixture(scope="module")
 def explained(song):
-    config = ExplainerConfig(num_samples=200, seed=0, modality="audio")
-    s = load_song(song.audio_path, song.lyrics_path, OracleSeparator(), song.sample_rate, config,
-                  stems_dir=song.stems_dir)
-    start, end = song.tone_window
-    clf = ToneKeywordClassifier(sample_rate=song.sample_rate, tone_hz=TONE_HZ, start=start,
-                                end=end, keyword=KEYWORD, reference_energy=TONE_REFERENCE_ENERGY)
-    return MusicLIME(clf, config, progress=False).explain(s)
+    return explain_whitebox(song, num_samples=200, seed=0, modality="audio")[0]
 
 
 def span(stem, start, end):
