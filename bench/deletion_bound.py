@@ -33,9 +33,8 @@ seed 0):
   the evidence off;
 - ``greedy``: at each step delete the feature whose removal lowers the probability most
   (``F (F + 1) / 2`` classifier rows, about 1,100 for 46 features): an ordering any ranking
-  could in principle give, so its ratio is what is within reach (the true optimum over all
-  ``F!`` orderings can only be lower, and by little: the greedy curve reaches ``p_off``'s level
-  within the first grid points);
+  could in principle give, so its ratio is what is within reach (the optimum over all ``F!``
+  orderings can be lower; greedy is a search, not a proof);
 - the floor-corrected ratio ``(AUC - p_off) / (random AUC - p_off)`` of each ordering, which
   takes out the area under ``p_off`` that every ordering pays.
 
