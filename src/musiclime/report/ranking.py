@@ -37,6 +37,7 @@ COLUMNS = {
     "deletion_ratio": "deletion ratio",
     "heldout_r2": "R^2 held-out",
     "stability_jaccard_top5": "Jaccard top-5",
+    "topk_stability_mean": "P(top-5 kept)",
     "decoy_in_top5": "decoy in top-5",
     "pair_in_top5": "pair in top-5",
 }
@@ -225,7 +226,7 @@ def ranking_section(uri: str, df: pd.DataFrame, figure: Path | None = None,
     if figure is not None:
         write_figure(table, figure, metric)
         out += [f"![{col} on two halves of the songs]({figure.parent.name}/{figure.name})", ""]
-    show = table[["rank", *axes, *[c for c in table.columns
-                                   if c not in ("rank", *axes)]]]
+    show = table[["rank", *axes, *[c for c in table.columns if c not in ("rank", *axes)
+                                   and not table[c].isna().all()]]]
     out += ["### Every configuration, best first", "", _md(show), ""]
     return "\n".join(out)
