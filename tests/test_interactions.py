@@ -157,3 +157,101 @@ def test_none_records_nothing():
 def test_bad_params_name_the_key(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         InteractionParams(**kwargs)
+
+
+# --- through the explainer -------------------------------------------------------------------
+RATE = 4000
+SEGMENTS = 3
+N_AUDIO, N_LYRICS = 4 * SEGMENTS, 4  # stems x segments, four lyric lines
+BASS_T1 = 1 * 4 + 2  # the audio columns go segment by segment, stems within (vocals, drums, bass, other)
+LINE_2 = N_AUDIO + 1
+
+
+@pytest.fixture(scope="module")
+def wb_song():
+    from musiclime import ExplainerConfig, factorize
+
+    rng = np.random.default_rng(0)
+    stems = {s: (0.1 * rng.standard_normal(SEGMENTS * RATE)).astype(np.float32)
+             for s in ("vocals", "drums", "bass", "other")}
+    mix = np.sum(list(stems.values()), axis=0).astype(np.float32)
+    lyrics = "first line\nsecond line\n[Chorus]\nthird line\nfourth line"
+    song = factorize(mix, stems, RATE, lyrics, ExplainerConfig(temporal_segments=SEGMENTS),
+                     song_id="wb")
+    assert (song.feature_table.n_audio, song.feature_table.n_lyrics) == (N_AUDIO, N_LYRICS)
+    return song
+
+
+def planted_classifier(song):
+    """P(target) = 0.2 + main effects + 0.3 [bass_T1 and line 2] + 0.1 [two audio columns]:
+    two main effects are larger than the second pair, one of the planted pair's halves has a
+    negative main effect; the output stays in [0.05, 0.95] (no clipping)."""
+    from musiclime.models.groundtruth import GameClassifier, GroundTruthGame, ThresholdGroup
+
+    coef = np.zeros(N_AUDIO + N_LYRICS)
+    coef[[0, 5, LINE_2, BASS_T1]] = [0.15, -0.1, 0.2, -0.05]
+    game = GroundTruthGame(coef=coef, bias=0.2, groups=[
+        ThresholdGroup((BASS_T1, LINE_2), 2, 0.3), ThresholdGroup((0, 9), 2, 0.1)])
+    return GameClassifier(song, game)
+
+
+def test_the_explainer_puts_the_planted_stem_lyric_pair_first(wb_song, tmp_path):
+    from musiclime import ExplainerConfig, MusicLIME
+    from musiclime.core.explanation import Explanation
+
+    clf = planted_classifier(wb_song)
+    config = ExplainerConfig(temporal_segments=SEGMENTS, num_samples=200, seed=0,
+                             interactions="regression_fsii", interaction_budget=600,
+                             interaction_top_k=5)
+    exp = MusicLIME(clf, config, progress=False).explain(wb_song)
+    data = exp.to_dict()
+    pairs = data["explanations"]["label_0"]["interactions"]
+    names = [f.name for f in wb_song.feature_table.features]
+    assert pairs[0]["features"] == [BASS_T1, LINE_2]
+    assert pairs[0]["names"] == [names[BASS_T1], names[LINE_2]]
+    assert pairs[0]["kind"] == "audio×lyrics" and pairs[0]["value"] == pytest.approx(0.3, abs=1e-3)
+    assert pairs[1]["features"] == [0, 9] and pairs[1]["kind"] == "audio×audio"
+    game = data["metadata"]["interaction_game"]
+    assert game["estimator"] == "regression_fsii" and game["budget"] == 600
+    assert game["rows_reused"] > 0 and game["rows_reused"] + game["rows_predicted"] <= 600
+    assert data["metadata"]["explanation_params"]["interactions"] == "regression_fsii"
+    # the masks' rows, and so the fit, are those of an explanation without interactions
+    plain = MusicLIME(clf, ExplainerConfig(temporal_segments=SEGMENTS, num_samples=200, seed=0),
+                      progress=False).explain(wb_song).to_dict()
+    assert "interaction_game" not in plain["metadata"]
+    assert "interactions" not in plain["metadata"]["explanation_params"]
+    for label, entry in plain["explanations"].items():
+        assert "interactions" not in entry
+        assert data["explanations"][label]["weights"] == entry["weights"]
+    back = Explanation.load(exp.save_json(tmp_path / "explanation.json"))
+    assert back.to_dict() == exp.to_dict()
+
+
+def test_the_predictions_file_carries_the_rows_to_the_fit(wb_song, tmp_path):
+    """The workflow's two stages: predict (record) into a file, fit (replay) from it, without
+    a classifier."""
+    from musiclime import ExplainerConfig
+    from musiclime.core.explainer import fit_explanation, make_masks, predict_song
+    from musiclime.core.inference import Predictions
+
+    clf = planted_classifier(wb_song)
+    config = ExplainerConfig(temporal_segments=SEGMENTS, num_samples=100, seed=0)
+    wanted = [InteractionParams("regression_fsii", 600, 5, 0),
+              InteractionParams("kernel_shapiq", 400, 5, 0)]
+    masks, layout = make_masks(wb_song.feature_table, config)
+    preds = predict_song(clf, wb_song, masks, layout, config, progress=False,
+                         interactions=wanted)
+    preds.save(tmp_path / "predict.npz")
+    loaded = Predictions.load(tmp_path / "predict.npz")
+    assert np.array_equal(loaded.interactions.masks, preds.interactions.masks)
+    assert np.array_equal(loaded.interactions.probs, preds.interactions.probs)
+    for params in wanted:
+        exp = fit_explanation(wb_song.song_id, wb_song.feature_table, layout, masks,
+                              loaded.probs, loaded.class_names, config, interactions=params,
+                              interaction_rows=loaded.interactions)
+        assert exp.interactions.pairs[0][0].features == (BASS_T1, LINE_2)
+    with pytest.raises(MissingRowError):  # a budget the predict stage did not record
+        fit_explanation(wb_song.song_id, wb_song.feature_table, layout, masks, loaded.probs,
+                        loaded.class_names, config,
+                        interactions=InteractionParams("regression_fsii", 700, 5, 0),
+                        interaction_rows=loaded.interactions)

@@ -30,6 +30,8 @@ row comes from those two caches and a missing one is an error, not a prediction.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +39,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .masks import MaskLayout
+
+log = logging.getLogger(__name__)
 
 #: ``explainer.interactions``: shapiq approximator class and its interaction index, per name
 ESTIMATORS = {
@@ -206,6 +210,22 @@ def _run(params: InteractionParams, n_players: int, game: CachedGame):
         return approximator(params, n_players).approximate(game_budget(params, n_players), game)
 
 
+def predict_interaction_rows(preds, masks: np.ndarray,
+                             predict_rows: Callable[[np.ndarray], np.ndarray],
+                             interactions: Sequence[InteractionParams]) -> None:
+    """Record the estimators' extra rows into ``preds.interactions`` (a
+    :class:`~musiclime.core.inference.Predictions` of ``masks``; nothing where none is
+    enabled); ``predict_rows(rows) -> probs`` predicts masks in ``masks``'s layout."""
+    wanted = [p for p in interactions if p.enabled]
+    if not wanted:
+        return
+    t0 = time.perf_counter()
+    preds.interactions = record_interaction_rows(wanted, masks, preds.probs, predict_rows)
+    preds.timings["interaction_rows_s"] = time.perf_counter() - t0
+    log.info("interactions: %d rows predicted beyond the %d masks",
+             preds.interactions.masks.shape[0], np.asarray(masks).shape[0])
+
+
 def record_interaction_rows(params: Sequence[InteractionParams], masks: np.ndarray,
                             probs: np.ndarray,
                             predict_rows: Callable[[np.ndarray], np.ndarray]) -> InteractionRows:
@@ -290,4 +310,19 @@ def estimate_interactions(params: InteractionParams, layout: MaskLayout, masks: 
         values = _run(params, n_columns, game)
         result.pairs[int(label)] = top_pairs(values, layout, params.top_k)
         result.rows_reused, result.rows_predicted = game.rows_reused, game.rows_predicted
+    return result
+
+
+def fit_interactions(params: InteractionParams | None, layout: MaskLayout, masks: np.ndarray,
+                     probs: np.ndarray, labels: Sequence[int], rows: InteractionRows | None,
+                     timings: dict, record: dict) -> InteractionResult | None:
+    """The fit stage's step: :func:`estimate_interactions` when ``params`` is enabled (its time
+    into ``timings``, its settings into the explanation's ``record``), else None."""
+    if params is None or not params.enabled:
+        return None
+    t0 = time.perf_counter()
+    result = estimate_interactions(params, layout, masks, probs, labels, rows)
+    timings["interactions_s"] = time.perf_counter() - t0
+    record.update(interactions=params.estimator, interaction_budget=params.budget,
+                  interaction_top_k=params.top_k)
     return result
