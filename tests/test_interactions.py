@@ -255,3 +255,33 @@ def test_the_predictions_file_carries_the_rows_to_the_fit(wb_song, tmp_path):
                         loaded.class_names, config,
                         interactions=InteractionParams("regression_fsii", 700, 5, 0),
                         interaction_rows=loaded.interactions)
+
+
+def test_the_config_validates_and_keeps_its_dict_without_interactions():
+    from musiclime import ExplainerConfig
+    from musiclime.core.params import INTERACTION_KEYS
+
+    with pytest.raises(ConfigError, match="explainer.interactions="):
+        ExplainerConfig(interactions="shap")
+    with pytest.raises(ConfigError, match="explainer.interaction_budget="):
+        ExplainerConfig(interactions="svarmiq", interaction_budget=0)
+    # the dict (and the num_samples=auto predict key hashed from it) is what it was before
+    assert not set(INTERACTION_KEYS) & set(ExplainerConfig().as_dict())
+    config = ExplainerConfig(interactions="kernel_shapiq", seed=4)
+    assert config.interaction == InteractionParams("kernel_shapiq", 2000, 10, 4)
+    assert set(INTERACTION_KEYS) <= set(config.as_dict())
+
+
+def test_a_budget_below_the_games_unknowns_is_a_warning():
+    from musiclime.core.interactions import fit_interactions
+
+    value, _ = planted_game(6, n_players=20, n_pairs=3)
+    start = np.ones((1, 20), np.uint8)
+    record, timings = {}, {}
+    for budget, warned in ((150, True), (400, False)):  # 1 + 20 + 190 = 211 unknowns
+        params = InteractionParams("regression_fsii", budget, 5, 0)
+        rows = record_interaction_rows([params], start, as_probs(value)(start), as_probs(value))
+        result = fit_interactions(params, MaskLayout(20, 0, "both"), start,
+                                  as_probs(value)(start), [0], rows, timings, record)
+        assert bool(result.warnings) == warned
+        assert record["interaction_budget"] == budget and "interactions_s" in timings

@@ -184,12 +184,10 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     ``modality_game``: the song's modality game (``Predictions.modality``,
     :mod:`musiclime.core.modality`), recorded as it is; the fit never sees its rows.
 
-    ``interactions``: estimate each explained label's top pairwise interactions
-    (:func:`musiclime.core.interactions.estimate_interactions`) over every row of
-    ``masks``/``probs`` (not only the fitted prefix) and ``interaction_rows``
+    ``interactions``: each label's top pairwise interactions (:mod:`.interactions`) over every
+    row of ``masks``/``probs`` (not only the fitted prefix) and ``interaction_rows``
     (``Predictions.interactions``, recorded by :func:`predict_song` for the same parameters; a
-    row in neither is an error). ``None`` or ``interactions=none``: nothing is estimated and the
-    record is what it was without them.
+    row in neither is an error). ``None`` or ``none``: the record is as without them.
 
     ``settings``: the configuration the explanation records (:func:`settings_record`; from
     an :class:`ExplainerConfig`, its own). ``warnings`` (e.g. a :class:`Song`'s, from
@@ -246,8 +244,9 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        features=table, columns=[int(c) for c in layout.feature_indices()],
                        fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
                        kernel=stats.as_dict(), params=record, timings=timings,
-                       song_info=dict(song_info or {}), warnings=[*(warnings or []), *found],
-                       fit_quality=quality, uncertainty=uncertainty,
+                       song_info=dict(song_info or {}), fit_quality=quality,
+                       warnings=[*(warnings or []), *found, *(pairs.warnings if pairs else [])],
+                       uncertainty=uncertainty,
                        modality_game=_checked_game(modality_game, class_names),
                        interactions=pairs)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -260,6 +260,8 @@ class InteractionResult:
     pairs: dict[int, list[PairInteraction]]
     rows_reused: int = 0
     rows_predicted: int = 0
+    #: why the pairs cannot be trusted (logged, and recorded in the explanation's warnings)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_used(self) -> int:
@@ -323,6 +325,14 @@ def fit_interactions(params: InteractionParams | None, layout: MaskLayout, masks
     t0 = time.perf_counter()
     result = estimate_interactions(params, layout, masks, probs, labels, rows)
     timings["interactions_s"] = time.perf_counter() - t0
+    unknowns = 1 + layout.n_columns + layout.n_columns * (layout.n_columns - 1) // 2
+    if game_budget(params, layout.n_columns) < unknowns:
+        result.warnings.append(
+            f"explainer.interaction_budget={params.budget} is below the {unknowns} unknowns of "
+            f"a pairwise game over {layout.n_columns} features: the interactions are not "
+            "determined by the rows (on planted games no estimator found the pairs there); "
+            f"raise explainer.interaction_budget above {unknowns}")
+        log.warning("%s", result.warnings[-1])
     record.update(interactions=params.estimator, interaction_budget=params.budget,
                   interaction_top_k=params.top_k)
     return result
