@@ -285,3 +285,15 @@ def test_a_budget_below_the_games_unknowns_is_a_warning():
                                   as_probs(value)(start), [0], rows, timings, record)
         assert bool(result.warnings) == warned
         assert record["interaction_budget"] == budget and "interactions_s" in timings
+
+
+def test_num_samples_auto_records_the_rows_once_the_blocks_are_predicted(wb_song):
+    from musiclime import ExplainerConfig, MusicLIME
+
+    config = ExplainerConfig(temporal_segments=SEGMENTS, num_samples="auto", auto_block=32,
+                             auto_budget=96, auto_target=1.0, seed=0,
+                             interactions="regression_fsii", interaction_budget=300)
+    exp = MusicLIME(planted_classifier(wb_song), config, progress=False).explain(wb_song)
+    assert exp.params["auto"]["calls"] == 96
+    assert exp.interactions.pairs[0][0].features == (BASS_T1, LINE_2)
+    assert exp.interactions.rows_reused > 0 and not exp.interactions.warnings
