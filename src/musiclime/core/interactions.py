@@ -296,7 +296,8 @@ def estimate_interactions(params: InteractionParams, layout: MaskLayout, masks: 
     """The fit stage: replay ``params``'s estimator for each of ``labels`` over the
     explanation's ``masks``/``probs`` (every row predicted, not only the fitted prefix) and the
     predict stage's ``rows``. Raises :class:`MissingRowError` when a row is in neither."""
-    masks, probs = np.asarray(masks, dtype=np.uint8), np.asarray(probs, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    masks = np.asarray(masks, dtype=np.uint8)[: probs.shape[0]]  # num_samples=auto: predicted rows
     n_columns = layout.n_columns
     if masks.shape[1] != n_columns:
         raise ValueError(f"masks have {masks.shape[1]} columns, the layout {n_columns}")
