@@ -28,6 +28,7 @@ _EXPORTS = {
     "core.fit_quality": ["FitQuality", "FitWarning"],
     "core.lyrics": ["LineUnits", "WordUnits", "make_lyrics_units"],
     "core.masks": ["MaskLayout", "sample_masks"],
+    "core.interactions": ["InteractionParams", "estimate_interactions"],
     "models.separation": ["STEMS", "OpenUnmixSeparator", "OracleSeparator"],
     "core.surrogate": ["exponential_kernel", "fit_ridge", "fit_lime"],  # fit_lime: deprecated
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,12 @@ from .explanation import Explanation
 from .features import FeatureTable
 from .fit_quality import assess_fit
 from .fitting import surrogate_fits, surrogate_weights
+from .interactions import (
+    InteractionParams,
+    InteractionRows,
+    fit_interactions,
+    predict_interaction_rows,
+)
 from .masks import MaskLayout, is_exhaustive, sample_masks
 from .modality import ModalityGame
 from .params import (  # noqa: F401 (AUTO, AUTO_KEYS: importable from here as before)
@@ -168,12 +175,19 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                     params: FitParams | ExplainerConfig, *, settings: dict | None = None,
                     timings: dict | None = None, song_info: dict | None = None,
                     warnings: list[str] | None = None, auto: dict | None = None,
-                    modality_game: ModalityGame | None = None) -> Explanation:
+                    modality_game: ModalityGame | None = None,
+                    interactions: InteractionParams | None = None,
+                    interaction_rows: InteractionRows | None = None) -> Explanation:
     """Fit the surrogate on the first ``params.num_samples`` rows (prefix property; all rows
     with ``num_samples=auto``) and build the record.
 
     ``modality_game``: the song's modality game (``Predictions.modality``,
     :mod:`musiclime.core.modality`), recorded as it is; the fit never sees its rows.
+
+    ``interactions``: each label's top pairwise interactions (:mod:`.interactions`) over every
+    row of ``masks``/``probs`` (not only the fitted prefix) and ``interaction_rows``
+    (``Predictions.interactions``, recorded by :func:`predict_song` for the same parameters; a
+    row in neither is an error). ``None`` or ``none``: the record is as without them.
 
     ``settings``: the configuration the explanation records (:func:`settings_record`; from
     an :class:`ExplainerConfig`, its own). ``warnings`` (e.g. a :class:`Song`'s, from
@@ -189,6 +203,7 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
     n = fit.num_samples or masks.shape[0]
     if is_exhaustive(layout.n_columns, n, fit.draw.exhaustive):
         n = min(n, masks.shape[0])
+    all_masks, all_probs = masks, probs
     masks, probs = masks[:n], probs[:n]
     t0 = time.perf_counter()
     labels = resolve_labels(fit.labels, probs[0], class_names)
@@ -209,6 +224,8 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                     fit.kernel_width, fit.distance_scale)
     record = dict(settings)
     record["exhaustive_enumeration"] = is_exhaustive(layout.n_columns, n, fit.draw.exhaustive)
+    pairs = fit_interactions(interactions, layout, all_masks, all_probs, labels,
+                             interaction_rows, timings, record)
     if auto is not None:
         record["auto"] = dict(auto)
     if chosen is not None:  # target=auto: the scale each label's surrogate was fitted on
@@ -227,9 +244,11 @@ def fit_explanation(song_id: str, table: FeatureTable, layout: MaskLayout, masks
                        features=table, columns=[int(c) for c in layout.feature_indices()],
                        fits=fits, prediction=[float(p) for p in probs[0]], num_samples=int(n),
                        kernel=stats.as_dict(), params=record, timings=timings,
-                       song_info=dict(song_info or {}), warnings=[*(warnings or []), *found],
-                       fit_quality=quality, uncertainty=uncertainty,
-                       modality_game=_checked_game(modality_game, class_names))
+                       song_info=dict(song_info or {}), fit_quality=quality,
+                       warnings=[*(warnings or []), *found, *(pairs.warnings if pairs else [])],
+                       uncertainty=uncertainty,
+                       modality_game=_checked_game(modality_game, class_names),
+                       interactions=pairs)
 
 
 def _checked_game(game: ModalityGame | None, class_names: list[str]) -> ModalityGame | None:
@@ -251,7 +270,8 @@ def song_composer(classifier, song: Song):
 
 def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
                  params: PredictParams | ExplainerConfig, progress: bool = True,
-                 composer=None, modality_game: bool = True) -> Predictions:
+                 composer=None, modality_game: bool = True,
+                 interactions: Sequence[InteractionParams] = ()) -> Predictions:
     """Class probabilities of every mask row of ``song`` (streaming, batched on the
     classifier's device) with ``params`` (an :class:`ExplainerConfig` stands for its
     ``predict``). ``composer``: one from :func:`song_composer` to reuse across calls
@@ -263,7 +283,13 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
     batch size, precision and de-duplication, as masks over every feature. They never join the
     mask rows, so ``probs`` (and every fit on it) is the same with or without the game. A
     classifier whose output for those inputs is not a probability (NaN on the residual alone,
-    say) gets a warning and no game, not a failed song."""
+    say) gets a warning and no game, not a failed song.
+
+    ``interactions``: every :class:`InteractionParams` a fit of these predictions may ask for
+    (the union); their estimators run once in record mode
+    (:func:`musiclime.core.interactions.record_interaction_rows`) and the rows they need beyond
+    ``masks`` are predicted the same way, into ``Predictions.interactions``. Empty (or only
+    ``none``): nothing is predicted and ``Predictions`` is what it was without them."""
     from .inference import predict_masks
     from .modality import game_layout, play_game
 
@@ -283,17 +309,23 @@ def predict_song(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
             log.warning("%s: no modality game: the classifier's output for a modality switched "
                         "off is not a probability (%s)", song.song_id, exc)
         preds.timings["modality_game_s"] = time.perf_counter() - t0
+    predict_interaction_rows(preds, masks, lambda rows: predict_masks(
+        classifier, composer, song.lyrics, rows, layout, progress=False, **options).probs,
+        interactions)
     return preds
 
 
 def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayout,
-                     predict: PredictParams, fit: FitParams, progress: bool = False):
+                     predict: PredictParams, fit: FitParams, progress: bool = False,
+                     interactions: Sequence[InteractionParams] = ()):
     """``num_samples=auto`` (:mod:`musiclime.core.adaptive`): predict ``masks`` (the budget's draw)
     block by block until the bootstrap top-k stability of the surrogate ``fit`` describes
     reaches ``fit.auto.target``; one composer serves every block. The stability is that of the
     first explained label (``fit.labels``; by default the predicted one). Returns the
-    :class:`~musiclime.core.inference.Predictions` of the rows predicted and the ``auto`` record."""
+    :class:`~musiclime.core.inference.Predictions` of the rows predicted and the ``auto`` record.
+    ``interactions``: as :func:`predict_song`'s, recorded once the masks are predicted."""
     from .adaptive import run_adaptive
+    from .inference import predict_masks
 
     sampler = fit.draw.make_sampler()
     weights = surrogate_weights(fit)
@@ -324,6 +356,11 @@ def predict_adaptive(classifier, song: Song, masks: np.ndarray, layout: MaskLayo
             timings[key] = timings.get(key, 0.0) + float(value)
     merged = replace(runs[0], probs=probs, timings=timings,
                      unique_rows=sum(r.unique_rows for r in runs))
+    options = {"batch_size": predict.batch_size, "deduplicate": predict.deduplicate,
+               "mixed_precision": predict.mixed_precision}
+    predict_interaction_rows(merged, masks[: probs.shape[0]], lambda rows: predict_masks(
+        classifier, composer, song.lyrics, rows, layout, progress=False, **options).probs,
+        interactions)
     return merged, record
 
 
@@ -361,6 +398,8 @@ class MusicLIME:
         #: the parameters of each stage (with the strategy objects given)
         self.segment, self.masks, self.predict_params, self.fit = (
             self.config.segment, masks, self.config.predict, fit)
+        #: the pairwise interactions' parameters (``interactions=none``: none)
+        self.interaction = self.config.interaction
 
     @property
     def sample_rate(self) -> int:
@@ -368,7 +407,7 @@ class MusicLIME:
 
     def predict(self, song: Song, masks: np.ndarray, layout: MaskLayout) -> Predictions:
         return predict_song(self.classifier, song, masks, layout, self.predict_params,
-                            self.progress)
+                            self.progress, interactions=[self.interaction])
 
     def explain(self, song: Song) -> Explanation:
         fit = self.fit
@@ -384,7 +423,8 @@ class MusicLIME:
         auto = None
         if fit.is_auto:
             preds, auto = predict_adaptive(self.classifier, song, masks, layout,
-                                           self.predict_params, fit, self.progress)
+                                           self.predict_params, fit, self.progress,
+                                           interactions=[self.interaction])
             masks = masks[: preds.probs.shape[0]]
             log.info("%s: num_samples=auto stopped at %d samples (bootstrap top-%d Jaccard "
                      "%.3f, target %.2f)", song.song_id, auto["calls"], fit.auto.top_k,
@@ -396,6 +436,8 @@ class MusicLIME:
                               preds.class_names, fit,
                               settings=settings_record(self.segment, self.predict_params, fit),
                               timings=timings, song_info=song.info, warnings=song.warnings,
-                              auto=auto, modality_game=preds.modality)
+                              auto=auto, modality_game=preds.modality,
+                              interactions=self.interaction,
+                              interaction_rows=preds.interactions)
         exp.timings["total_s"] = time.perf_counter() - t0
         return exp

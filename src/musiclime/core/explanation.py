@@ -25,6 +25,15 @@ coalition values, the exact Shapley values ``shapley_audio`` and ``shapley_lyric
 ``interaction``, ``share_audio``/``share_lyrics`` (MM-SHAP) and ``share_interaction``, on the
 probability scale, plus a ``logit`` record of the same where the label's surrogate was fitted on
 the logit. Records written before the game existed load with ``modality_game=None``.
+
+Pairwise interactions (:mod:`musiclime.core.interactions`), where ``explainer.interactions`` is
+not ``none``: every explained label has ``interactions``, its top-``k`` pairs by ``|value|``,
+each ``{"features": [i, j], "names": [name_i, name_j], "value", "kind"}`` (feature indices and
+names as in ``weights``; ``kind``: ``audio×audio``, ``audio×lyrics`` or ``lyrics×lyrics``;
+``value`` on the probability scale); ``metadata.interaction_game`` says how they were estimated
+(``estimator``, ``budget``, ``top_k``, ``seed``, ``rows_reused``: rows found among the masks,
+``rows_predicted``: rows predicted for the game). Records without them load with
+``interactions=None``.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from .. import __version__
 from ..io.fileio import read_json, write_json
 from .features import FeatureTable
 from .fit_quality import FitQuality, FitWarning
+from .interactions import InteractionParams, InteractionResult, PairInteraction
 from .modality import ModalityGame, ModalityValues
 from .surrogate import LabelFit
 from .uncertainty import WeightUncertainty
@@ -76,6 +86,9 @@ class Explanation:
     #: the song's modality game (:mod:`musiclime.core.modality`); None for a record written
     #: before musiclime played it
     modality_game: ModalityGame | None = None
+    #: per label, the top pairwise interactions (:mod:`musiclime.core.interactions`); None
+    #: where none were estimated
+    interactions: InteractionResult | None = None
 
     # --- queries ------------------------------------------------------------------------------
     @property
@@ -208,6 +221,8 @@ class Explanation:
             }
             if self.modality_game is not None:
                 explanations[f"label_{label}"]["modality"] = self.modality_record(label)
+            if self.interactions is not None:
+                explanations[f"label_{label}"]["interactions"] = self.interaction_records(label)
             if label in self.uncertainty:
                 explanations[f"label_{label}"].update(
                     self._uncertainty_dict(label, explanations[f"label_{label}"]["weights"]))
@@ -242,11 +257,22 @@ class Explanation:
                    if self.fit_quality is not None else {}),
                 **({"modality_game": self.modality_game.as_dict()}
                    if self.modality_game is not None else {}),
+                **({"interaction_game": self.interactions.game_record()}
+                   if self.interactions is not None else {}),
             },
             "explanations": explanations,
             "features": self.features.to_dict(),
             "columns": [int(c) for c in self.columns],
         }
+
+    def interaction_records(self, label: int) -> list[dict]:
+        """``label``'s ``interactions`` entry of the JSON (see the module docstring)."""
+        if self.interactions is None:
+            return []
+        return [{"features": [int(i) for i in p.features],
+                 "names": [self.features[int(i)].name for i in p.features],
+                 "value": _num(p.value), "kind": p.kind}
+                for p in self.interactions.pairs.get(int(label), [])]
 
     def _uncertainty_dict(self, label: int, weights: list[dict]) -> dict:
         """``label``'s uncertainty for the JSON: ``se`` and ``interval90`` into its ``weights``
@@ -292,7 +318,8 @@ class Explanation:
                                 if meta.get("fit_quality") else None),
                    uncertainty=uncertainty,
                    modality_game=(ModalityGame.from_dict(meta["modality_game"])
-                                  if meta.get("modality_game") else None))
+                                  if meta.get("modality_game") else None),
+                   interactions=_load_interactions(meta, d["explanations"]))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Explanation:
@@ -303,6 +330,22 @@ def _num(value) -> float | None:
     """A float for the JSON, ``None`` (``null``) for inf and NaN."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def _load_interactions(meta: dict, explanations: dict) -> InteractionResult | None:
+    """The :class:`InteractionResult` of a record (see the module docstring), or None."""
+    game = meta.get("interaction_game")
+    if not game:
+        return None
+    params = InteractionParams(game["estimator"], int(game["budget"]), int(game["top_k"]),
+                               int(game["seed"]))
+    pairs = {int(e["label"]): [PairInteraction((int(p["features"][0]), int(p["features"][1])),
+                                               np.nan if p["value"] is None else p["value"],
+                                               p["kind"])
+                               for p in e.get("interactions", [])]
+             for e in explanations.values()}
+    return InteractionResult(params, pairs, int(game["rows_reused"]),
+                             int(game["rows_predicted"]))
 
 
 def _load_uncertainty(entry: dict, columns: list[int]) -> WeightUncertainty:

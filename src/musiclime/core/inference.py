@@ -22,6 +22,7 @@ from ..errors import SampleRateError
 from ..io.fileio import write_npz
 from .classifier import validate_probabilities
 from .composition import WaveformComposer
+from .interactions import InteractionRows
 from .lyrics import LyricsUnits
 from .masks import MaskLayout
 from .modality import ModalityGame
@@ -45,14 +46,20 @@ class Predictions:
     #: the song's modality game (:mod:`musiclime.core.modality`): four coalition rows predicted
     #: beside the masks, never among them; None where it was not played (or an older file)
     modality: ModalityGame | None = None
+    #: the rows the interaction estimators asked for beyond the masks
+    #: (:mod:`musiclime.core.interactions`), never among them; None where none were requested
+    interactions: InteractionRows | None = None
 
     def save(self, path, auto: dict | None = None) -> None:
         """Losslessly, atomically (the predict stage's file); ``auto``: the ``num_samples=auto``
         record of a run that stopped early (:mod:`musiclime.core.adaptive`). The modality game
         is stored as its own arrays (``modality_probs``, ``modality_rows``: -1 where the game
         predicted the row), apart from ``probs``, so nothing that reads the masks' rows sees
-        it."""
+        it. Interaction rows likewise (``interaction_masks``, ``interaction_probs``)."""
         extra = {} if auto is None else {"auto": np.array(json.dumps(auto))}
+        if self.interactions is not None:
+            extra["interaction_masks"] = self.interactions.masks
+            extra["interaction_probs"] = self.interactions.probs
         if self.modality is not None:
             extra["modality_probs"] = self.modality.probs
             extra["modality_rows"] = np.array([-1 if r is None else r
@@ -73,6 +80,9 @@ class Predictions:
             if "modality_probs" in z.files:
                 preds.modality = ModalityGame(z["modality_probs"],
                                               tuple(int(r) for r in z["modality_rows"]))
+            if "interaction_masks" in z.files:
+                preds.interactions = InteractionRows(z["interaction_masks"],
+                                                     z["interaction_probs"])
         return (preds, auto) if with_auto else preds
 
 

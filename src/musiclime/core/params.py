@@ -27,10 +27,13 @@ from typing import Any
 
 from ..errors import ConfigError
 from .factorization import RESIDUAL_MODES
+from .interactions import InteractionParams
 from .lyrics import LYRICS_UNITS
 from .masks import MODALITIES
 from .surrogate import FEATURE_SELECTIONS
 
+#: the settings of pairwise interactions (recorded in an explanation only when it estimates them)
+INTERACTION_KEYS = ("interactions", "interaction_budget", "interaction_top_k")
 #: ``explainer.num_samples=auto``
 AUTO = "auto"
 #: the settings of num_samples=auto (recorded in an explanation only when it used them)
@@ -358,13 +361,22 @@ class ExplainerConfig:
     deduplicate: bool = True  # predict each distinct mask once
     mixed_precision: bool = False  # classifier under torch.autocast (fp16 CUDA / bf16 CPU)
     listen_top_k: int = 3  # components in the listenable explanation WAV
+    # pairwise (order-2) feature interactions per explained label (musiclime.core.interactions,
+    # with shapiq): none, or the estimator: regression_fsii (Faith-SHAP by least squares),
+    # kernel_shapiq or svarmiq (k-SII); its rows are predicted beside the masks, never among them
+    interactions: str = "none"
+    # classifier rows the interaction estimator may draw (rows among the masks are reused); an
+    # exactly pairwise game over F features needs more than 1 + F + F(F-1)/2
+    interaction_budget: int = 2000
+    interaction_top_k: int = 10  # pairs recorded per label, by |interaction|
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
         """Build every stage's parameters once: each validates its own fields."""
-        self.segment, self.predict, self.fit  # noqa: B018 (the fit builds the masks' too)
+        # the fit builds the masks' parameters too
+        self.segment, self.predict, self.fit, self.interaction  # noqa: B018
 
     @property
     def is_auto(self) -> bool:
@@ -408,12 +420,25 @@ class ExplainerConfig:
                          self.ridge_alpha, self.estimator, self.target, self.labels,
                          self.listen_top_k, auto)
 
+    @property
+    def interaction(self) -> InteractionParams:
+        """The interactions' parameters (:mod:`musiclime.core.interactions`); the seed is the
+        masks' seed."""
+        return InteractionParams(self.interactions, self.interaction_budget,
+                                 self.interaction_top_k, self.seed)
+
     def record(self) -> dict:
         """What an explanation records of this configuration (:func:`settings_record`)."""
         return settings_record(self.segment, self.predict, self.fit)
 
     def as_dict(self) -> dict:
+        """Every field; the ``interaction*`` keys only with ``interactions`` set, so that a
+        configuration without interactions has the dict (and the hashes made of it) it had
+        before they existed."""
         d = asdict(self)
+        if self.interactions == "none":
+            for key in INTERACTION_KEYS:
+                d.pop(key)
         if d["segment_boundaries"] is not None:
             d["segment_boundaries"] = [float(x) for x in d["segment_boundaries"]]
         if d["labels"] is not None:
