@@ -221,6 +221,33 @@ needs_chromium = pytest.mark.skipif(
            "(apt-get install -y chromium chromium-driver)")
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (one per test module) that may play audio without a gesture."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1300,1000"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def audio_state(driver, clip: str) -> dict:
+    """The page's ``<audio data-clip=clip>``: paused, currentTime, readyState, error code."""
+    return driver.execute_script(
+        "var a = document.querySelector('audio[data-clip=\"' + arguments[0] + '\"]');"
+        "return {paused: a.paused, time: a.currentTime, ready: a.readyState,"
+        " error: a.error && a.error.code};", clip)
+
+
 # --- file systems that refuse writes (a read-only mount, an immutable folder, a full disk) ----
 def _sh(*cmd: str) -> bool:
     import subprocess

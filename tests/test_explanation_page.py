@@ -22,12 +22,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import (
-    CHROMEDRIVER,
-    CHROMIUM,
     KEYWORD,
     KEYWORD_LINE,
     TONE_HZ,
     TONE_REFERENCE_ENERGY,
+    audio_state,
     needs_chromium,
     write_song,
 )
@@ -174,31 +173,6 @@ def test_top_features_show_their_intervals_and_top_k_stability(explained):
 
 
 # --- in a real headless Chromium --------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1300,1000"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _audio_state(driver, clip: str) -> dict:
-    return driver.execute_script(
-        "var a = document.querySelector('audio[data-clip=\"' + arguments[0] + '\"]');"
-        "return {paused: a.paused, time: a.currentTime, ready: a.readyState,"
-        " error: a.error && a.error.code};", clip)
-
-
 @needs_chromium
 def test_page_in_headless_chromium(files, explained, browser, tmp_path):
     from selenium.webdriver.common.by import By
@@ -229,24 +203,24 @@ def test_page_in_headless_chromium(files, explained, browser, tmp_path):
     # clicking the heatmap cell of other_T3 plays the 'other' stem from 2.4 s and stops at 3.2 s
     cell = browser.find_element(By.CSS_SELECTOR, "#heatmap td.cell[data-feature='other_T3']")
     other = f"stem-{exp.features.stems.index('other')}"
-    wait.until(lambda d: _audio_state(d, other)["ready"] >= 1)
+    wait.until(lambda d: audio_state(d, other)["ready"] >= 1)
     cell.click()
-    wait.until(lambda d: not _audio_state(d, other)["paused"])
-    first = _audio_state(browser, other)
-    wait.until(lambda d: _audio_state(d, other)["time"] > first["time"] + 0.1)  # it advances
+    wait.until(lambda d: not audio_state(d, other)["paused"])
+    first = audio_state(browser, other)
+    wait.until(lambda d: audio_state(d, other)["time"] > first["time"] + 0.1)  # it advances
     assert 2.4 <= first["time"] < 3.2
     assert browser.execute_script("return window.musiclimePlaying") == other
-    wait.until(lambda d: _audio_state(d, other)["paused"])  # and stops at the segment's end
-    assert 3.2 <= _audio_state(browser, other)["time"] < 3.45
+    wait.until(lambda d: audio_state(d, other)["paused"])  # and stops at the segment's end
+    assert 3.2 <= audio_state(browser, other)["time"] < 3.45
 
     # "play the top-k" plays the top-k clip
     browser.find_element(By.ID, "play-topk").click()
-    wait.until(lambda d: not _audio_state(d, "topk")["paused"]
-               and _audio_state(d, "topk")["time"] > 0.05)
+    wait.until(lambda d: not audio_state(d, "topk")["paused"]
+               and audio_state(d, "topk")["time"] > 0.05)
     assert browser.execute_script("return window.musiclimePlays.map(p => p.clip)") == \
         [other, "topk"]
     browser.find_element(By.ID, "stop").click()
-    wait.until(lambda d: _audio_state(d, "topk")["paused"])
+    wait.until(lambda d: audio_state(d, "topk")["paused"])
 
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe

@@ -18,6 +18,9 @@ What the page shows, for the explained label (the predicted one unless told othe
   audio components (audioLIME's listenable explanation, :func:`musiclime.report.listen.listenable_audio`)
   and one that plays the original mix;
 - the ranked top features;
+- where the explanation has pairwise interactions, the label's top pairs by |value|, each
+  playable: its stem-segments, its lyric units outlined
+  (:mod:`~musiclime.report.page_interactions`); no panel without them;
 - the lyrics, each line (or word, for word units) highlighted by its weight: red positive, blue
   negative, opacity ``|w| / vmax``. Audio cells use the same colours and the same ``vmax`` (the
   largest |weight| of the label over both modalities), so colours compare across modalities.
@@ -39,8 +42,8 @@ Clips are encoded block by block (:func:`musiclime.io.audio.encode_audio`): one 
 with a whole stem crashes its Vorbis encoder past a minute or two of audio.
 
 The page is assembled here from its audio (:mod:`~musiclime.report.page_audio`), its sections
-(:mod:`~musiclime.report.page_sections`) and its fixed skeleton, stylesheet and player script
-(:mod:`~musiclime.report.page_assets`).
+(:mod:`~musiclime.report.page_sections`, :mod:`~musiclime.report.page_interactions`) and its
+fixed skeleton, stylesheet and player scripts (:mod:`~musiclime.report.page_assets`).
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ import numpy as np
 from ..core.explanation import Explanation
 from ..io.fileio import atomic_path
 from . import page_sections as sections
-from .page_assets import PAGE_CSS, PAGE_JS, PAGE_TEMPLATE
+from .page_assets import PAGE_CSS, PAGE_JS, PAGE_TEMPLATE, PANEL_CSS, PANEL_JS
 from .page_audio import PAGE_CODECS, audio_data_uri, page_clips, vorbis_available
+from .page_interactions import interaction_panel
 from .page_sections import NEGATIVE_RGB, POSITIVE_RGB, esc, weight_colour
 from .plots import explained_label
 
@@ -87,8 +91,11 @@ def render_explanation_page(exp: Explanation, song=None, label: int | None = Non
     clips, topk = (page_clips(exp, song, label, listen_top_k, codec, audio_rate)
                    if with_audio else ({}, {"components": []}))
     stem_index = {s: i for i, s in enumerate(exp.features.stems)}
+    # no interactions, no panel: not even its style or script (the page is as it was)
+    panel = interaction_panel(exp, label, with_audio, stem_index)
     return PAGE_TEMPLATE.format(
-        css=PAGE_CSS, js=PAGE_JS, song_id=esc(exp.song_id),
+        css=PAGE_CSS + (PANEL_CSS if panel else ""), js=PAGE_JS + (PANEL_JS if panel else ""),
+        song_id=esc(exp.song_id),
         label_name=esc(exp.label_name(label)), summary=sections.summary(exp, label),
         warnings=sections.warnings_section(exp), modality=sections.modality_bar(exp, label),
         prediction=sections.prediction_table(exp, label), fit=sections.fit_tables(exp, label),
@@ -99,7 +106,7 @@ def render_explanation_page(exp: Explanation, song=None, label: int | None = Non
         heatmap=sections.heatmap(exp, label, vmax, with_audio), legend=sections.legend(vmax),
         top_features=sections.top_features(exp, label, num_features, vmax, with_audio,
                                            stem_index),
-        lyrics_unit=esc(exp.features.lyrics_unit), lyrics=sections.lyrics(exp, label, vmax, song),
+        interactions=panel, lyrics_unit=esc(exp.features.lyrics_unit), lyrics=sections.lyrics(exp, label, vmax, song),
         settings=sections.settings(exp), extra=sections.details(exp),
         timestamp=esc(exp.timestamp), audio_tags=sections.audio_tags(clips))
 

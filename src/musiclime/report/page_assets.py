@@ -96,6 +96,94 @@ PAGE_JS = """
 })();
 """
 
+# Only on a page with an interaction panel (:mod:`~musiclime.report.page_interactions`), so a
+# page without one is unchanged.
+PANEL_CSS = """
+button.pair{border:1px solid #999;border-radius:3px;background:#fff;color:#111;cursor:pointer;
+ font-size:.75em;padding:0 4px}
+.lyrics .playing{outline:3px solid #f5a623;outline-offset:-1px}tr.playing td{background:#fff4e5}
+table.pairs td.feature small{margin-left:.3em}
+"""
+
+# The pair player, beside PAGE_JS's single-clip player: a pair button plays its steps in order
+# (each step: stem clips seeked to their segment and played together, each paused at its
+# segment's end) and outlines the pair's row, heatmap cells and lyric units while it plays; a
+# pair without audio keeps its outline until the next play, Stop or a second click. It stops the single-clip
+# player by clicking #stop and stops itself on any click of a play, cell or stop control (in
+# the capture phase, before that player starts its clip). Plays go to window.musiclimePlays.
+PANEL_JS = """
+(function () {
+  var clips = {};
+  document.querySelectorAll('audio[data-clip]').forEach(function (a) {
+    clips[a.dataset.clip] = a;
+  });
+  var playing = [], timer = null, marked = [];
+  function stop() {
+    if (timer) { clearInterval(timer); timer = null; }
+    playing.forEach(function (a) { a.pause(); });
+    playing = [];
+    marked.forEach(function (el) { el.classList.remove('playing'); });
+    marked = [];
+  }
+  function mark(els) {
+    els.forEach(function (el) { if (el) { el.classList.add('playing'); marked.push(el); } });
+  }
+  function start(step) {
+    playing = step.map(function (p) { return clips[p.clip]; }).filter(Boolean);
+    step.forEach(function (p) {
+      var clip = clips[p.clip];
+      if (!clip) { return; }
+      clip.currentTime = p.start;
+      var started = clip.play();
+      if (started && started.catch) {
+        started.catch(function (err) { console.warn('musiclime: cannot play: ' + err); stop(); });
+      }
+    });
+  }
+  function play(button) {
+    if (button.classList.contains('playing')) { stop(); return; }  // a second click stops
+    var single = document.getElementById('stop');
+    if (single) { single.click(); }
+    stop();
+    var steps = JSON.parse(button.dataset.steps || '[]');
+    var units = (button.dataset.units || '').split(' ').filter(Boolean);
+    var cells = (button.dataset.cells || '').split(' ').filter(Boolean);
+    mark([button, button.closest('tr')]);
+    units.forEach(function (u) {
+      mark(Array.prototype.slice.call(
+        document.querySelectorAll('.lyrics [data-unit="' + u + '"]')));
+    });
+    cells.forEach(function (c) {
+      mark([document.querySelector('#heatmap td.cell[data-feature="' + c + '"]')]);
+    });
+    var pieces = [].concat.apply([], steps);
+    window.musiclimePlays = window.musiclimePlays || [];
+    window.musiclimePlays.push({pair: button.dataset.pair,
+      clip: pieces.map(function (p) { return p.clip; }).join('+'),
+      start: pieces.length ? pieces[0].start : null,
+      end: pieces.length ? pieces[pieces.length - 1].end : null, units: units});
+    if (!steps.length) { return; }
+    var at = 0;
+    start(steps[at]);
+    timer = setInterval(function () {
+      var done = steps[at].every(function (p) {
+        var clip = clips[p.clip];
+        if (clip && (clip.ended || clip.currentTime >= p.end)) { clip.pause(); }
+        return !clip || clip.paused;
+      });
+      if (!done) { return; }
+      at += 1;
+      if (at < steps.length) { start(steps[at]); } else { stop(); }
+    }, 25);
+  }
+  document.addEventListener('click', function (ev) {
+    var button = ev.target.closest('button.pair');
+    if (button) { ev.preventDefault(); play(button); }
+    else if (ev.target.closest('button.play, td.cell, button.stop')) { stop(); }
+  }, true);
+})();
+"""
+
 PAGE_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -114,7 +202,7 @@ PAGE_TEMPLATE = """<!DOCTYPE html>
 {heatmap}
 {legend}
 <h2>Top features</h2>
-{top_features}
+{top_features}{interactions}
 <h2>Lyrics ({lyrics_unit} units)</h2>
 {lyrics}
 <h2>Settings</h2>

@@ -28,6 +28,7 @@ PARAMS = {
     "explainer.target": "target",
     "explainer.estimator": "estimator",
     "explainer.sampler": "sampler",
+    "explainer.temporal_segments": "segments",
     "separator.name": "separator",
     "model.name": "model",
     "n_songs": "songs",
@@ -54,7 +55,7 @@ METRICS = {
 RAW_METRIC_PREFIXES = ("sanity_",)
 #: explainer axes that a sweep may vary besides kernel width and num_samples; the tables key
 #: their rows by those that take more than one value
-EXTRA_AXES = ("target", "estimator", "sampler")
+EXTRA_AXES = ("segments", "target", "estimator", "sampler")
 
 
 def swept_axes(df: pd.DataFrame) -> list[str]:
@@ -234,9 +235,11 @@ def separator_cost(df: pd.DataFrame, metrics: tuple[str, ...] = (
 
 
 def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
-                    note: str | None = None, figures: str | None = None) -> str:
-    """The page: the tables of the sweep ``df`` (:func:`collect_runs`), then ``figures`` (the
-    markdown of :func:`musiclime.report.results_figures.write_figures`) when given."""
+                    note: str | None = None, figures: str | None = None,
+                    ranking: str | None = None) -> str:
+    """The page: ``ranking`` (:func:`musiclime.report.ranking.ranking_section`) when given, the
+    tables of the sweep ``df`` (:func:`collect_runs`), then ``figures`` (the markdown of
+    :func:`musiclime.report.results_figures.write_figures`) when given."""
     axes = swept_axes(df)
     keys = [c for c in ("separator", "modality", *axes, "kernel_width", "num_samples")
             if c in df]
@@ -252,6 +255,8 @@ def markdown_report(df: pd.DataFrame, parent: str, command: str | None = None,
            "planted evidence of the explained label (the `ai` songs).", ""]
     if note:
         out += [note, ""]
+    if ranking:
+        out += [ranking.strip(), ""]
     main = default_rows(df)
     cols = [c for c in ("separator", "modality", *axes, "kernel_width") if c in main]
     cols += [c for c in METRICS.values() if c in main and c != "accuracy"]
@@ -310,6 +315,9 @@ def write_report(uri: str, out: str | os.PathLike, experiment: str = "musiclime"
     ``uri``) and, with ``figures``, the figures of :mod:`musiclime.report.results_figures` as PNGs in
     :func:`~musiclime.report.results_figures.figures_dir` of ``out``; the calls benchmark's runs are
     read from ``calls_uri`` (default: ``uri``)."""
+    from .ranking import ranking_section
+    from .results_figures import figures_dir
+
     df, parent = collect_runs(uri, experiment, parent_run_id)
     out = Path(out)
     section = None
@@ -317,7 +325,9 @@ def write_report(uri: str, out: str | os.PathLike, experiment: str = "musiclime"
         from .results_figures import collect_calls, write_figures
 
         section = write_figures(out, df, collect_calls(calls_uri or uri))
+    ranked = ranking_section(uri, df, figures_dir(out) / "ranking_halves.png" if figures
+                             else None)
     with atomic_path(out, ".md") as tmp:
-        tmp.write_text(markdown_report(df, parent, command, note, section) + "\n",
+        tmp.write_text(markdown_report(df, parent, command, note, section, ranked) + "\n",
                        encoding="utf-8")
     return out
