@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..metrics.registry import label as metric_label
+from .markdown import md_table as _md
+
 log = logging.getLogger(__name__)
 
 #: the ranked metric (a per-song key of the registry)
@@ -174,21 +177,13 @@ def write_figure(table: pd.DataFrame, path: Path, metric: str = METRIC) -> Path:
     return path
 
 
-def _md(frame: pd.DataFrame) -> str:
-    from .results_table import _md as md
-
-    return md(frame)
-
-
 def ranking_section(uri: str, df: pd.DataFrame, figure: Path | None = None,
                     metric: str = METRIC) -> str | None:
     """The page's ranking section (markdown), or None when the sweep has no ``metric`` (no song
     with time-annotated evidence). ``figure``: also draw :func:`write_figure` there (a path
     relative to the page's folder is linked as it is given)."""
-    from .results_table import METRICS
-
-    col = COLUMNS[metric]
-    if METRICS[metric] not in df or df[METRICS[metric]].isna().all():
+    col, page = COLUMNS[metric], metric_label(metric)  # the page's column of the metric
+    if page not in df or df[page].isna().all():
         return None
     songs = per_song_metrics(uri, list(df["run_id"]))
     table, s = rank(df, songs, metric)

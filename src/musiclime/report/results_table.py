@@ -9,7 +9,6 @@ features, and what does a worse separator cost.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ..errors import InputError
 from ..io.fileio import atomic_path
 from ..metrics.registry import label as metric_label
 from .calls_figures import first_stable
+from .markdown import md_table as _md
 
 PARAMS = {
     "explainer.kernel_width": "kernel_width",
@@ -115,19 +115,6 @@ def collect_runs(uri: str, experiment: str = "musiclime",
         # auto_calls metric), so the by-num_samples tables leave them out
         df["num_samples"] = pd.to_numeric(df["num_samples"], errors="coerce").astype("Int64")
     return df, parent_run_id
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.3g}"
-    return str(v)
-
-
-def _md(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
 
 
 def _pivot(df: pd.DataFrame, index: list[str], value: str,
