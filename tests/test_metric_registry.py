@@ -29,8 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def evaluated(song):
-    """A small real evaluation with evidence and stability on, so every key family appears."""
-    config = ExplainerConfig(num_samples=100, seed=0)
+    """A small real evaluation with evidence, stability and interactions on, so every key family
+    appears."""
+    config = ExplainerConfig(num_samples=100, seed=0, interactions="regression_fsii",
+                             interaction_budget=1200)
     s = load_song(song.audio_path, song.lyrics_path, OracleSeparator(), song.sample_rate, config,
                   stems_dir=song.stems_dir)
     start, end = song.tone_window

@@ -159,6 +159,44 @@ def test_num_samples_sweep_shares_one_prediction(corpus, tmp_path):
     assert len(preds) == 1 and "n~120" in str(preds[0])
 
 
+def test_interactions_sweep_shares_one_prediction(corpus, tmp_path):
+    """explainer.interactions is a fit-stage choice: a sweep over it predicts once per song (the
+    interaction estimator's rows join that run), and only its point records pairs."""
+    import json
+
+    results = tmp_path / "results"
+    rc, out = run_capture(base_overrides(corpus, results, "tracking.enabled=false",
+                                         "metrics.enabled=false",
+                                         "explainer.interactions=none,regression_fsii",
+                                         "explainer.interaction_budget=1100"), multirun=True)
+    assert rc == 0, out
+    rules = executed_rules(out)
+    assert rules.count("predict_masks") == 3, rules  # 3 songs, one prediction run each
+    assert rules.count("fit_lime") == 3, rules  # both points of a song in one fit job
+    fits = sorted(results.glob("fit/**/song0/explanation.json"))
+    assert len(fits) == 2
+    records = {("ix~" in p.parent.parent.name): json.loads(p.read_text()) for p in fits}
+    plain, paired = records[False], records[True]
+    assert "interaction_game" not in plain["metadata"]
+    assert all("interactions" not in e for e in plain["explanations"].values())
+    game = paired["metadata"]["interaction_game"]
+    assert game["estimator"] == "regression_fsii" and game["budget"] == 1100
+    assert game["rows_predicted"] > 0 and game["rows_reused"] >= 1  # the original row at least
+    pairs = next(iter(paired["explanations"].values()))["interactions"]
+    assert len(pairs) == 10 and all(len(p["features"]) == 2 for p in pairs)
+    # the same weights: the interactions take nothing from the surrogate's rows
+    key = next(iter(plain["explanations"]))
+    assert ([w["weight"] for w in plain["explanations"][key]["weights"]]
+            == [w["weight"] for w in paired["explanations"][key]["weights"]])
+    # a rerun of the same sweep predicts nothing: the interaction rows are cached
+    rc, out = run_capture(base_overrides(corpus, results, "tracking.enabled=false",
+                                         "metrics.enabled=false",
+                                         "explainer.interactions=none,regression_fsii",
+                                         "explainer.interaction_budget=1100"), multirun=True)
+    assert rc == 0, out
+    assert "predict_masks" not in executed_rules(out)
+
+
 def _comparable(path: Path) -> dict:
     """A result JSON without its timings and job-accounting fields."""
     import json

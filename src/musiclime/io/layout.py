@@ -130,10 +130,15 @@ def masks_key(segment: str, modality: str, seed: int, exhaustive: bool, n: int,
 
 
 def predict_key(masks: str, model: str, batch_size: int, deduplicate: bool,
-                mixed_precision: bool, auto: str | None = None) -> str:
+                mixed_precision: bool, auto: str | None = None,
+                interactions: str | None = None) -> str:
+    """``interactions``: a hash of the interaction estimators whose rows the run also predicts
+    (:mod:`musiclime.core.interactions`); None when there are none."""
     extra = {"amp": True} if mixed_precision else {}
     if auto:
         extra["auto"] = auto
+    if interactions:
+        extra["ix"] = interactions
     return f"{masks}/{part(model=model, bs=batch_size, dd=deduplicate, **extra)}"
 
 

@@ -16,6 +16,11 @@ audio_evidence`, line units by index); the top ``k`` is by the evidence label's 
   of songs whose top ``k`` holds a decoy). Lower is better. NaN without decoys.
 - ``pair_in_top{k}``: the share of the song's pairs with every member in the top ``k`` (a
   member is in when one of its features is). Higher is better. NaN without pairs.
+- ``interaction_pair_in_top{k}``: where the explanation estimated pairwise interactions
+  (``explainer.interactions``, :mod:`musiclime.core.interactions`), the share of the song's
+  pairs found as one of its top ``k`` interactions by ``|value|`` (a pair ``{i, j}`` with ``i``
+  among one member's features and ``j`` among the other's). Higher is better. NaN without
+  pairs or interactions.
 """
 
 from __future__ import annotations
@@ -63,4 +68,32 @@ def cue_metrics(exp, evidence: dict, k: int = 5, min_overlap: float = 0.5,
             hits.append(all(f & top for f in features))
     if hits:
         out[f"pair_in_top{k}"] = float(np.mean(hits))
+    out.update(interaction_pair_metrics(exp, evidence, k, min_overlap, label))
     return out
+
+
+def interaction_pair_metrics(exp, evidence: dict, k: int = 5, min_overlap: float = 0.5,
+                             label: int | None = None) -> dict[str, float]:
+    """``interaction_pair_in_top{k}`` of one explanation (module docstring); empty without
+    interactions."""
+    result = getattr(exp, "interactions", None)
+    if result is None or not result.pairs or not evidence.get("pairs"):
+        return {}
+    # the evidence label's pairs where estimated; else the explained label's (with two classes
+    # the other label's pairs are the same with the sign flipped, so the top k by |value| too)
+    wanted = evidence.get("label")
+    order = [exp.class_names.index(wanted) if wanted in exp.class_names else None, label,
+             exp.predicted_label, *result.pairs]
+    label = next(c for c in order if c is not None and int(c) in result.pairs)
+    top = [set(p.features) for p in result.pairs[int(label)][:k]]
+    perturbed = {int(c) for c in exp.columns}
+    hits = []
+    for pair in evidence["pairs"]:
+        members = [e for e in [*(evidence.get("audio") or []), *(evidence.get("lyrics") or [])]
+                   if e.get("pair") == pair["pair"]]
+        features = [_features(exp, [m], min_overlap) & perturbed for m in members]
+        if len(features) == 2 and all(features):
+            a, b = features
+            hits.append(any(len(t) == 2 and len(t & a) and len(t & b) and t <= (a | b)
+                            for t in top))
+    return {f"interaction_pair_in_top{k}": float(np.mean(hits))} if hits else {}

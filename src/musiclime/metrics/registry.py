@@ -148,6 +148,10 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("pair_in_top", ("pair_in_top{k}",), "higher", "pair in top-{k}",
                "share of the annotated interacting pairs with both halves among the top k",
                "musiclime.metrics.cues"),
+    MetricInfo("interaction_pair_in_top", ("interaction_pair_in_top{k}",), "higher",
+               "pair in top-{k} interactions",
+               "share of the annotated interacting pairs found among the top k pairwise "
+               "interactions (explainer.interactions)", "musiclime.metrics.cues"),
     MetricInfo("insample_r2", ("insample_r2",), "higher", "R^2 in-sample",
                "the surrogate's kernel-weighted R^2 on its own samples (optimistic)", _FID),
     MetricInfo("heldout_r2", ("heldout_r2",), "higher", "R^2 held-out",

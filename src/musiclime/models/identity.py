@@ -141,3 +141,36 @@ def classifier_identity(model_config: dict, classifier: Any = None) -> dict:
 def dataset_identity(manifest: str | os.PathLike) -> str:
     """A short key of a dataset's location (a manifest file or a folder of songs)."""
     return short_hash(str(Path(manifest).expanduser().resolve()), 6)
+
+
+def strategy_key(spec) -> str:
+    """A strategy in a cache key: its name, or for a ``_target_`` node the class name and the
+    hash of the whole node (its arguments too), so a sweep over a user's strategy caches
+    correctly."""
+    from ..core.params import strategy_name
+
+    name = strategy_name(spec)
+    if isinstance(name, str):
+        return name
+    return f"{str(name['_target_']).rpartition('.')[2]}-{short_hash(name, 8)}"
+
+
+def fit_part(explainer) -> str:
+    """The fit key's part of an :class:`~musiclime.core.params.ExplainerConfig`: the fit-stage
+    settings (what is fitted on one prediction run), those left at their defaults (estimator,
+    target, interactions) out, so the keys of results made before them still hold."""
+    from ..io import layout
+
+    extra: dict[str, Any] = {}
+    if explainer.estimator != "lime_ridge":  # a fit-stage choice (predicted once)
+        extra["est"] = strategy_key(explainer.estimator)
+    if explainer.target != "probability":
+        extra["tgt"] = explainer.target
+    if explainer.interaction.enabled:  # its rows are the prediction run's (the predict key)
+        extra["ix"] = (f"{explainer.interactions}-{explainer.interaction_budget}-"
+                       f"{explainer.interaction_top_k}")
+    return layout.part(n=explainer.num_samples, kw=explainer.kernel_width,
+                       ds=explainer.distance_scale, fs=explainer.feature_selection,
+                       lab="pred" if explainer.labels is None else explainer.labels,
+                       ra=explainer.ridge_alpha, nf=explainer.num_features,
+                       lk=explainer.listen_top_k, **extra)

@@ -31,11 +31,17 @@ from ..config import (  # noqa: F401 (normalize_overrides: importable here too)
     point_id_of,
     to_container,
 )
-from ..core.params import strategy_name
 from ..errors import ConfigError
 from ..io import layout
 from ..io.dataset import SongRecord, checked_songs
-from ..models.identity import classifier_identity, dataset_identity, short_hash
+from ..io.plain import to_plain
+from ..models.identity import (
+    classifier_identity,
+    dataset_identity,
+    fit_part,
+    short_hash,
+    strategy_key,
+)
 from ..tracking.names import run_names
 from .specs import (
     AggregateSpec,
@@ -54,15 +60,6 @@ from .specs import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def strategy_key(spec) -> str:
-    """A strategy in a key: its name, or for a ``_target_`` node the class name and the hash of
-    the whole node (its arguments too), so a sweep over a user's strategy caches correctly."""
-    name = strategy_name(spec)
-    if isinstance(name, str):
-        return name
-    return f"{str(name['_target_']).rpartition('.')[2]}-{short_hash(name, 8)}"
 
 
 @dataclass
@@ -171,22 +168,13 @@ class Planner:
         p.segment.setdefault(seg_key, SegmentSpec(dataset, dec_work, sep_key, rate, sep_rate,
                                                   explainer.segment))
         metrics = metric_settings(cfg)
-        labels = "pred" if explainer.labels is None else explainer.labels
         keys = _PointKeys(
             dataset=dataset, segment=seg_key,
             masks_group=f"{seg_key}|{explainer.modality}|{explainer.seed}|{explainer.exhaustive}|"
                         f"{strategy_key(explainer.sampler)}",
             predict_part=f"{model.identity}|{explainer.batch_size}|{explainer.deduplicate}|"
                          f"{explainer.mixed_precision}",
-            fit_part=layout.part(n=explainer.num_samples, kw=explainer.kernel_width,
-                                 ds=explainer.distance_scale, fs=explainer.feature_selection,
-                                 lab=labels, ra=explainer.ridge_alpha, nf=explainer.num_features,
-                                 lk=explainer.listen_top_k,
-                                 # the estimator is a fit-stage choice (predicted once)
-                                 **({"est": strategy_key(explainer.estimator)}
-                                    if explainer.estimator != "lime_ridge" else {}),
-                                 **({"tgt": explainer.target}
-                                    if explainer.target != "probability" else {})),
+            fit_part=fit_part(explainer),
             metrics_hash=None if metrics is None else short_hash(metrics.as_dict()))
         # where the results live is not part of what a point is (a results folder can move)
         recorded = [o for o in overrides if not o.lstrip("+~").startswith("results_root=")]
@@ -204,8 +192,11 @@ class Planner:
         p = self.plan
         p.tracking = tracking
         n_max: dict[str, int] = {}
+        union: dict[str, set] = {}  # the interaction estimators whose rows a run predicts
         for _, keys, explainer, _ in self._pending:
             n_max[keys.masks_group] = max(n_max.get(keys.masks_group, 0), explainer.max_samples)
+            if explainer.interaction.enabled:
+                union.setdefault(keys.masks_group, set()).add(explainer.interaction)
         fit_jobs: dict[str, list[tuple[PointSpec, str, Any, str]]] = {}
         resolved: list[tuple[PointSpec, _PointKeys, Any, Any, str, str]] = []
         for point, keys, explainer, metrics in self._pending:
@@ -216,15 +207,18 @@ class Planner:
             # num_samples=auto: the run stops when the point's own surrogate is stable, so its
             # whole explainer config is the stopping rule (and the predict key holds its hash)
             auto = explainer.as_dict() if explainer.is_auto else None
+            inter = sorted(union.get(keys.masks_group, ()), key=repr)
             pred_key = layout.predict_key(masks_key, model_identity, explainer.batch_size,
                                           explainer.deduplicate, explainer.mixed_precision,
-                                          auto=short_hash(auto, 8) if auto else None)
+                                          auto=short_hash(auto, 8) if auto else None,
+                                          interactions=short_hash(to_plain(inter), 8) if inter
+                                          else None)
             fit_key = layout.fit_key(pred_key, keys.fit_part)
             p.masks.setdefault(masks_key, MasksSpec(keys.dataset, keys.segment,
                                                     replace(explainer.masks, max_samples=n)))
             p.predict.setdefault(pred_key, PredictSpec(
                 keys.dataset, keys.segment, masks_key, point.config["model"], model_identity,
-                explainer.modality, explainer.predict, explainer.fit if auto else None))
+                explainer.modality, explainer.predict, explainer.fit if auto else None, inter))
             fit_jobs.setdefault(pred_key if batch else fit_key, []).append(
                 (point, fit_key, explainer, pred_key))
             resolved.append((point, keys, explainer, metrics, pred_key, fit_key))
@@ -236,7 +230,9 @@ class Planner:
             spec = FitSpec(dataset=point.dataset, segment=p.predict[pred_key].segment,
                            masks=p.predict[pred_key].masks, predict=pred_key,
                            segmentation=explainer.segment, prediction=explainer.predict,
-                           members=[FitMember(fk, unique[fk].fit) for fk in sorted(unique)],
+                           members=[FitMember(fk, unique[fk].fit, unique[fk].interaction
+                                              if unique[fk].interaction.enabled else None)
+                                    for fk in sorted(unique)],
                            shared_scale=shared_scale)
             job = short_hash(sorted(unique), 12)
             p.fit[job] = spec

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.interactions import InteractionParams
 from ..core.params import FitParams, MaskParams, PredictParams, SegmentParams
 from ..io.dataset import SongRecord
 from ..io.plain import from_plain, to_plain
@@ -95,12 +96,14 @@ class PredictSpec(_Spec):
     # num_samples=auto: the point's surrogate (and its auto settings) decides when to stop
     # (musiclime.core.adaptive); None: predict every mask row
     auto: FitParams | None = None
+    interactions: list[InteractionParams] = field(default_factory=list)  # its fits' (union)
 
 
 @dataclass
 class FitMember(_Spec):
     key: str  # the fit key: one configuration's explanations
     params: FitParams
+    interactions: InteractionParams | None = None  # pairwise interactions to estimate
 
 
 @dataclass

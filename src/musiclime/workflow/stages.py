@@ -125,10 +125,12 @@ def run_predict(spec: PredictSpec, song: SongRecord, segment: str, masks: str,
     if spec.auto is not None:
         # num_samples=auto: block by block until the point's surrogate is stable
         preds, auto = predict_adaptive(classifier, factorized, rows[: spec.auto.draw.max_samples],
-                                       layout_, spec.params, spec.auto)
+                                       layout_, spec.params, spec.auto,
+                                       interactions=spec.interactions)
         preds.save(out, auto)
         return
-    preds = predict_song(classifier, factorized, rows, layout_, spec.params, progress=False)
+    preds = predict_song(classifier, factorized, rows, layout_, spec.params, progress=False,
+                         interactions=spec.interactions)
     preds.save(out)
 
 
@@ -161,7 +163,8 @@ def run_fit(spec: FitSpec, song: SongRecord, segment: str, table: str, masks: st
                               settings=settings_record(spec.segmentation, spec.prediction, fit),
                               timings=dict(preds.timings, separate_s=sep_s),
                               song_info=song.info(), warnings=warnings,
-                              auto=auto if fit.is_auto else None)
+                              auto=auto if fit.is_auto else None,
+                              interactions=member.interactions, interaction_rows=preds.interactions)
         exp.params["device"] = preds.device
         fitted.append((member, exp, layout.explanation_dir(member.key, song.song_id)))
     files = write_song_explanations(fitted, factorized, spec.shared_scale)
