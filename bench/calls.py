@@ -1,21 +1,37 @@
 """Fewer classifier calls for a stable explanation: the demo classifier on demo test songs.
 
-    python bench/run.py --cases stability            # the protocol (see below; ~40 min, 2 cores)
-    python bench/run.py --cases stability --quick    # 2 songs, counts up to 512 (~3 min)
-    python bench/calls.py [--songs N] [--cache DIR] [--mlflow URI]   # the same, directly
+    python bench/run.py --cases stability            # the protocol (see below; ~1.5 h, 2 cores)
+    python bench/run.py --cases stability --quick    # 2 songs, counts up to 512
+    python bench/calls.py [--songs N] [--methods M ...] [--cache DIR] [--mlflow URI]   # directly
 
 The protocol (issue "Fewer classifier calls for the same explanation"):
 
 - **Songs**: the first ``--songs`` songs of the demo corpus's test split (``data/demo``, made by
   ``make demo``), explained with the shipped demo classifier and their ground-truth stems
   (``separator=oracle``), ``modality=both``, 10 segments, line units: about 46 features.
+- **Counts** (:data:`CALLS`): 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072,
+  4096: powers of two and the halfway points (``1.5 x``) between them, so a song stable from
+  150 calls reads 192, not 256.
 - **Runs**: per song, sampler and seed (``S = 5`` seeds), one prediction run of the largest call
-  count (4096); every count 64, 128, ..., 4096 is fitted on a prefix of it (the samplers'
-  prefix property), exactly as a ``num_samples`` sweep of ``musiclime run`` does.
+  count (4096); every count is fitted on a prefix of it (the samplers' prefix property),
+  exactly as a ``num_samples`` sweep of ``musiclime run`` does, so the finer grid costs no
+  prediction.
 - **Methods** ``sampler+estimator[@target]`` (:data:`METHODS`): the fits are the library's own
   (:func:`musiclime.core.explainer.surrogate_weights`, with :mod:`musiclime.core.targets`), several
   estimators on each sampler's predictions. ``bernoulli+lime_ridge`` is today's default and the
-  baseline ("bernoulli" in the last line).
+  baseline ("bernoulli" in the last line). ``--methods`` restricts the set (the baseline is
+  always in); a sampler none of the methods names predicts nothing.
+- **shapiq's approximators** ``shapiq+<name>`` (``shapiq`` 1.4.1; ``bench/stability.py``'s
+  ``SHAPIQ``: ``KernelSHAP`` with pairing, ``kADDSHAP`` of order 2 with pairing,
+  ``PermutationSamplingSV``; the border trick is shapiq's default) draw their own coalitions and
+  have no prefix property: each count is a run of its own (``budget = count``, ``random_state
+  = seed``), up to ``shapiq_max_calls`` (1024; 256 with ``--quick``), and their stability is
+  read on those counts. Their game is the classifier's probability of the explained label (its
+  log-odds for ``@logit``) of shapiq's coalition matrix as a mask, through the same inference
+  as the prediction runs (:class:`SongRows`): each distinct row is predicted once per song,
+  and with ``--cache`` each run's rows are saved, so a rerun, or a second target on the same
+  coalitions, costs no classifier call. The calls of a run are the distinct rows it evaluated
+  (at most the count; reported per count).
 - **Stable**: the mean pairwise Jaccard of the ``S`` top-5 sets is >= 0.8; a song's
   samples-to-stability is the smallest count from which on every count is stable (``inf``
   when none); a method's number is the median over songs.
@@ -23,11 +39,15 @@ The protocol (issue "Fewer classifier calls for the same explanation"):
   :mod:`musiclime.metrics.evidence`) of the songs labelled ``ai`` (the others plant none), mean
   over seeds and songs.
 - **White-box ground truth**: the same methods on the white-box games of
-  ``bench/stability.py`` (exact Shapley values, four families), error at fixed counts. A game is
+  ``bench/stability.py`` (exact Shapley values, four families), error at fixed counts (the
+  shapiq methods only there: no white-box stability for them). A game is
   a function ``v(z)`` of the mask; for an ``@logit`` method it is the classifier's logit
   (output ``sigmoid(v)``), whose log-odds the method recovers exactly, so a method and its
   ``@logit`` variant get the same white-box error (and so does its ``@auto`` variant, which
   picks one of the two scales per song).
+- **Cost**: the prefix samplers predict ``S x 4096`` rows per song each (3 samplers: 61,440);
+  each shapiq approximator up to ``S x`` the sum of its counts (1024: 17,120; the ``@logit``
+  variant nothing more), less the rows already predicted for the song.
 
 Last line, exactly: ``samples-to-stability: bernoulli N1 calls, best <name> N2 calls, ratio R``
 with ``R = N2 / N1``. Writes ``bench/results/calls.json`` (``calls-quick.json``); with
@@ -521,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--songs", type=int, help="demo test songs (default 4)")
     ap.add_argument("--methods", nargs="+", help=f"subset of {list(METHODS)}")
     ap.add_argument("--calls", type=int, nargs="+", help="call counts (default 64 .. 4096)")
+    ap.add_argument("--shapiq-max-calls", type=int,
+                    help="run the shapiq methods up to this count (default 1024; 256 --quick)")
     ap.add_argument("--cache", help="folder for the prediction runs (reused when present; a "
                     "shorter run of the same song, sampler and seed is extended)")
     ap.add_argument("--mlflow", help="also log the results as MLflow runs at this URI")
@@ -550,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.calls = sorted(args.calls)
         settings.error_calls = [n for n in settings.error_calls if n in settings.calls] or [
             settings.calls[len(settings.calls) // 2]]
+    if args.shapiq_max_calls:
+        settings.shapiq_max_calls = args.shapiq_max_calls
     if args.methods:
         unknown = set(args.methods) - set(METHODS)
         if unknown:
