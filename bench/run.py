@@ -37,7 +37,7 @@ Cases (all on CPU unless the classifier finds a GPU; the numbers in docs come fr
    sampler, estimator and target, on the first demo test songs with the demo classifier (S=5
    seeds, 64, 96, 128, 192, ..., 4096 calls on prefixes of one prediction run; shapiq's
    approximators one run per count up to 1024), with evidence recovery and the error against
-   white-box ground truth. Not in the default set (~1.5 h; ``--methods`` runs fewer);
+   white-box ground truth. Not in the default set (~1 h; ``--methods`` runs fewer);
    ``--cases stability --quick`` is a smaller version (2 songs, up to 512 calls). Its last line
    is ``samples-to-stability: bernoulli N1 calls, best <name> N2 calls, ratio R``.
 5. **reuse** — ``predict_masks`` flags on vs off with the demo classifier:
