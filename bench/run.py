@@ -123,10 +123,11 @@ def main(argv=None) -> int:
     if cases == {"stability"}:
         # case 7 alone: bench/calls.py (its own options pass through: --songs, --cache,
         # --mlflow, --methods, --calls, --shapiq-max-calls); its last line is the
-        # samples-to-stability line
+        # samples-to-stability line; --out is its JSON
         import calls
 
-        return calls.main((["--quick"] if args.quick else []) + extra)
+        return calls.main((["--quick"] if args.quick else []) + extra
+                          + (["--out", args.out] if args.out else []))
     s = Settings.quick() if args.quick else Settings()
     if args.sweep_method:
         s.sweep_method = args.sweep_method
