@@ -1,21 +1,37 @@
 """Fewer classifier calls for a stable explanation: the demo classifier on demo test songs.
 
-    python bench/run.py --cases stability            # the protocol (see below; ~40 min, 2 cores)
-    python bench/run.py --cases stability --quick    # 2 songs, counts up to 512 (~3 min)
-    python bench/calls.py [--songs N] [--cache DIR] [--mlflow URI]   # the same, directly
+    python bench/run.py --cases stability            # the protocol (see below; ~1 h, 2 cores)
+    python bench/run.py --cases stability --quick    # 2 songs, counts up to 512
+    python bench/calls.py [--songs N] [--methods M ...] [--cache DIR] [--mlflow URI]   # directly
 
 The protocol (issue "Fewer classifier calls for the same explanation"):
 
 - **Songs**: the first ``--songs`` songs of the demo corpus's test split (``data/demo``, made by
   ``make demo``), explained with the shipped demo classifier and their ground-truth stems
   (``separator=oracle``), ``modality=both``, 10 segments, line units: about 46 features.
+- **Counts** (:data:`CALLS`): 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072,
+  4096: powers of two and the halfway points (``1.5 x``) between them, so a song stable from
+  150 calls reads 192, not 256.
 - **Runs**: per song, sampler and seed (``S = 5`` seeds), one prediction run of the largest call
-  count (4096); every count 64, 128, ..., 4096 is fitted on a prefix of it (the samplers'
-  prefix property), exactly as a ``num_samples`` sweep of ``musiclime run`` does.
+  count (4096); every count is fitted on a prefix of it (the samplers' prefix property),
+  exactly as a ``num_samples`` sweep of ``musiclime run`` does, so the finer grid costs no
+  prediction.
 - **Methods** ``sampler+estimator[@target]`` (:data:`METHODS`): the fits are the library's own
   (:func:`musiclime.core.explainer.surrogate_weights`, with :mod:`musiclime.core.targets`), several
   estimators on each sampler's predictions. ``bernoulli+lime_ridge`` is today's default and the
-  baseline ("bernoulli" in the last line).
+  baseline ("bernoulli" in the last line). ``--methods`` restricts the set (the baseline is
+  always in); a sampler none of the methods names predicts nothing.
+- **shapiq's approximators** ``shapiq+<name>`` (``shapiq`` 1.4.1; ``bench/stability.py``'s
+  ``SHAPIQ``: ``KernelSHAP`` with pairing, ``kADDSHAP`` of order 2 with pairing,
+  ``PermutationSamplingSV``; the border trick is shapiq's default) draw their own coalitions and
+  have no prefix property: each count is a run of its own (``budget = count``, ``random_state
+  = seed``), up to ``shapiq_max_calls`` (1024; 256 with ``--quick``), and their stability is
+  read on those counts. Their game is the classifier's probability of the explained label (its
+  log-odds for ``@logit``) of shapiq's coalition matrix as a mask, through the same inference
+  as the prediction runs (:class:`SongRows`): each distinct row is predicted once per song,
+  and with ``--cache`` each run's rows are saved, so a rerun, or a second target on the same
+  coalitions, costs no classifier call. The calls of a run are the distinct rows it evaluated
+  (at most the count; reported per count).
 - **Stable**: the mean pairwise Jaccard of the ``S`` top-5 sets is >= 0.8; a song's
   samples-to-stability is the smallest count from which on every count is stable (``inf``
   when none); a method's number is the median over songs.
@@ -23,11 +39,17 @@ The protocol (issue "Fewer classifier calls for the same explanation"):
   :mod:`musiclime.metrics.evidence`) of the songs labelled ``ai`` (the others plant none), mean
   over seeds and songs.
 - **White-box ground truth**: the same methods on the white-box games of
-  ``bench/stability.py`` (exact Shapley values, four families), error at fixed counts. A game is
+  ``bench/stability.py`` (exact Shapley values, four families), error at fixed counts (the
+  shapiq methods only there: no white-box stability for them). A game is
   a function ``v(z)`` of the mask; for an ``@logit`` method it is the classifier's logit
   (output ``sigmoid(v)``), whose log-odds the method recovers exactly, so a method and its
   ``@logit`` variant get the same white-box error (and so does its ``@auto`` variant, which
   picks one of the two scales per song).
+- **Cost**: the prefix samplers predict ``S x 4096`` rows per song each (3 samplers: 61,440).
+  A shapiq approximator's runs up to 1024 evaluate ``S x (64 + ... + 1024) = 17,120`` rows,
+  but each distinct row of a song is predicted once: on 46 features ``KernelSHAP``'s runs hold
+  6,192 distinct rows, ``kADDSHAP``'s are among them, ``PermutationSamplingSV`` adds 4,637
+  (10,829 classifier calls per song for the four shapiq methods).
 
 Last line, exactly: ``samples-to-stability: bernoulli N1 calls, best <name> N2 calls, ratio R``
 with ``R = N2 / N1``. Writes ``bench/results/calls.json`` (``calls-quick.json``); with
@@ -80,7 +102,16 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "paired+lime_ridge@auto": ("paired", "lime_ridge", "auto"),
     "paired+kernel_shap@auto": ("paired", "kernel_shap", "auto"),
     "orthogonal_foldover+lime_ridge@auto": ("orthogonal_foldover", "lime_ridge", "auto"),
+    # shapiq's approximators (bench/stability.py's SHAPIQ): sampler "shapiq", the estimator is
+    # the approximator's class; one run per count (no prefix property)
+    "shapiq+kernel_shap": ("shapiq", "KernelSHAP", "probability"),
+    "shapiq+kernel_shap@logit": ("shapiq", "KernelSHAP", "logit"),
+    "shapiq+kadd_shap": ("shapiq", "kADDSHAP", "probability"),
+    "shapiq+permutation_sv": ("shapiq", "PermutationSamplingSV", "probability"),
 }
+#: the call counts: powers of two and the halfway points between them (1.5 x), so a song
+#: stable from 150 calls reads 192, not 256
+CALLS = [64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096]
 EXPERIMENT = "musiclime-calls"
 
 
@@ -88,15 +119,25 @@ EXPERIMENT = "musiclime-calls"
 class Settings:
     songs: int = 4  # 8 would take ~80 min on 2 cores (60k classifier calls per song)
     seeds: int = 5
-    calls: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024, 2048, 4096])
+    calls: list[int] = field(default_factory=lambda: list(CALLS))
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     corpus: str = str(ROOT / "data" / "demo")
     whitebox_songs: int = 10  # per family
     error_calls: list[int] = field(default_factory=lambda: [256, 1024])
+    #: the shapiq methods run only at the counts up to this one (each count is a prediction run
+    #: of its own); their stability is read on those counts
+    shapiq_max_calls: int = 1024
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(songs=2, calls=[64, 128, 256, 512], whitebox_songs=2, error_calls=[256])
+        return cls(songs=2, calls=[n for n in CALLS if n <= 512], whitebox_songs=2,
+                   error_calls=[256], shapiq_max_calls=256)
+
+    def method_calls(self, method: str) -> list[int]:
+        """The counts ``method`` is run at: every count, or up to ``shapiq_max_calls``."""
+        if METHODS[method][0] != "shapiq":
+            return list(self.calls)
+        return [n for n in self.calls if n <= self.shapiq_max_calls]
 
 
 def _config(method: str):
@@ -116,13 +157,19 @@ def predictions(song, layout, sampler: str, seed: int, n: int, clf, cache: Path 
         with np.load(path) as z:
             return z["masks"], z["probs"]
     cfg = ExplainerConfig(sampler=sampler, seed=seed, num_samples=n)
-    masks = draw_masks(cfg, layout.n_columns, n)
+    masks = draw_masks(cfg.masks, layout.n_columns)
+    runs = sorted(cache.glob(f"{song.song_id}_{sampler}_{seed}_*.npz"),
+                  key=lambda p: int(p.stem.rsplit("_", 1)[1])) if cache else []
+    # a longer cached run of the same song, sampler and seed starts with this one
+    for old in runs:
+        if int(old.stem.rsplit("_", 1)[1]) > n:
+            with np.load(old) as z:
+                if np.array_equal(z["masks"][:n], masks):
+                    return masks, z["probs"][:n]
     # a shorter cached run of the same song, sampler and seed holds the first rows of this one
     # (the prefix property): predict only the rest
     done = np.zeros((0, len(clf.class_names)))
-    shorter = sorted(cache.glob(f"{song.song_id}_{sampler}_{seed}_*.npz"),
-                     key=lambda p: int(p.stem.rsplit("_", 1)[1])) if cache else []
-    for old in reversed(shorter):
+    for old in reversed(runs):
         with np.load(old) as z:
             if z["masks"].shape[0] < n and np.array_equal(z["masks"], masks[:z["masks"].shape[0]]):
                 done = z["probs"]
@@ -136,8 +183,72 @@ def predictions(song, layout, sampler: str, seed: int, n: int, clf, cache: Path 
     return masks, probs
 
 
+class SongRows:
+    """The classifier's probabilities of any mask rows of one song, each distinct row predicted
+    once (the game of the shapiq methods). Every row predicted is kept; with a ``cache`` folder,
+    each shapiq run's distinct rows are saved as ``<song>_shapiq-<approximator>_<seed>_<n>.npz``
+    (``masks``, ``probs``) and every such file of the song is read back first, so a rerun (and
+    a second target on the same approximator, seed and count, whose coalitions are the same)
+    predicts nothing."""
+
+    def __init__(self, song, layout, clf, cache: Path | None):
+        from musiclime import ExplainerConfig
+        from musiclime.core.explainer import song_composer
+
+        self.song, self.layout, self.clf, self.cache = song, layout, clf, cache
+        self.cfg = ExplainerConfig()
+        self.composer = song_composer(clf, song)
+        self.known: dict[bytes, np.ndarray] = {}
+        self.predicted = 0  # rows sent to the classifier
+        self.predict_s = 0.0
+        for path in sorted(cache.glob(f"{song.song_id}_shapiq-*.npz")) if cache else []:
+            with np.load(path) as z:
+                self.known.update(zip((r.tobytes() for r in z["masks"]), z["probs"],
+                                      strict=True))
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        """``(rows, C)`` probabilities of uint8 ``masks`` ``(rows, F)``."""
+        from musiclime.core.explainer import predict_song
+
+        keys = [r.tobytes() for r in masks]
+        new = list(dict.fromkeys(k for k in keys if k not in self.known))
+        if new:
+            rows = np.frombuffer(b"".join(new), dtype=np.uint8).reshape(len(new), -1)
+            t0 = time.perf_counter()
+            probs = predict_song(self.clf, self.song, rows, self.layout, self.cfg,
+                                 progress=False, composer=self.composer,
+                                 modality_game=False).probs
+            self.predict_s += time.perf_counter() - t0
+            self.predicted += len(new)
+            self.known.update(zip(new, probs, strict=True))
+        return np.stack([self.known[k] for k in keys])
+
+    def run(self, method: str, seed: int, n: int, label: int) -> tuple[np.ndarray, int]:
+        """The weights of the shapiq ``method`` at ``n`` calls and its distinct rows."""
+        from musiclime.core.targets import transform
+
+        approximator, target = METHODS[method][1], METHODS[method][2]
+        path = (self.cache / f"{self.song.song_id}_shapiq-{approximator}_{seed}_{n}.npz"
+                if self.cache else None)
+        seen: dict[bytes, None] = {}
+
+        def value(z: np.ndarray) -> np.ndarray:
+            seen.update(dict.fromkeys(r.tobytes() for r in z))
+            return transform(target, self(z)[:, label])
+
+        w, rows = wb.shapiq_values(method.split("@")[0], value, self.layout.n_columns, n, seed)
+        if path is not None and not path.is_file():
+            keys = list(seen)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, masks=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(
+                len(keys), -1), probs=np.stack([self.known[k] for k in keys]))
+        return w, rows
+
+
 def run_demo(settings: Settings, cache: Path | None = None) -> dict:
-    """weights[method][song] (seeds, counts, F), evidence nP@5 and the prediction time."""
+    """weights[method][song] (seeds, counts, F; NaN at the counts a method is not run at),
+    evidence nP@5, the prediction time, the classifier calls made, and for the shapiq methods
+    rows[method][song] (seeds, counts): the distinct rows each run evaluated."""
     from inputs import demo_entries, load_demo
 
     from musiclime import ExplainerConfig, load_song
@@ -156,11 +267,21 @@ def run_demo(settings: Settings, cache: Path | None = None) -> dict:
         raise SystemExit(f"no demo corpus under {settings.corpus}: run `make demo` first")
     clf = load_demo()
     top = max(settings.calls)
-    samplers = sorted({METHODS[m][0] for m in settings.methods})
+    samplers = sorted({METHODS[m][0] for m in settings.methods} - {"shapiq"})
     weights: dict[str, dict[str, np.ndarray]] = {m: {} for m in settings.methods}
     evidence: dict[str, dict[str, list[float]]] = {m: {} for m in settings.methods}
+    rows: dict[str, dict[str, list]] = {m: {} for m in settings.methods
+                                        if METHODS[m][0] == "shapiq"}
     labels: dict[str, str] = {}
     predict_s = 0.0
+    predicted = 0  # classifier calls made by the shapiq methods (the others: top per run)
+
+    def np5(w: np.ndarray, truth: np.ndarray) -> list[float]:
+        return [float(np.mean([normalized_precision(
+            precision_at_k(w[s, c], truth, 5), float(truth.sum()), 5, truth.size)
+            for s in range(settings.seeds)])) if np.isfinite(w[:, c]).all() else float("nan")
+            for c in range(len(settings.calls))]
+
     for e in entries:
         song = load_song(e.audio, e.lyrics, OracleSeparator(), clf.sample_rate,
                          ExplainerConfig(), song_id=e.song_id, stems_dir=e.stems_dir)
@@ -188,52 +309,92 @@ def run_demo(settings: Settings, cache: Path | None = None) -> dict:
             for m in names:
                 weights[m][e.song_id] = w[m]
                 if truth is not None:
-                    evidence[m][e.song_id] = [
-                        float(np.mean([normalized_precision(
-                            precision_at_k(w[m][s, c], truth, 5), float(truth.sum()), 5,
-                            layout.n_columns) for s in range(settings.seeds)]))
-                        for c in range(len(settings.calls))]
+                    evidence[m][e.song_id] = np5(w[m], truth)
             log.info("%s (%s) %s: %d seeds x %d calls", e.song_id, e.label, sampler,
                      settings.seeds, top)
-    return {"weights": weights, "evidence": evidence, "labels": labels, "predict_s": predict_s}
+        shapiq = [m for m in settings.methods if METHODS[m][0] == "shapiq"]
+        if shapiq:
+            oracle = SongRows(song, layout, clf, cache)
+            label = int(np.argmax(oracle(np.ones((1, layout.n_columns), dtype=np.uint8))[0]))
+            for m in shapiq:
+                w = np.full((settings.seeds, len(settings.calls), layout.n_columns), np.nan)
+                r = np.zeros((settings.seeds, len(settings.calls)), dtype=int)
+                for seed in range(settings.seeds):
+                    for c, n in enumerate(settings.calls):
+                        if n in settings.method_calls(m):
+                            w[seed, c], r[seed, c] = oracle.run(m, seed, n, label)
+                weights[m][e.song_id] = w
+                rows[m][e.song_id] = r.tolist()
+                if truth is not None:
+                    evidence[m][e.song_id] = np5(w, truth)
+            predict_s += oracle.predict_s
+            predicted += oracle.predicted
+            log.info("%s (%s) shapiq: %d seeds, %d classifier calls (%d rows known)",
+                     e.song_id, e.label, settings.seeds, oracle.predicted, len(oracle.known))
+    return {"weights": weights, "evidence": evidence, "labels": labels, "predict_s": predict_s,
+            "rows": rows, "shapiq_predicted": predicted}
 
 
 def summarise(settings: Settings, demo: dict) -> dict:
     calls = settings.calls
     out: dict = {}
     for m in settings.methods:
-        curves = {s: wb.jaccard_curve(w) for s, w in demo["weights"][m].items()}
-        n_stable = {s: wb.samples_to_stability(c, calls) for s, c in curves.items()}
+        # the counts the method ran at (a shapiq method: up to shapiq_max_calls), NaN elsewhere
+        mine = settings.method_calls(m)
+        idx = [calls.index(n) for n in mine]
+        curves = {}
+        for s, w in demo["weights"][m].items():
+            c = np.full(len(calls), np.nan)
+            c[idx] = wb.jaccard_curve(np.asarray(w)[:, idx])
+            curves[s] = c
+        n_stable = {s: wb.samples_to_stability(c[idx], mine) for s, c in curves.items()}
         ev = demo["evidence"][m]
         out[m] = {
+            "calls": mine,
             "median": wb.median(n_stable.values()),
             "per_song": n_stable,
-            "median_jaccard": [wb.median(c[i] for c in curves.values())
-                               for i in range(len(calls))],
+            "median_jaccard": [wb.median(c[i] for c in curves.values()) if i in idx
+                               else float("nan") for i in range(len(calls))],
             "curves": {s: c.tolist() for s, c in curves.items()},
             "evidence_np5": [float(np.mean([v[i] for v in ev.values()])) if ev else float("nan")
                              for i in range(len(calls))],
         }
+        if m in demo.get("rows", {}):  # shapiq: the distinct rows a run evaluated, mean
+            r = np.asarray(list(demo["rows"][m].values()), dtype=float)  # (songs, seeds, counts)
+            out[m]["rows"] = [float(r[:, :, i].mean()) if i in idx else float("nan")
+                              for i in range(len(calls))]
     return out
 
 
 def whitebox(settings: Settings) -> dict:
     """Error vs the exact Shapley values of the white-box games, per method (an ``@logit``
-    method is its base method on the game, see the module docstring)."""
+    method is its base method on the game, see the module docstring). The shapiq methods (one
+    run per count, and their fits cost more) only at the error counts: no stability by family
+    (NaN)."""
     base = {m: m.split("@")[0] for m in settings.methods}
-    table = wb.methods()
+    table = {**wb.methods(), **wb.SHAPIQ}
     missing = sorted({b for b in base.values() if b not in table})
     if missing:
         raise SystemExit(f"bench/stability.py has no white-box method {missing}")
+    prefix = sorted({b for b in base.values() if b not in wb.SHAPIQ})
+    shapiq = sorted({b for b in base.values() if b in wb.SHAPIQ})
+    out: dict = {}
     # the error at every count (the games cost nothing to evaluate); the report prints
     # error_calls, MLflow gets them all
-    ws = wb.Settings(songs=settings.whitebox_songs, seeds=5, calls=settings.calls,
-                     error_calls=list(settings.calls), methods=sorted(set(base.values())))
-    runs = wb.run_games(ws, progress=False)
-    summary = wb.summarise(ws, runs)
-    return {m: {"errors": summary["errors"][b], "median": summary["stability"][b]["median"],
-                "by_family": summary["stability"][b]["by_family"]}
-            for m, b in base.items()}
+    for names, calls in ((prefix, list(settings.calls)), (shapiq, list(settings.error_calls))):
+        if not names:
+            continue
+        ws = wb.Settings(songs=settings.whitebox_songs, seeds=5, calls=calls,
+                         error_calls=calls, methods=names)
+        runs = wb.run_games(ws, progress=False)
+        summary = wb.summarise(ws, runs)
+        for b in names:
+            st = summary["stability"][b]
+            out[b] = {"errors": summary["errors"][b],
+                      "median": st["median"] if b in prefix else float("nan"),
+                      "by_family": {f: v if b in prefix else float("nan")
+                                    for f, v in st["by_family"].items()}}
+    return {m: out[b] for m, b in base.items()}
 
 
 def best(summary: dict) -> str:
@@ -251,15 +412,23 @@ def report(settings: Settings, summary: dict, white: dict, demo: dict) -> list[s
     head = f"{'method':{w}s} " + " ".join(f"{n:>6d}" for n in calls) + "   calls-to-stable"
     lines += [head, "-" * len(head)]
     for m, st in summary.items():
-        lines.append(f"{m:{w}s} " + " ".join(f"{j:6.2f}" for j in st["median_jaccard"])
-                     + f"   {wb.calls_text(st['median'], calls):>8s}")
+        lines.append(f"{m:{w}s} " + " ".join(_num(j) for j in st["median_jaccard"])
+                     + f"   {wb.calls_text(st['median'], st['calls']):>8s}")
     lines += ["", "evidence nP@5 (ai songs, mean over seeds and songs) by calls",
               head[:-len("   calls-to-stable")], "-" * (len(head) - len("   calls-to-stable"))]
     for m, st in summary.items():
-        lines.append(f"{m:{w}s} " + " ".join(f"{v:6.2f}" for v in st["evidence_np5"]))
+        lines.append(f"{m:{w}s} " + " ".join(_num(v) for v in st["evidence_np5"]))
+    shapiq = [m for m in summary if "rows" in summary[m]]
+    if shapiq:
+        lines += ["", "shapiq methods: distinct mask rows (classifier calls) a run evaluated, "
+                  "mean over songs and seeds (one run per count, budget = count)",
+                  head[:-len("   calls-to-stable")]]
+        for m in shapiq:
+            lines.append(f"{m:{w}s} " + " ".join(
+                "     -" if np.isnan(v) else f"{v:6.0f}" for v in summary[m]["rows"]))
     lines += ["", "per song: calls to stability"]
     for m, st in summary.items():
-        lines.append(f"{m:{w}s} " + "  ".join(f"{s}:{wb.calls_text(n, calls)}"
+        lines.append(f"{m:{w}s} " + "  ".join(f"{s}:{wb.calls_text(n, st['calls'])}"
                                              for s, n in st["per_song"].items()))
     fams = list(next(iter(white.values()))["by_family"])
     for n in settings.error_calls:
@@ -273,23 +442,29 @@ def report(settings: Settings, summary: dict, white: dict, demo: dict) -> list[s
                 for f in fams))
     lines += ["", "white-box games: median calls to stability by family",
               f"{'method':{w}s} " + " ".join(f"{f:>16s}" for f in fams)]
-    for m, res in white.items():
-        lines.append(f"{m:{w}s} " + " ".join(
-            f"{wb.calls_text(res['by_family'][f], calls):>16s}" for f in fams))
+    for m, res in white.items():  # NaN: not measured (the shapiq methods)
+        cells = ["-" if np.isnan(res["by_family"][f]) else
+                 wb.calls_text(res["by_family"][f], calls) for f in fams]
+        lines.append(f"{m:{w}s} " + " ".join(f"{c:>16s}" for c in cells))
     # the curve reading: the median over songs of the Jaccard at each count, stable from the
     # count where that curve stays >= 0.8 (the results page's figure; a weaker criterion)
-    curve = {m: wb.samples_to_stability(np.asarray(st["median_jaccard"]), calls)
-             for m, st in summary.items()}
+    curve = {m: wb.samples_to_stability(
+        np.asarray(st["median_jaccard"])[[calls.index(n) for n in st["calls"]]], st["calls"])
+        for m, st in summary.items()}
     cb = min((m for m in curve if m != BASELINE), key=lambda m: curve[m])
     lines += ["", f"median-Jaccard curve: bernoulli {wb.calls_text(curve[BASELINE], calls)} "
-              f"calls, best {cb} {wb.calls_text(curve[cb], calls)} calls, ratio "
+              f"calls, best {cb} {wb.calls_text(curve[cb], summary[cb]['calls'])} calls, ratio "
               f"{_ratio(curve[cb], curve[BASELINE]):.2f}"]
     # the protocol's number: each song's samples-to-stability, median over songs
     b = best(summary)
     n1, n2 = summary[BASELINE]["median"], summary[b]["median"]
     lines += [f"samples-to-stability: bernoulli {wb.calls_text(n1, calls)} calls, best {b} "
-              f"{wb.calls_text(n2, calls)} calls, ratio {_ratio(n2, n1):.2f}"]
+              f"{wb.calls_text(n2, summary[b]['calls'])} calls, ratio {_ratio(n2, n1):.2f}"]
     return lines
+
+
+def _num(v: float) -> str:
+    return "     -" if np.isnan(v) else f"{v:6.2f}"
 
 
 def _ratio(n2: float, n1: float) -> float:
@@ -311,6 +486,8 @@ def log_mlflow(uri: str, settings: Settings, summary: dict, white: dict) -> None
     for m, st in summary.items():
         sampler, estimator, target = METHODS[m]
         for c, n in enumerate(settings.calls):
+            if n not in st["calls"]:
+                continue
             metrics = {"jaccard_top5": st["median_jaccard"][c],
                        "stable_songs": float(np.mean([v <= n for v in st["per_song"].values()])),
                        "evidence_np5": st["evidence_np5"][c]}
@@ -366,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--songs", type=int, help="demo test songs (default 4)")
     ap.add_argument("--methods", nargs="+", help=f"subset of {list(METHODS)}")
     ap.add_argument("--calls", type=int, nargs="+", help="call counts (default 64 .. 4096)")
+    ap.add_argument("--shapiq-max-calls", type=int,
+                    help="run the shapiq methods up to this count (default 1024; 256 --quick)")
     ap.add_argument("--cache", help="folder for the prediction runs (reused when present; a "
                     "shorter run of the same song, sampler and seed is extended)")
     ap.add_argument("--mlflow", help="also log the results as MLflow runs at this URI")
@@ -395,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.calls = sorted(args.calls)
         settings.error_calls = [n for n in settings.error_calls if n in settings.calls] or [
             settings.calls[len(settings.calls) // 2]]
+    if args.shapiq_max_calls:
+        settings.shapiq_max_calls = args.shapiq_max_calls
     if args.methods:
         unknown = set(args.methods) - set(METHODS)
         if unknown:

@@ -35,10 +35,11 @@ Cases (all on CPU unless the classifier finds a GPU; the numbers in docs come fr
    size on a GPU).
 7. **stability** — ``bench/calls.py``: how many classifier calls a stable explanation needs, per
    sampler, estimator and target, on the first demo test songs with the demo classifier (S=5
-   seeds, 64..4096 calls on prefixes of one prediction run), with evidence recovery and the
-   error against white-box ground truth. Not in the default set (~35 min); ``--cases stability
-   --quick`` is a 3-minute version. Its last line is ``samples-to-stability: bernoulli N1
-   calls, best <name> N2 calls, ratio R``.
+   seeds, 64, 96, 128, 192, ..., 4096 calls on prefixes of one prediction run; shapiq's
+   approximators one run per count up to 1024), with evidence recovery and the error against
+   white-box ground truth. Not in the default set (~1 h; ``--methods`` runs fewer);
+   ``--cases stability --quick`` is a smaller version (2 songs, up to 512 calls). Its last line
+   is ``samples-to-stability: bernoulli N1 calls, best <name> N2 calls, ratio R``.
 5. **reuse** — ``predict_masks`` flags on vs off with the demo classifier:
    ``reuse_constant_modality`` in ``lyrical`` and ``audio`` mode, and ``deduplicate`` in
    ``lyrical`` mode with the reference's with-replacement sampler (``exhaustive=false``) on a
@@ -121,10 +122,12 @@ def main(argv=None) -> int:
     cases = set(args.cases.split(","))
     if cases == {"stability"}:
         # case 7 alone: bench/calls.py (its own options pass through: --songs, --cache,
-        # --mlflow, --methods, --calls); its last line is the samples-to-stability line
+        # --mlflow, --methods, --calls, --shapiq-max-calls); its last line is the
+        # samples-to-stability line; --out is its JSON
         import calls
 
-        return calls.main((["--quick"] if args.quick else []) + extra)
+        return calls.main((["--quick"] if args.quick else []) + extra
+                          + (["--out", args.out] if args.out else []))
     s = Settings.quick() if args.quick else Settings()
     if args.sweep_method:
         s.sweep_method = args.sweep_method

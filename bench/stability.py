@@ -12,7 +12,9 @@ The protocol (the issue "Fewer classifier calls for the same explanation"):
   ``many_small``, ``--songs`` songs each. They are functions of the mask ``z``: no audio, no GPU.
 - **Methods**: a sampler (:mod:`musiclime.core.samplers`) and an estimator
   (:mod:`musiclime.core.estimators`), named ``sampler+estimator``. ``bernoulli+lime_ridge`` is
-  today's default (the baseline, "bernoulli" in the last line).
+  today's default (the baseline, "bernoulli" in the last line). ``--methods`` also takes
+  shapiq's approximators (:data:`SHAPIQ`, e.g. ``shapiq+kernel_shap``), which draw their own
+  coalitions: one run per call count (``budget = count``), so they are not in the default set.
 - **Runs**: for every method, song and seed (``S = 5``), one prediction run of the largest call
   count; every call count (64 .. 4096 classifier calls = mask rows, row 0 included) is fitted
   on a prefix of it (the samplers' prefix property).
@@ -76,7 +78,7 @@ class Settings:
     error_calls: list[int] = field(default_factory=lambda: [256, 1024])
     n_audio: int = 40
     n_lyrics: list[int] = field(default_factory=lambda: [4, 5, 6])
-    methods: list[str] | None = None  # None: all of METHODS
+    methods: list[str] | None = None  # None: all of methods() (SHAPIQ's by name only)
     demo: bool = False
     demo_songs: int = 4
     demo_methods: list[str] = field(default_factory=lambda: [BASELINE, "kernel+kernel_shap",
@@ -108,6 +110,45 @@ def methods() -> dict[str, tuple[smp.Sampler, est.Estimator]]:
     }
 
 
+#: shapiq's Shapley-value approximators (``shapiq`` 1.4.1): name -> (class, keyword arguments).
+#: They draw their own coalitions (no prefix property), so every call count is its own run of
+#: ``budget = count`` (:func:`shapiq_values`). Picked from shapiq's first-order approximators on
+#: these games (issue #24): the regression estimators with the border trick (always on in
+#: shapiq's coalition sampler) and pairing, and permutation sampling; ``UnbiasedKernelSHAP``,
+#: ``SVARM``, ``StratifiedSamplingSV`` and ``OwenSamplingSV`` were 2-5 times further from the
+#: exact values at 256-1024 calls (the last two also call the game one row at a time).
+SHAPIQ: dict[str, tuple[str, dict]] = {
+    "shapiq+kernel_shap": ("KernelSHAP", {"pairing_trick": True}),
+    "shapiq+kadd_shap": ("kADDSHAP", {"max_order": 2, "pairing_trick": True}),
+    "shapiq+permutation_sv": ("PermutationSamplingSV", {}),
+}
+
+
+def shapiq_values(name: str, value, n_features: int, budget: int, seed: int
+                  ) -> tuple[np.ndarray, int]:
+    """The first-order values of the shapiq approximator ``name`` (:data:`SHAPIQ`) with
+    ``budget`` and ``random_state=seed`` on the game ``value`` (uint8 masks ``(rows, F)`` ->
+    ``(rows,)``, a musiclime mask: 1 keeps the feature, as shapiq's ``True`` keeps the player),
+    and the distinct mask rows it evaluated (its classifier calls)."""
+    import warnings
+
+    import shapiq
+
+    cls, kwargs = SHAPIQ[name]
+    seen: dict[bytes, None] = {}
+
+    def game(coalitions: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(np.asarray(coalitions)).astype(np.uint8)
+        seen.update(dict.fromkeys(r.tobytes() for r in z))
+        return np.asarray(value(z), dtype=np.float64)
+
+    approx = getattr(shapiq, cls)(n_features, random_state=seed, **kwargs)
+    with warnings.catch_warnings():  # "not all budget is required" past 2**F: never here
+        warnings.simplefilter("ignore")
+        iv = approx.approximate(budget=budget, game=game)
+    return np.array([iv[(j,)] for j in range(n_features)], dtype=np.float64), len(seen)
+
+
 # --- runs --------------------------------------------------------------------------------------
 def songs(settings: Settings) -> list[dict]:
     out = []
@@ -125,14 +166,30 @@ def run_games(settings: Settings, progress: bool = True) -> dict:
     table = methods()
     names = settings.methods or list(table)
     games = songs(settings)
+    rows: dict[str, dict[str, np.ndarray]] = {}  # shapiq methods: distinct rows per run
     top = max(settings.calls)
     weights: dict[str, dict[str, np.ndarray]] = {}
     timings: dict[str, float] = {}
     mask_cache: dict[tuple[str, int, int], np.ndarray] = {}
     for name in names:
-        sampler, estimator = table[name]
         t0 = time.perf_counter()
         weights[name] = {}
+        if name in SHAPIQ:  # its own coalitions: one run per count
+            rows[name] = {}
+            for song in games:
+                game, m = song["game"], song["game"].n_features
+                w = np.zeros((settings.seeds, len(settings.calls), m))
+                r = np.zeros((settings.seeds, len(settings.calls)), dtype=int)
+                for seed in range(settings.seeds):
+                    for c, n in enumerate(settings.calls):
+                        w[seed, c], r[seed, c] = shapiq_values(name, game, m, n, seed)
+                weights[name][song["song"]] = w
+                rows[name][song["song"]] = r
+            timings[name] = time.perf_counter() - t0
+            if progress:
+                log.info("%-36s %6.1f s", name, timings[name])
+            continue
+        sampler, estimator = table[name]
         for song in games:
             game = song["game"]
             m = game.n_features
@@ -149,7 +206,7 @@ def run_games(settings: Settings, progress: bool = True) -> dict:
         timings[name] = time.perf_counter() - t0
         if progress:
             log.info("%-36s %6.1f s", name, timings[name])
-    return {"songs": games, "weights": weights, "timings": timings}
+    return {"songs": games, "weights": weights, "timings": timings, "rows": rows}
 
 
 # --- measures ----------------------------------------------------------------------------------
@@ -336,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--songs", type=int, help="songs per family")
     ap.add_argument("--demo-songs", type=int, help="demo test songs (default 4)")
     ap.add_argument("--demo-methods", nargs="+", help="methods run on the demo classifier")
-    ap.add_argument("--methods", nargs="+", help=f"subset of {list(methods())}")
+    ap.add_argument("--methods", nargs="+",
+                    help=f"subset of {list(methods())} and of shapiq's {list(SHAPIQ)}")
     ap.add_argument("--out", help="JSON output (default bench/results/stability[-quick].json)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -344,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.songs:
         settings.songs = args.songs
     if args.methods:
-        unknown = set(args.methods) - set(methods())
+        unknown = set(args.methods) - set(methods()) - set(SHAPIQ)
         if unknown:
             ap.error(f"unknown methods {sorted(unknown)}")
         settings.methods = list(dict.fromkeys([BASELINE, *args.methods]))

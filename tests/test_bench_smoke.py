@@ -151,3 +151,51 @@ def test_deletion_bound_orderings(deletion_bound):
     assert summary["ai"]["greedy_ratio"] == pytest.approx(out["greedy_ratio"])
     assert len(deletion_bound.report([{**out, "song_id": "a", "true_label": "ai",
                                        "explained": "ai"}], summary)) == 7
+
+
+def test_calls_bench_count_grid_and_shapiq_counts(calls):
+    """The default grid has the halfway counts; a shapiq method runs only up to
+    shapiq_max_calls, is read on those counts (">256" when never stable), and its distinct
+    rows per count are reported."""
+    assert calls.Settings().calls == [64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
+                                      3072, 4096]
+    assert max(calls.Settings.quick().calls) == 512
+    m = "shapiq+kernel_shap"
+    settings = calls.Settings(songs=1, calls=[64, 128, 256, 512], error_calls=[64],
+                              methods=[calls.BASELINE, m], shapiq_max_calls=256)
+    assert settings.method_calls(m) == [64, 128, 256]
+    assert settings.method_calls(calls.BASELINE) == [64, 128, 256, 512]
+    f = 12
+    stable = np.tile(np.arange(f, 0, -1, dtype=float), (5, 4, 1))
+    shaky = stable.copy()
+    shaky[:, :1] = np.random.default_rng(0).standard_normal((5, 1, f))  # only 64 shaky
+    shaky[:, 3] = np.nan  # 512: not run
+    demo = {"weights": {calls.BASELINE: {"a": stable}, m: {"a": shaky}},
+            "evidence": {calls.BASELINE: {}, m: {}}, "labels": {"a": "human"},
+            "predict_s": 0.0, "rows": {m: {"a": [[64, 128, 250, 0]] * 5}}}
+    summary = calls.summarise(settings, demo)
+    assert summary[m]["median"] == 128 and summary[m]["calls"] == [64, 128, 256]
+    assert np.isnan(summary[m]["median_jaccard"][3]) and summary[m]["rows"][2] == 250
+    white = {k: {"errors": {"64": {"additive": {"spearman": 1.0, "top5_recall": 1.0,
+                                                "l2": 0.0}}},
+                 "median": 64.0, "by_family": {"additive": 64.0 if k != m else float("nan")}}
+             for k in settings.methods}
+    lines = calls.report(settings, summary, white, demo)
+    assert any(line.startswith(m) and line.split()[1:] == ["64", "128", "250", "-"]
+               for line in lines)
+    assert lines[-1] == ("samples-to-stability: bernoulli 64 calls, best shapiq+kernel_shap "
+                         "128 calls, ratio 2.00")
+
+
+def test_shapiq_values_on_a_white_box_game(calls):
+    """shapiq's paired KernelSHAP is exact on an additive game from a budget that holds the
+    border sizes; the calls are the distinct rows it evaluated."""
+    import stability as wb
+
+    from musiclime.models.groundtruth import make_game
+
+    game = make_game("additive", seed=1000, n_audio=8, n_lyrics=4)
+    for name in wb.SHAPIQ:
+        w, rows = wb.shapiq_values(name, game, game.n_features, 40, seed=0)
+        assert 2 <= rows <= 40
+        assert np.allclose(w, game.shapley(), atol=1e-6), name
