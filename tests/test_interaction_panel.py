@@ -2,10 +2,11 @@
 headless Chromium.
 
 The song and classifier are conftest's (``explain_whitebox``): 8 s, ten 0.8 s segments, the
-tone in ``other`` during segment 3 (2.4-3.2 s) and the keyword on lyric line 1. The explainer
-does not compute interactions yet (issue #24's other half), so :func:`with_interactions` puts
-records of the JSON schema on a real explanation; once it does, that fixture becomes an
-explanation made with interactions on, and the assertions stay.
+tone in ``other`` during segment 3 (2.4-3.2 s) and the keyword on lyric line 1. Most tests put
+chosen records of the JSON schema on a real explanation (:func:`with_interactions`), one of each
+kind with known values, so the ordering, bars and every kind's playback are checked exactly;
+:func:`test_a_real_interaction_run_plays_its_top_pair` renders an explanation made with
+``explainer.interactions`` on and clicks its top pair.
 """
 
 from __future__ import annotations
@@ -189,3 +190,35 @@ def test_clicking_a_pair_plays_it_in_chromium(explained, page, browser):
     assert plays == [other, f"{vocals}+{other}", f"{bass}+{other}", drums, ""]
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
+
+
+@needs_chromium
+def test_a_real_interaction_run_plays_its_top_pair(song, tmp_path, browser):
+    """The panel of an explanation whose interactions the explainer estimated (shapiq's
+    regression FSII over the white-box classifier): its rows are the JSON's pairs in order, and
+    clicking the top audio pair plays its stems over its segments."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    exp, factorized, _ = explain_whitebox(song, num_samples=NUM_SAMPLES, seed=0,
+                                          interactions="regression_fsii",
+                                          interaction_budget=1200)
+    records = exp.to_dict()["explanations"][f"label_{exp.predicted_label}"]["interactions"]
+    assert len(records) == 10
+    path = tmp_path / "explanation.html"
+    path.write_text(render_explanation_page(exp, factorized), encoding="utf-8")
+    html = path.read_text(encoding="utf-8")
+    assert "estimator regression_fsii, budget 1200, seed 0" in html
+    assert [(r[1], r[2]) for r in _rows(html)] == [tuple(r["names"]) for r in records]
+    rank, first = next((i + 1, r) for i, r in enumerate(records) if "audio" in r["kind"])
+    audio = [exp.features[i] for i in first["features"] if exp.features[i].kind == "audio"]
+    clips = {f"stem-{exp.features.stems.index(f.stem)}" for f in audio}
+    browser.get(path.as_uri())
+    wait = WebDriverWait(browser, 10, poll_frequency=0.02)
+    wait.until(lambda d: all(audio_state(d, c)["ready"] >= 1 for c in clips))
+    browser.find_element(By.CSS_SELECTOR, f'button.pair[data-pair="{rank}"]').click()
+    wait.until(lambda d: any(not audio_state(d, c)["paused"] for c in clips))
+    playing = [c for c in clips if not audio_state(browser, c)["paused"]]
+    spans = [(f.start, f.end) for f in audio]
+    assert any(a - 0.05 <= audio_state(browser, c)["time"] < b + 0.05
+               for c in playing for a, b in spans)
