@@ -195,8 +195,7 @@ class Planner:
         union: dict[str, set] = {}  # the interaction estimators whose rows a run predicts
         for _, keys, explainer, _ in self._pending:
             n_max[keys.masks_group] = max(n_max.get(keys.masks_group, 0), explainer.max_samples)
-            if explainer.interaction.enabled:
-                union.setdefault(keys.masks_group, set()).add(explainer.interaction)
+            union.setdefault(keys.masks_group, set()).add(explainer.interaction)
         fit_jobs: dict[str, list[tuple[PointSpec, str, Any, str]]] = {}
         resolved: list[tuple[PointSpec, _PointKeys, Any, Any, str, str]] = []
         for point, keys, explainer, metrics in self._pending:
@@ -204,15 +203,13 @@ class Planner:
             masks_key = layout.masks_key(keys.segment, explainer.modality, explainer.seed,
                                          explainer.exhaustive, n, strategy_key(explainer.sampler))
             model_identity = keys.predict_part.split("|")[0]
-            # num_samples=auto: the run stops when the point's own surrogate is stable, so its
-            # whole explainer config is the stopping rule (and the predict key holds its hash)
+            # num_samples=auto: the point's whole config is the stopping rule (its hash: the key)
             auto = explainer.as_dict() if explainer.is_auto else None
-            inter = sorted(union.get(keys.masks_group, ()), key=repr)
+            inter = sorted((i for i in union[keys.masks_group] if i.enabled), key=repr)
             pred_key = layout.predict_key(masks_key, model_identity, explainer.batch_size,
                                           explainer.deduplicate, explainer.mixed_precision,
-                                          auto=short_hash(auto, 8) if auto else None,
-                                          interactions=short_hash(to_plain(inter), 8) if inter
-                                          else None)
+                                          short_hash(auto, 8) if auto else None,
+                                          short_hash(to_plain(inter), 8) if inter else None)
             fit_key = layout.fit_key(pred_key, keys.fit_part)
             p.masks.setdefault(masks_key, MasksSpec(keys.dataset, keys.segment,
                                                     replace(explainer.masks, max_samples=n)))
@@ -230,9 +227,8 @@ class Planner:
             spec = FitSpec(dataset=point.dataset, segment=p.predict[pred_key].segment,
                            masks=p.predict[pred_key].masks, predict=pred_key,
                            segmentation=explainer.segment, prediction=explainer.predict,
-                           members=[FitMember(fk, unique[fk].fit, unique[fk].interaction
-                                              if unique[fk].interaction.enabled else None)
-                                    for fk in sorted(unique)],
+                           members=[FitMember(fk, ec.fit, ec.interaction if ec.interaction.enabled
+                                              else None) for fk, ec in sorted(unique.items())],
                            shared_scale=shared_scale)
             job = short_hash(sorted(unique), 12)
             p.fit[job] = spec
