@@ -297,3 +297,23 @@ def test_num_samples_auto_records_the_rows_once_the_blocks_are_predicted(wb_song
     assert exp.params["auto"]["calls"] == 96
     assert exp.interactions.pairs[0][0].features == (BASS_T1, LINE_2)
     assert exp.interactions.rows_reused > 0 and not exp.interactions.warnings
+
+
+def test_the_estimate_does_not_depend_on_the_blas_thread_count():
+    """``musiclime explain`` runs with every core, a ``musiclime run`` job with one BLAS thread;
+    shapiq's least-squares solve (2,000 rows x 1,276 unknowns here) sums in a thread-dependent
+    order, so the estimate pins BLAS to one thread and both give the same pairs bit for bit."""
+    from threadpoolctl import threadpool_limits
+
+    value, _ = planted_game(5)
+    layout = MaskLayout(N_PLAYERS, 0, "both")
+    start = np.ones((1, N_PLAYERS), np.uint8)
+    params = InteractionParams("regression_fsii", 2000, 10, 0)
+    rows = record_interaction_rows([params], start, as_probs(value)(start), as_probs(value))
+    found = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            result = estimate_interactions(params, layout, start, as_probs(value)(start), [0],
+                                           rows)
+        found.append([(tuple(p.features), p.value) for p in result.pairs[0]])
+    assert found[0] == found[1]
