@@ -7,6 +7,7 @@ import pytest
 
 from musiclime.core import samplers
 from musiclime.core.coalition_sizes import binomial_sizes, shapley_sizes, uniform_sizes
+from musiclime.core.hadamard import hadamard, smallest_order
 from musiclime.core.masks import sample_masks
 from musiclime.core.samplers import SAMPLERS, SizeSampler, get_sampler
 
@@ -145,7 +146,7 @@ def test_row_count_and_errors():
 # --- orthogonal-array samplers ------------------------------------------------------------------
 @pytest.mark.parametrize("n_features", [1, 3, 20, 45, 63, 64])
 def test_orthogonal_blocks_are_balanced_and_pairwise_orthogonal(n_features):
-    size = samplers.OrthogonalSampler.block_rows(n_features)
+    size = samplers.orthogonal.block_rows(n_features)
     assert size > n_features and size & (size - 1) == 0 and size // 2 <= n_features
     masks = samplers.OrthogonalSampler(exhaustive=False)(n_features, 1 + 3 * size, 5)
     for b in range(3):
@@ -159,13 +160,59 @@ def test_orthogonal_blocks_are_balanced_and_pairwise_orthogonal(n_features):
 
 def test_orthogonal_foldover_follows_each_block_with_its_complement():
     f = 45
-    size = samplers.OrthogonalSampler.block_rows(f)
+    size = samplers.orthogonal.block_rows(f)
     plain = samplers.orthogonal(f, 1 + 2 * size, 3)
     fold = samplers.orthogonal_foldover(f, 1 + 4 * size, 3)
     np.testing.assert_array_equal(fold[:1 + size], plain[:1 + size])  # same first block
     np.testing.assert_array_equal(fold[1 + size:1 + 2 * size], 1 - fold[1:1 + size])
     np.testing.assert_array_equal(fold[1 + 2 * size:1 + 3 * size], plain[1 + size:])
     np.testing.assert_array_equal(fold[1 + 3 * size:], 1 - fold[1 + 2 * size:1 + 3 * size])
+
+
+def test_hadamard_matrices_of_every_order_the_constructions_cover():
+    covered = [n for n in range(1, 201) if hadamard(n) is not None]
+    assert [n for n in range(4, 201, 4) if n not in covered] == [52, 92, 100, 116, 156, 172,
+                                                                 184, 188]
+    assert set(covered) - set(range(4, 201, 4)) == {1, 2}
+    sylvester = np.ones((1, 1), dtype=np.int64)
+    for n in covered:
+        h = hadamard(n).astype(np.int64)
+        np.testing.assert_array_equal(h @ h.T, n * np.eye(n, dtype=np.int64))
+        assert (h[0] == 1).all() and (h[:, 0] == 1).all()  # normalised
+        if n & (n - 1) == 0:  # a power of two is Sylvester's, as the orthogonal sampler's was
+            while sylvester.shape[0] < n:
+                sylvester = np.block([[sylvester, sylvester], [sylvester, -sylvester]])
+            np.testing.assert_array_equal(h, sylvester)
+    assert [smallest_order(f) for f in (3, 45, 47, 48, 49, 52)] == [4, 48, 48, 48, 56, 56]
+
+
+@pytest.mark.parametrize("n_features", [20, 46, 47, 48])
+def test_plackett_burman_blocks_are_the_smallest_balanced_ones(n_features):
+    plain, fold = samplers.plackett_burman, samplers.plackett_burman_foldover
+    size = plain.block_rows(n_features)
+    assert size == smallest_order(n_features + 1) and size % 4 == 0
+    assert size < samplers.orthogonal.block_rows(n_features)
+    masks = plain(n_features, 1 + 2 * size, 4)
+    for b in range(2):
+        x = 2 * masks[1 + b * size: 1 + (b + 1) * size].astype(np.int64) - 1
+        np.testing.assert_array_equal(x.T @ x, size * np.eye(n_features, dtype=np.int64))
+        assert (x.sum(axis=0) == 0).all()
+    # the foldover: a pair of blocks of N >= F rows is balanced, orthogonal and of strength 3
+    # (every triple of columns sums to 0 over the pair), F = N included (demo songs: F = 48)
+    n = fold.block_rows(n_features)
+    assert n == smallest_order(n_features) and (n_features != 48 or n == 48)
+    pair = fold(n_features, 1 + 2 * n, 4)
+    np.testing.assert_array_equal(pair[1 + n:], 1 - pair[1:1 + n])
+    x = 2 * pair[1:].astype(np.int64) - 1
+    np.testing.assert_array_equal(x.T @ x, 2 * n * np.eye(n_features, dtype=np.int64))
+    assert not np.einsum("ri,rj,rk->ijk", x, x, x).any()
+
+
+def test_plackett_burman_equals_orthogonal_where_the_smallest_block_is_a_power_of_two():
+    # F = 31: both use 32 rows, Sylvester's matrix, the same draws
+    np.testing.assert_array_equal(samplers.plackett_burman(31, 200, 7),
+                                  samplers.orthogonal(31, 200, 7))
+    assert get_sampler("plackett_burman_foldover") is samplers.plackett_burman_foldover
 
 
 def test_orthogonal_rows_are_uniform_like_bernoulli_rows():

@@ -348,8 +348,8 @@ class ExplainerConfig:
     # up; shap's link="logit"); a fit-stage choice (musiclime.core.targets)
     target: str = "probability"
     # which masks are predicted (musiclime.core.samplers): bernoulli (today's), paired, orthogonal,
-    # orthogonal_foldover, stratified, kernel, leverage, leverage_stratified, or a node
-    # {_target_: mypkg.MySampler}; every built-in one keeps the prefix property
+    # orthogonal_foldover, plackett_burman[_foldover], stratified, kernel, leverage[_stratified]
+    # or a node {_target_: mypkg.MySampler}; every built-in one keeps the prefix property
     sampler: Any = "bernoulli"
     auto_budget: int = 4096  # num_samples=auto: at most this many samples
     auto_target: float = 0.8  # num_samples=auto: stop at this bootstrap top-k Jaccard

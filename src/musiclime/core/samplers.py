@@ -35,6 +35,9 @@ name                 size distribution / pairing                             pap
                      (Hadamard columns, random signs): balanced, orthogonal  1946
 ``orthogonal_foldover`` as ``orthogonal``, each block followed by its        Box & Wilson 1951
                      complement (a foldover: resolution IV)
+``plackett_burman``  as ``orthogonal``, blocks of the fewest rows (a multiple  Plackett & Burman
+                     of 4 above F; Paley's Hadamard matrices)                1946; Paley 1933
+``plackett_burman_foldover`` as ``orthogonal_foldover``, blocks of the fewest rows
 ``stratified``       uniform over sizes 1..F-1, sizes scheduled, no pairs    (stratified sampling)
 ``kernel``           Shapley kernel size distribution, sizes scheduled,      Lundberg & Lee 2017
                      pairs (the KernelSHAP paper's practice)
@@ -61,6 +64,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from .coalition_sizes import SIZE_TARGETS, binomial_sizes, size_schedule, target_sizes
+from .hadamard import hadamard, smallest_order
 from .masks import EXHAUSTIVE_MAX_FEATURES, sample_masks
 
 #: size classes with at most this many coalitions (pairs) are drawn from a seeded permutation of
@@ -167,10 +171,14 @@ class PairedSampler:
 @dataclass(frozen=True)
 class OrthogonalSampler:
     """Randomised orthogonal-array blocks: uniform masks whose columns are exactly balanced
-    and pairwise orthogonal within each block of ``N = 2^ceil(log2(F + 1))`` rows.
+    and pairwise orthogonal within each block of ``N = 2^ceil(log2(F + 1))`` rows
+    (``design="sylvester"``), or of the fewest rows a Hadamard matrix allows
+    (``design="smallest"``, :func:`musiclime.core.hadamard.smallest_order`: a multiple of 4,
+    48 for ``F = 46``, where Sylvester's is 64).
 
-    Row 0 is all ones. The rows after it come in blocks; block ``b`` is a Sylvester Hadamard
-    matrix ``H_N`` (``H_1 = [1]``, ``H_2N = [[H, H], [H, -H]]``, entries +-1) with
+    Row 0 is all ones. The rows after it come in blocks; block ``b`` is a normalised Hadamard
+    matrix ``H_N`` (:func:`musiclime.core.hadamard.hadamard`: Sylvester's ``H_1 = [1]``,
+    ``H_2N = [[H, H], [H, -H]]`` for powers of two, else Paley's; entries +-1) with
 
     - ``F`` of its ``N - 1`` non-constant columns, chosen at random without replacement,
     - each chosen column's sign flipped with probability 1/2 (``z = (h * s > 0)``),
@@ -192,6 +200,14 @@ class OrthogonalSampler:
     main effects (exactly for a fit with equal weights on ``z`` and ``1 - z``). Its first block
     is the plain design's, so at ``N`` rows or fewer the two samplers give the same masks.
 
+    ``plackett_burman`` and ``plackett_burman_foldover`` are the same with ``design="smallest"``
+    (Plackett & Burman's point: a balanced design needs only the next multiple of 4 above
+    ``F`` runs). With the foldover a pair of blocks needs only ``N >= F`` (``[H; -H]`` is
+    balanced in all ``N`` columns, the constant one included; it is used only when ``F = N``,
+    and is then constant within each single block). On the demo songs (``F = 46-48``) a whole
+    foldover pair is 96 rows against Sylvester's 128, so the even-order interactions leave
+    the main effects from 97 calls on instead of 129.
+
     The prefix property holds (blocks are drawn in order from one seeded generator); a prefix
     that ends inside a block holds a random subset of its rows. For ``F > 16`` a row can repeat
     one of an earlier block (as Bernoulli rows can; the predictor deduplicates them). For
@@ -204,21 +220,25 @@ class OrthogonalSampler:
     name: str = "orthogonal"
     paired: bool = False  # complements (foldover) are a block apart, not in adjacent rows
     foldover: bool = False  # every block followed by its complement
+    #: "sylvester": blocks of 2^k rows; "smallest": of the fewest rows a design can have
+    design: str = "sylvester"
     fixed_rows: ClassVar[int] = 1  # row 0, the original
 
-    @staticmethod
-    def block_rows(n_features: int) -> int:
-        """``N``: the smallest power of two above ``F``."""
-        return 1 << int(np.ceil(np.log2(int(n_features) + 1)))
+    def block_rows(self, n_features: int) -> int:
+        """``N``: the smallest power of two above ``F`` (``sylvester``), or the smallest order
+        of a Hadamard matrix with room for ``F`` columns (``smallest``: ``>= F + 1``, and
+        ``>= F`` with the foldover, whose pair of blocks balances the constant column too)."""
+        m = int(n_features)
+        if self.design == "sylvester":
+            return 1 << int(np.ceil(np.log2(m + 1)))
+        return smallest_order(m if self.foldover else m + 1)
 
     def __call__(self, n_features: int, num_samples: int, seed: int) -> np.ndarray:
         m, n = int(n_features), int(num_samples)
         _check(m, n)
         rng = np.random.Generator(np.random.PCG64(int(seed)))
         size = self.block_rows(m)
-        h = np.ones((1, 1), dtype=np.int8)
-        while h.shape[0] < size:
-            h = np.block([[h, h], [h, -h]])
+        h = hadamard(size)
         unique = self.exhaustive and m <= EXHAUSTIVE_MAX_FEATURES
         n = min(n, 1 << m) if unique else n
         weights = 1 << np.arange(m - 1, -1, -1, dtype=np.int64)
@@ -226,7 +246,8 @@ class OrthogonalSampler:
         out = [np.ones((1, m), dtype=np.uint8)]
         rows = 1
         while rows < n:
-            cols = 1 + rng.choice(size - 1, m, replace=False)
+            cols = (1 + rng.choice(size - 1, m, replace=False) if m < size
+                    else rng.permutation(size))  # F = N: the foldover's constant column too
             flip = rng.random(m) < 0.5
             block = ((h[rng.permutation(size)][:, cols] > 0) ^ flip).astype(np.uint8)
             for part in (block, 1 - block) if self.foldover else (block,):
@@ -384,6 +405,10 @@ paired = PairedSampler()
 orthogonal = OrthogonalSampler()
 #: the same, each block followed by its complement (a foldover design)
 orthogonal_foldover = OrthogonalSampler(name="orthogonal_foldover", foldover=True)
+#: the orthogonal samplers with the smallest blocks (Plackett-Burman orders: 48 rows for F = 46)
+plackett_burman = OrthogonalSampler(name="plackett_burman", design="smallest")
+plackett_burman_foldover = OrthogonalSampler(name="plackett_burman_foldover", foldover=True,
+                                             design="smallest")
 #: stratified by size, uniform over sizes, unpaired
 stratified = SizeSampler("stratified", target="uniform", paired=False, schedule="stratified")
 #: the KernelSHAP paper's practice: sizes in proportion to the Shapley kernel, paired
@@ -395,6 +420,7 @@ leverage_stratified = SizeSampler("leverage_stratified", target="uniform", paire
                                   schedule="stratified")
 
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in (bernoulli, paired, orthogonal, orthogonal_foldover,
+                                                    plackett_burman, plackett_burman_foldover,
                                                     stratified, kernel,
                                                     leverage, leverage_stratified)}
 
