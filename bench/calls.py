@@ -106,6 +106,13 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "paired+leverage_shap@logit": ("paired", "leverage_shap", "logit"),
     "orthogonal_foldover+lime_ridge": ("orthogonal_foldover", "lime_ridge", "probability"),
     "orthogonal_foldover+lime_ridge@logit": ("orthogonal_foldover", "lime_ridge", "logit"),
+    # the same foldover with the fewest rows per block (48 for 46 features, not 64)
+    "plackett_burman_foldover+lime_ridge": ("plackett_burman_foldover", "lime_ridge",
+                                            "probability"),
+    "plackett_burman_foldover+lime_ridge@logit": ("plackett_burman_foldover", "lime_ridge",
+                                                  "logit"),
+    "plackett_burman_foldover+lime_ridge@auto": ("plackett_burman_foldover", "lime_ridge",
+                                                 "auto"),
     "bernoulli+lime_ridge@auto": ("bernoulli", "lime_ridge", "auto"),
     "paired+lime_ridge@auto": ("paired", "lime_ridge", "auto"),
     "paired+kernel_shap@auto": ("paired", "kernel_shap", "auto"),
