@@ -213,6 +213,8 @@ def test_plackett_burman_equals_orthogonal_where_the_smallest_block_is_a_power_o
     np.testing.assert_array_equal(samplers.plackett_burman(31, 200, 7),
                                   samplers.orthogonal(31, 200, 7))
     assert get_sampler("plackett_burman_foldover") is samplers.plackett_burman_foldover
+    with pytest.raises(ValueError, match="unknown orthogonal design 'paley'"):
+        samplers.OrthogonalSampler(design="paley")
 
 
 def test_orthogonal_rows_are_uniform_like_bernoulli_rows():

@@ -224,6 +224,11 @@ class OrthogonalSampler:
     design: str = "sylvester"
     fixed_rows: ClassVar[int] = 1  # row 0, the original
 
+    def __post_init__(self):
+        if self.design not in ("sylvester", "smallest"):
+            raise ValueError(f"unknown orthogonal design {self.design!r}: use 'sylvester' or "
+                             "'smallest'")
+
     def block_rows(self, n_features: int) -> int:
         """``N``: the smallest power of two above ``F`` (``sylvester``), or the smallest order
         of a Hadamard matrix with room for ``F`` columns (``smallest``: ``>= F + 1``, and
