@@ -334,7 +334,17 @@ def explanation_uncertainty(fit: FitParams, masks: np.ndarray, probs: np.ndarray
     """:func:`label_uncertainty` of every label's fit (``fits``, from
     :func:`musiclime.core.fitting.surrogate_fits` on these rows; ``chosen``: the scale each
     label was fitted on with ``target=auto``). Labels of an estimator this module does not know
-    are left out. Deterministic for ``fit.draw.seed``."""
+    are left out. Deterministic for ``fit.draw.seed``, and on one BLAS thread: the sandwich's
+    products and eigendecompositions sum in a thread-count-dependent order, so ``musiclime
+    explain`` (every core) and a ``musiclime run`` job (one thread) gave standard errors that
+    differed in the 15th digit on a 153-feature song."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _explanation_uncertainty(fit, masks, probs, labels, fits, chosen)
+
+
+def _explanation_uncertainty(fit, masks, probs, labels, fits, chosen):
     from .fitting import configured_estimator, target_values
 
     estimator = (None if fit.estimator == "lime_ridge"
