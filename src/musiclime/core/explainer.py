@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import ClassifierOutputError, ConfigError, InputError
 from .explanation import Explanation
@@ -432,12 +433,14 @@ class MusicLIME:
         else:
             preds = self.predict(song, masks, layout)
         timings = {"masks_s": t_masks, **preds.timings}
-        exp = fit_explanation(song.song_id, table, layout, masks, preds.probs,
-                              preds.class_names, fit,
-                              settings=settings_record(self.segment, self.predict_params, fit),
-                              timings=timings, song_info=song.info, warnings=song.warnings,
-                              auto=auto, modality_game=preds.modality,
-                              interactions=self.interaction,
-                              interaction_rows=preds.interactions)
+        # the fit on one BLAS thread, as a run's fit job: sums in the same order, same last bits
+        with threadpool_limits(limits=1):
+            exp = fit_explanation(song.song_id, table, layout, masks, preds.probs,
+                                  preds.class_names, fit,
+                                  settings=settings_record(self.segment, self.predict_params, fit),
+                                  timings=timings, song_info=song.info, warnings=song.warnings,
+                                  auto=auto, modality_game=preds.modality,
+                                  interactions=self.interaction,
+                                  interaction_rows=preds.interactions)
         exp.timings["total_s"] = time.perf_counter() - t0
         return exp
