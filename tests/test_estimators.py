@@ -169,7 +169,7 @@ def test_constraint_rows_and_errors():
         KernelSHAP(weighting="importance")
     with pytest.raises(ValueError, match="unknown estimator"):
         get_estimator("nope")
-    assert set(ESTIMATORS) == {"lime_ridge", "kernel_shap", "leverage_shap"}
+    assert set(ESTIMATORS) == {"lime_ridge", "kernel_shap", "leverage_shap", "banzhaf"}
     assert isinstance(get_estimator("leverage_shap"), LeverageSHAP)
 
 

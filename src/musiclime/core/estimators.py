@@ -10,6 +10,21 @@ base value (LIME's intercept, or Shapley's ``phi_0 = f(none)``) and a fit score 
 weighted by ``sqrt(exp(-d^2 / width^2))`` on cosine distance; Ribeiro, Singh & Guestrin, KDD
 2016), bit for bit today's fit.
 
+``banzhaf`` -- the Banzhaf values (Banzhaf, Rutgers Law Review 1965), ``beta_j = E_z[f(z with
+j on) - f(z with j off)]`` over uniform masks ``z`` of the other features: every coalition
+weighs the same, where Shapley's kernel weighs the nearly empty and nearly full ones most. They
+are the coefficients of the best linear approximation of ``f`` in *unweighted* least squares
+over all ``2^F`` masks (Hammer & Holzman, ZOR 1992), so LIME's ridge with every row weighing 1
+(:class:`~musiclime.core.surrogate.UniformKernel`) estimates them from uniform masks (the
+samplers ``bernoulli``, ``paired``, ``orthogonal[_foldover]``, ``plackett_burman[_foldover]``),
+each row informing every feature (the maximum-sample-reuse estimator of Wang & Jia, "Data
+Banzhaf", AISTATS 2023, who also show that the Banzhaf value is the semivalue whose ranking is
+most robust to noise in ``f``). With a foldover design (strength 3) the fit is exact, up to
+the ridge's common shrinkage ``N / (N + 4 alpha)``, for any game with interactions of order 2
+at most, where the Banzhaf and Shapley values coincide (``a_j + sum_k b_jk / 2``).
+``explainer.ridge_alpha`` applies; a size-based sampler's masks are not uniform, and are
+refused.
+
 ``kernel_shap`` / ``leverage_shap`` -- the Shapley regression (Lundberg & Lee, "A unified approach
 to interpreting model predictions", NeurIPS 2017, Theorem 2): the Shapley values are the solution
 of
@@ -58,7 +73,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .surrogate import fit_ridge
+from .surrogate import UniformKernel, fit_ridge
 
 WEIGHTINGS = ("kernel", "importance", "stratified")
 
@@ -302,8 +317,11 @@ lime_ridge = LimeRidge()
 kernel_shap = KernelSHAP()
 #: Leverage SHAP's reweighted Shapley regression
 leverage_shap = LeverageSHAP()
+#: the Banzhaf values: LIME's ridge with every row weighing the same (see the module docstring)
+banzhaf = LimeRidge(kernel=UniformKernel(), name="banzhaf")
 
-ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (lime_ridge, kernel_shap, leverage_shap)}
+ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (lime_ridge, kernel_shap, leverage_shap,
+                                                        banzhaf)}
 
 
 def get_estimator(name: str) -> Estimator:

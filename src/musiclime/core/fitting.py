@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .coalition_sizes import binomial_sizes
 from .params import FitParams, stage, strategy
-from .surrogate import LabelFit, cosine_distance, fit_ridge
+from .surrogate import LabelFit, UniformKernel, cosine_distance, fit_ridge
 
 
 def target_values(target, probs: np.ndarray) -> np.ndarray:
@@ -30,7 +29,8 @@ def target_values(target, probs: np.ndarray) -> np.ndarray:
 
 
 def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
-                 labels: list[int], sampler=None) -> dict[int, LabelFit]:
+                 labels: list[int], sampler=None, ridge_alpha: float | None = None
+                 ) -> dict[int, LabelFit]:
     """One :class:`~musiclime.core.surrogate.LabelFit` per label from an estimator of
     :mod:`musiclime.core.estimators` (a name, a ``_target_`` node or an object): the weights are
     its attributions (Shapley values), the intercept its base value ``phi_0``,
@@ -41,7 +41,7 @@ def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
     masks; Leverage SHAP's stratified reweighting is right for every sampler."""
     from .estimators import estimate
 
-    estimator = configured_estimator(spec, masks, sampler)
+    estimator = configured_estimator(spec, masks, sampler, ridge_alpha)
     out = {}
     for label, att in estimate(estimator, masks, probs, labels).items():
         out[label] = LabelFit(label=label, intercept=float(att.base_value),
@@ -51,16 +51,29 @@ def estimator_fits(spec, masks: np.ndarray, probs: np.ndarray,
     return out
 
 
-def configured_estimator(spec, masks: np.ndarray, sampler=None):
+def configured_estimator(spec, masks: np.ndarray, sampler=None,
+                         ridge_alpha: float | None = None):
     """The estimator object :func:`estimator_fits` fits with: ``spec``'s, except that
-    ``kernel_shap`` over a sampler whose sizes are not binomial weighs rows by ``pi / q``."""
+    ``kernel_shap`` over a sampler whose sizes are not binomial weighs rows by ``pi / q``, and
+    ``banzhaf`` takes ``ridge_alpha`` (``explainer.ridge_alpha``) and refuses such a sampler:
+    its equal row weights estimate the Banzhaf values only on uniform masks."""
+    from dataclasses import replace
+
     from .estimators import KernelSHAP
+    from .samplers import draws_uniform_masks
 
     estimator = strategy("estimator", spec)
-    if spec == "kernel_shap" and sampler is not None and hasattr(sampler, "size_distribution"):
-        f = masks.shape[1]
-        if not np.allclose(sampler.size_distribution(f), binomial_sizes(f)):
-            estimator = KernelSHAP(weighting="importance", sampler=sampler)
+    uniform = sampler is None or draws_uniform_masks(sampler, masks.shape[1])
+    if spec == "kernel_shap" and not uniform:
+        estimator = KernelSHAP(weighting="importance", sampler=sampler)
+    if spec == "banzhaf":
+        if not uniform:
+            raise ValueError(f"explainer.estimator=banzhaf needs uniform masks, and sampler "
+                             f"{getattr(sampler, 'name', sampler)!r} draws coalition sizes of "
+                             "its own: use sampler bernoulli, paired, orthogonal[_foldover] or "
+                             "plackett_burman[_foldover]")
+        if ridge_alpha is not None:
+            estimator = replace(estimator, ridge_alpha=float(ridge_alpha))
     return estimator
 
 
@@ -76,7 +89,8 @@ def surrogate_fits(fit: FitParams, masks: np.ndarray, probs: np.ndarray,
     variance, so it compares across the two scales."""
     from .targets import FIXED_TARGETS
 
-    kernel = fit.make_kernel()
+    # banzhaf is LIME's ridge with every row weighing 1: fitted (and its weights described) here
+    kernel = UniformKernel() if fit.estimator == "banzhaf" else fit.make_kernel()
     names = FIXED_TARGETS if fit.target == "auto" else (fit.target,)
     candidates = {}
     stats = None
@@ -85,10 +99,11 @@ def surrogate_fits(fit: FitParams, masks: np.ndarray, probs: np.ndarray,
         fits, stats = fit_ridge(masks, values, labels, kernel, cosine_distance,
                                feature_selection=fit.feature_selection,
                                ridge_alpha=fit.ridge_alpha, random_state=fit.draw.seed)
-        if fit.estimator != "lime_ridge":
+        if fit.estimator not in ("lime_ridge", "banzhaf"):
             # another estimator on the same predictions (the LIME kernel's statistics above
             # stay in the record: they describe the sample)
-            fits = estimator_fits(fit.estimator, masks, values, labels, fit.draw.make_sampler())
+            fits = estimator_fits(fit.estimator, masks, values, labels, fit.draw.make_sampler(),
+                                  fit.ridge_alpha)
         candidates[i] = fits
     if len(names) == 1:
         return candidates[0], stats, None

@@ -22,7 +22,7 @@ explanations record; :func:`strategy` builds the object.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -30,6 +30,7 @@ from .factorization import RESIDUAL_MODES
 from .interactions import InteractionParams
 from .lyrics import LYRICS_UNITS
 from .masks import MODALITIES
+from .samplers import draws_uniform_masks
 from .surrogate import FEATURE_SELECTIONS
 
 #: the settings of pairwise interactions (recorded in an explanation only when it estimates them)
@@ -41,8 +42,7 @@ AUTO_KEYS = ("auto_budget", "auto_target", "auto_block", "auto_top_k", "auto_boo
 
 
 def stage(params, kind: type, name: str):
-    """``params`` if it is a ``kind``, else that stage of an :class:`ExplainerConfig` (the
-    public functions still take a whole config)."""
+    """``params`` if a ``kind``, else that stage of an :class:`ExplainerConfig` (a whole config)."""
     if isinstance(params, kind):
         return params
     if isinstance(params, ExplainerConfig):
@@ -181,12 +181,10 @@ class MaskParams:
 
     def make_sampler(self):
         """The sampler object, with this ``exhaustive`` where it has that setting."""
-        import dataclasses
-
         sampler = strategy("sampler", self.sampler)
         if (isinstance(self.sampler, str) and hasattr(sampler, "exhaustive")
                 and sampler.exhaustive != self.exhaustive):
-            sampler = dataclasses.replace(sampler, exhaustive=self.exhaustive)
+            sampler = replace(sampler, exhaustive=self.exhaustive)
         return sampler
 
 
@@ -264,6 +262,9 @@ class FitParams:
             _bad("feature_selection", self.feature_selection,
                  f"must be one of {', '.join(FEATURE_SELECTIONS)}")
         _check_strategy("estimator", self.estimator)
+        if self.estimator == "banzhaf" and not draws_uniform_masks(self.draw.make_sampler()):
+            _bad("estimator", "banzhaf", f"needs uniform masks, which sampler {self.draw.sampler!r}"
+                 " does not draw: use bernoulli, paired, orthogonal or plackett_burman[_foldover]")
         _check_strategy("target", self.target)
         if self.kernel is not None and not callable(self.kernel):
             _bad("kernel", self.kernel, "must be callable: kernel(distances) -> weights")
@@ -340,8 +341,8 @@ class ExplainerConfig:
     num_features: int = 10  # features listed in top_features (all weights are always kept)
     ridge_alpha: float = 1.0  # ridge regularisation of the surrogate (lime's default)
     # the surrogate fitted to the predictions (musiclime.core.estimators): lime_ridge (LIME),
-    # kernel_shap or leverage_shap (Shapley values), or a node {_target_: mypkg.MyEstimator};
-    # a fit-stage choice: a sweep over it predicts once
+    # kernel_shap or leverage_shap (Shapley values), banzhaf (Banzhaf values), or a node
+    # {_target_: mypkg.MyEstimator}; a fit-stage choice: a sweep over it predicts once
     estimator: Any = "lime_ridge"
     # what the surrogate fits: probability (LIME's practice) or logit (the log-odds
     # log(p / (1 - p)) of each explained class, where a saturating classifier's evidence adds
@@ -374,8 +375,8 @@ class ExplainerConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Build every stage's parameters once: each validates its own fields."""
-        # the fit builds the masks' parameters too
+        """Build every stage's parameters once: each validates its own fields (the fit builds
+        the masks' parameters too)."""
         self.segment, self.predict, self.fit, self.interaction  # noqa: B018
 
     @property
@@ -413,8 +414,7 @@ class ExplainerConfig:
 
     @property
     def fit(self) -> FitParams:
-        auto = self.auto
-        draw = self.masks  # num_samples is checked there first
+        auto, draw = self.auto, self.masks  # num_samples is checked in masks first
         return FitParams(draw, None if auto else self.num_samples, self.kernel_width,
                          self.distance_scale, self.feature_selection, self.num_features,
                          self.ridge_alpha, self.estimator, self.target, self.labels,

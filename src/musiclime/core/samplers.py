@@ -95,6 +95,13 @@ class Sampler(Protocol):
     def size_distribution(self, n_features: int) -> np.ndarray: ...
 
 
+def draws_uniform_masks(sampler, n_features: int = 12) -> bool:
+    """Whether ``sampler``'s rows are uniform on ``{0, 1}^F``: its ``size_distribution`` is
+    the binomial one (a sampler without one is taken at its word)."""
+    q = getattr(sampler, "size_distribution", None)
+    return q is None or bool(np.allclose(q(n_features), binomial_sizes(n_features)))
+
+
 def _check(n_features: int, num_samples: int) -> None:
     if n_features < 1:
         raise ValueError("there are no features to perturb")

@@ -123,6 +123,18 @@ class ExponentialKernel:
                 f"{float(self.width)!r}^2))")
 
 
+@dataclass(frozen=True)
+class UniformKernel:
+    """Every row weighs the same, ``w(d) = 1``: the unweighted least-squares fit, with no
+    locality. Over uniform masks its coefficients estimate the Banzhaf values
+    (:data:`musiclime.core.estimators.banzhaf`)."""
+
+    formula = "w = 1"
+
+    def __call__(self, d: np.ndarray) -> np.ndarray:
+        return np.ones_like(np.asarray(d, dtype=np.float64))
+
+
 @dataclass
 class LabelFit:
     label: int

@@ -11,7 +11,8 @@ population weighted least-squares solution over the sampler's distribution of ma
   fixed while the data term grows with the samples, so ``theta*`` is the *unpenalised*
   kernel-weighted least-squares coefficient: the best linear approximation of the classifier
   under the kernel (the "projection" coefficient of Buja et al., "Models as approximations I",
-  Statistical Science 2019; no linearity is assumed).
+  Statistical Science 2019; no linearity is assumed). ``banzhaf`` is this with ``w = 1``:
+  ``theta*`` is then the Banzhaf values over uniform masks.
 - ``kernel_shap`` / ``leverage_shap``: the Shapley regression with its constraints
   (:mod:`musiclime.core.estimators`); over a sampler that draws every coalition size (the
   size-based samplers) ``theta*`` is the exact Shapley value (Lundberg & Lee, NeurIPS 2017,
@@ -348,7 +349,8 @@ def _explanation_uncertainty(fit, masks, probs, labels, fits, chosen):
     from .fitting import configured_estimator, target_values
 
     estimator = (None if fit.estimator == "lime_ridge"
-                 else configured_estimator(fit.estimator, masks, fit.draw.make_sampler()))
+                 else configured_estimator(fit.estimator, masks, fit.draw.make_sampler(),
+                                           fit.ridge_alpha))
     out = {}
     for label in labels:
         scale = chosen[label] if chosen else fit.target
