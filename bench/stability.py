@@ -100,6 +100,7 @@ def methods() -> dict[str, tuple[smp.Sampler, est.Estimator]]:
         "orthogonal+lime_ridge": (smp.orthogonal, est.lime_ridge),
         "orthogonal_foldover+lime_ridge": (smp.orthogonal_foldover, est.lime_ridge),
         "plackett_burman_foldover+lime_ridge": (smp.plackett_burman_foldover, est.lime_ridge),
+        "plackett_burman_foldover+banzhaf": (smp.plackett_burman_foldover, est.banzhaf),
         "bernoulli+kernel_shap": (smp.bernoulli, est.kernel_shap),
         "paired+kernel_shap": (smp.paired, est.kernel_shap),
         "paired+leverage_shap": (smp.paired, est.leverage_shap),

@@ -94,17 +94,24 @@ def test_calls_bench_last_line_and_ratio(calls):
     shaky[:, :2] = rng.standard_normal((5, 2, f))  # 64 and 128 calls: random rankings
     demo = {"weights": {calls.BASELINE: {"a": shaky, "b": shaky},
                         "paired+lime_ridge@auto": {"a": stable, "b": stable}},
-            "evidence": {m: {} for m in settings.methods}, "labels": {"a": "ai", "b": "human"},
-            "predict_s": 0.0}
+            "evidence": {calls.BASELINE: {"a": [1.0, 1.0, 0.9]},
+                         "paired+lime_ridge@auto": {"a": [0.9, 1.0, 1.0]}},
+            "labels": {"a": "ai", "b": "human"}, "predict_s": 0.0}
     summary = calls.summarise(settings, demo)
     assert summary[calls.BASELINE]["median"] == 256
     assert summary["paired+lime_ridge@auto"]["median"] == 64
     white = {m: {"errors": {"64": {"additive": {"spearman": 1.0, "top5_recall": 1.0,
-                                                "l2": 0.0}}},
+                                                "l2": 0.1 if m != calls.BASELINE else 0.0}}},
                  "median": 64.0, "by_family": {"additive": 64.0}} for m in settings.methods}
     lines = calls.report(settings, summary, white, demo)
     assert lines[-1] == ("samples-to-stability: bernoulli 256 calls, best "
                          "paired+lime_ridge@auto 64 calls, ratio 0.25")
+    # before it: where the best method is worse than the default, in evidence and white-box
+    assert lines[-5:-1] == [
+        "best (paired+lime_ridge@auto) against the default (bernoulli+lime_ridge):",
+        "  evidence nP@5 at equal calls: lower at 64 (-0.10)",
+        "  evidence nP@5 at each one's stable count: 0.90 at 64 calls against 0.90 at 256",
+        "  white-box error: worse in additive l2 at 64 calls: 0.10 vs 0.00"]
 
 
 @pytest.fixture(scope="module")
