@@ -36,6 +36,17 @@ def test_defaults_compose_and_match_explainer_defaults():
     assert cfg.results_root == "results" and cfg.working_sample_rate is None
 
 
+def test_the_few_calls_explainer_option_composes_over_the_defaults():
+    econf = explainer_config(compose_config(["explainer=few_calls"]))
+    assert (econf.sampler, econf.estimator, econf.target, econf.num_samples) == (
+        "plackett_burman_foldover", "banzhaf", "auto", 256)
+    assert econf.kernel_width == 0.25 and econf.modality == "both"  # the rest: the defaults
+    later = explainer_config(compose_config(["explainer=few_calls", "explainer.num_samples=512"]))
+    assert later.num_samples == 512 and later.estimator == "banzhaf"
+    with pytest.raises(ConfigError, match="estimator='banzhaf'.*'kernel'"):
+        explainer_config(compose_config(["explainer=few_calls", "explainer.sampler=kernel"]))
+
+
 def test_explainer_and_metrics_defaults_come_from_the_dataclass_schemas():
     # the groups' yaml files hold no keys: every default is a dataclass field
     for group in ("explainer", "metrics"):
